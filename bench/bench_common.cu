@@ -1,0 +1,97 @@
+#include "bench/bench_common.h"
+
+#include <cstdio>
+#include <map>
+#include <tuple>
+
+#include "kernels/common/device.cuh"
+
+namespace kiln::bench {
+
+namespace {
+bool have_gpu() {
+  static const bool ok = cuda_device_count() > 0;
+  return ok;
+}
+}  // namespace
+
+cudaStream_t stream() {
+  static Stream* s = new Stream();  // lives for the process
+  return s->get();
+}
+
+const Ceilings& ceilings() {
+  static const Ceilings c = [] {
+    const DeviceProps p = device_props(0);
+    Ceilings r = measure_ceilings(size_t(1) << 30, stream(), /*with_gemm=*/false);
+    fprintf(stderr, "[kiln] %s: %d SMs, L2 %.0f MB; copy %.0f GB/s, read %.0f GB/s (1 GiB buffers)\n",
+            p.name.c_str(), p.sm_count, p.l2_bytes / 1e6, r.copy_gbs, r.read_gbs);
+    return r;
+  }();
+  return c;
+}
+
+double bf16_gemm_tflops(int m, int n, int k) {
+  static std::map<std::tuple<int, int, int>, double> cache;
+  auto key = std::make_tuple(m, n, k);
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  const double t = measure_bf16_gemm_tflops(m, n, k, 10, stream());
+  cache[key] = t;
+  return t;
+}
+
+int rotation(size_t bytes) {
+  static const size_t l2 = have_gpu() ? device_props(0).l2_bytes : (size_t(50) << 20);
+  if (bytes == 0) return 1;
+  const size_t want = 2 * l2 / bytes + 1;
+  return int(std::min<size_t>(64, std::max<size_t>(1, want)));
+}
+
+double run(benchmark::State& state, const std::function<void(int)>& launch) {
+  if (!have_gpu()) {
+    state.SkipWithError("no CUDA device");
+    return 0;
+  }
+  ceilings();  // measure before timing anything
+  cudaStream_t s = stream();
+  int i = 0;
+  for (int w = 0; w < 3; ++w) launch(i++);
+  KILN_CUDA_CHECK(cudaStreamSynchronize(s));
+  Event a, b;
+  double total = 0;
+  int64_t n = 0;
+  for (auto _ : state) {
+    a.record(s);
+    launch(i++);
+    b.record(s);
+    b.sync();
+    const double sec = double(b.ms_since(a)) * 1e-3;
+    state.SetIterationTime(sec);
+    total += sec;
+    ++n;
+  }
+  return n ? total / double(n) : 0;
+}
+
+void report_bytes(benchmark::State& state, double bytes_per_launch, double seconds) {
+  if (!have_gpu() || seconds <= 0) return;
+  const double copy = ceilings().copy_gbs;
+  const double gbs = bytes_per_launch / seconds * 1e-9;
+  state.counters["bytes"] = bytes_per_launch;
+  state.counters["us"] = seconds * 1e6;
+  state.counters["GB/s"] = gbs;
+  state.counters["copy_GB/s"] = copy;
+  state.counters["pct_copy"] = gbs / copy * 100.0;
+}
+
+void report_flops(benchmark::State& state, double flops_per_launch, double seconds, int m, int n, int k) {
+  if (!have_gpu() || seconds <= 0) return;
+  const double peak = bf16_gemm_tflops(m, n, k);
+  const double tf = flops_per_launch / seconds * 1e-12;
+  state.counters["TFLOP/s"] = tf;
+  state.counters["cublas_bf16_TFLOP/s"] = peak;
+  state.counters["pct_cublas"] = tf / peak * 100.0;
+}
+
+}  // namespace kiln::bench

@@ -1,0 +1,41 @@
+// Shared benchmark plumbing. Every kernel benchmark times with CUDA events, rotates its inputs so
+// the working set exceeds L2, and reports bytes moved, GB/s and % of the copy bandwidth measured
+// in the same process (DESIGN.md §6).
+#pragma once
+
+#include <benchmark/benchmark.h>
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <functional>
+
+#include "kernels/probe.cuh"
+
+namespace kiln::bench {
+
+// Device ceilings of this process: copy and read bandwidth measured once on first use (1 GiB
+// buffers). Printed to stderr the first time.
+const Ceilings& ceilings();
+// cuBLAS BF16 GEMM TFLOP/s at m x n x k, measured once per shape in this process.
+double bf16_gemm_tflops(int m, int n, int k);
+
+// The stream benchmarks launch on.
+cudaStream_t stream();
+
+// How many copies of a working set of `bytes` to rotate through so that consecutive launches
+// touch more than 2x the L2 (at least 1, at most 64).
+int rotation(size_t bytes);
+
+// Runs the benchmark loop: each iteration calls launch(i) (i counts up, for rotation) on
+// stream(), timed with CUDA events; reports per-iteration time via manual timing. Warms up
+// first. Returns the mean event-timed seconds per launch (0 and the benchmark skipped with a
+// message when there is no GPU).
+double run(benchmark::State& state, const std::function<void(int)>& launch);
+
+// Counters from the event-timed mean: bytes per launch, GB/s, % of the measured copy bandwidth
+// (and the ceiling itself). Rates are computed here, not by Google Benchmark's CPU-time rates.
+void report_bytes(benchmark::State& state, double bytes_per_launch, double seconds);
+// Counters: TFLOP/s and % of the cuBLAS BF16 rate measured at the given GEMM shape.
+void report_flops(benchmark::State& state, double flops_per_launch, double seconds, int m, int n, int k);
+
+}  // namespace kiln::bench
