@@ -67,7 +67,8 @@ void rmsnorm_fused(T* x, const T* y, bool norm_y, const float* w_y, float scale,
                    int64_t rows, int64_t n, float eps, T* out, BlockQ8_1* out_q, BlockQ8_1* x_q) {
   KILN_REQUIRE(rows >= 0 && n > 0, "ref::rmsnorm_fused: bad shape rows=", rows, " n=", n);
   KILN_REQUIRE((!out_q && !x_q) || n % QK8_1 == 0, "ref::rmsnorm_fused: Q8_1 output needs n % 32 == 0, n=", n);
-  std::vector<T> xn(size_t(n)), yn(size_t(n)), o(size_t(n));
+  const size_t nn = static_cast<size_t>(n);
+  std::vector<T> xn(nn), yn(nn), o(nn);
   const bool write_x = y != nullptr || scale != 1.f;
   for (int64_t r = 0; r < rows; ++r) {
     T* xr = x + r * n;
