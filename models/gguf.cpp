@@ -485,6 +485,12 @@ class Out {
     static const uint8_t zeros[64] = {};
     while (pos_ % align) bytes(zeros, std::min<uint64_t>(64, align - pos_ % align));
   }
+  // Extends the file by n bytes of zeros without writing them (a sparse hole).
+  void sparse_extend(uint64_t n) {
+    if (fflush(f_) != 0 || ftruncate(fileno(f_), off_t(pos_ + n)) != 0)
+      fail(path_, ": cannot extend to ", pos_ + n, " bytes (", strerror(errno), ")");
+    pos_ += n;
+  }
   void close() {
     if (fclose(f_) != 0) {
       f_ = nullptr;
@@ -563,7 +569,7 @@ void GgufWriter::add_tensor(const std::string& name, DType type, std::vector<int
 }
 
 void GgufWriter::write(const std::string& path, uint64_t alignment,
-                       const std::function<void(uint64_t, uint64_t)>& progress) const {
+                       const std::function<void(uint64_t, uint64_t)>& progress, bool with_data) const {
   KILN_REQUIRE(alignment && (alignment & (alignment - 1)) == 0, "GgufWriter: alignment ", alignment,
                " is not a power of two");
   const std::string tmp = path + ".tmp";
@@ -595,6 +601,12 @@ void GgufWriter::write(const std::string& path, uint64_t alignment,
       total += p.info.nbytes;
     }
     o.pad(alignment);
+    if (!with_data) {
+      o.sparse_extend(offset);
+      o.close();
+      if (rename(tmp.c_str(), path.c_str()) != 0) fail(path, ": cannot rename from ", tmp, " (", strerror(errno), ")");
+      return;
+    }
     // Stream each tensor through a bounded buffer (whole blocks, at most ~64 MiB).
     constexpr uint64_t kChunk = 64ull << 20;
     std::vector<uint8_t> buf;

@@ -136,9 +136,11 @@ class GgufWriter {
   // Convenience: bytes already in memory (not copied; must outlive write()).
   void add_tensor(const std::string& name, DType type, std::vector<int64_t> ne, const void* data);
   // Writes the file (to path + ".tmp", renamed on success). `progress`, if set, is called with
-  // bytes written so far and the total.
+  // bytes written so far and the total. With `with_data` false the tensor data section is left as
+  // a sparse hole of zeros (valid blocks of every type): a full-size model's metadata and tensor
+  // table in a file that costs no disk, for configs and byte counts without the weights.
   void write(const std::string& path, uint64_t alignment = 32,
-             const std::function<void(uint64_t, uint64_t)>& progress = {}) const;
+             const std::function<void(uint64_t, uint64_t)>& progress = {}, bool with_data = true) const;
 
  private:
   struct Pending {
