@@ -1,0 +1,31 @@
+// Greedy decode over the vocabulary (262,144 for Gemma 4) in ONE launch, `rows` rows at a time:
+//   z_i = cap > 0 ? cap * ktanh(x_i / cap) : x_i   (kiln::softcap, math.h)
+//   idx[r] = lowest i with z_i == max z (NaNs ignored; -1 if every z is NaN); capped (optional) = z.
+// Blocks scan contiguous segments and publish (max, index) partials; the last block of a row to
+// finish (atomic ticket) reduces them -- the selection is a total order, so the result does not
+// depend on block scheduling. Workspace: softcap_argmax_workspace_bytes(rows) bytes of device
+// memory, zeroed ONCE by the caller at allocation; every launch leaves its counters zero again
+// (graph-replay safe). Launches on one workspace must not overlap.
+// Contract: bit-exact vs ref::softcap_argmax<float> (indices and capped values).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace kiln {
+
+struct SoftcapArgmaxOp {
+  const float* logits = nullptr;  // [rows][n]
+  int64_t rows = 0, n = 0;
+  float cap = 0.f;            // <= 0: no softcap
+  float* capped = nullptr;    // optional [rows][n]
+  int32_t* idx = nullptr;     // [rows]
+  void* workspace = nullptr;  // softcap_argmax_workspace_bytes(rows), zeroed once
+};
+
+size_t softcap_argmax_workspace_bytes(int64_t rows);
+void softcap_argmax(const SoftcapArgmaxOp& op, cudaStream_t stream);
+
+}  // namespace kiln
