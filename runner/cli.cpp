@@ -19,7 +19,8 @@ void usage(FILE* f) {
           "                          logits of every prompt position (raw float32 [tokens x vocab])\n"
           "  inspect FILE.gguf       validate a model file; print config, tensors, bytes read per decode token\n"
           "  synth --preset NAME --out FILE.gguf [--seed S] | synth --list\n"
-          "                          write a synthetic model (llama.cpp loads it too)\n");
+          "                          write a synthetic model (llama.cpp loads it too)\n"
+          "  probe [--mib N] [--no-gemm]  GPU name, SMs, L2, measured copy/read bandwidth, cuBLAS BF16 rate\n");
 }
 
 struct Command {
@@ -27,7 +28,8 @@ struct Command {
   int (*fn)(int, char**);
 };
 constexpr Command kCommands[] = {
-    {"run", cli_run}, {"logits", cli_logits}, {"inspect", cli_inspect}, {"synth", cli_synth}};
+    {"run", cli_run}, {"logits", cli_logits}, {"inspect", cli_inspect}, {"synth", cli_synth},
+    {"probe", cli_probe}};
 }  // namespace
 
 int cli_main(int argc, char** argv) {

@@ -13,6 +13,7 @@ int cli_inspect(int argc, char** argv);
 int cli_synth(int argc, char** argv);
 int cli_logits(int argc, char** argv);
 int cli_run(int argc, char** argv);
+int cli_probe(int argc, char** argv);
 
 // Small argument helpers shared by the subcommands: "--flag value" lookups that report usage
 // errors by throwing UsageError (cli_main turns it into exit code 2).
