@@ -1,0 +1,166 @@
+// Oracle for kernels/softcap_argmax.cu. Contract: bit-exact vs ref::softcap_argmax<float> (index and capped values); ref<float> capped values within 1e-5 absolute of ref<double>, and the float argmax is a double argmax up to that bound.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "kernels/common/device.cuh"
+#include "kernels/softcap_argmax.cuh"
+#include "reference/softcap_argmax.h"
+#include "tests/testing.h"
+
+namespace kiln {
+namespace {
+
+using ::kiln::testing::random_floats;
+using ::kiln::testing::random_normal;
+
+// ---- small device helpers local to this test -------------------------------------------------
+template <class T>
+DeviceBuffer<T> up(const std::vector<T>& h, cudaStream_t s) {
+  DeviceBuffer<T> d(h.size());
+  copy_to_device(d.view(), h.data(), h.size(), s);
+  return d;
+}
+template <class T>
+std::vector<T> down(const DeviceBuffer<T>& d, cudaStream_t s) {
+  std::vector<T> h(d.size());
+  copy_to_host(h.data(), View<const T>(d.data(), d.size()), h.size(), s);
+  KILN_CUDA_CHECK(cudaStreamSynchronize(s));
+  return h;
+}
+template <class T>
+DeviceBuffer<T> poisoned(size_t n, cudaStream_t s) {  // 0xff bytes: NaN floats, 0xffff f16 NaN Q8_1 scales
+  DeviceBuffer<T> d(n);
+  KILN_CUDA_CHECK(cudaMemsetAsync(d.data(), 0xff, d.bytes(), s));
+  return d;
+}
+// First index whose bytes differ (n elements of T), or -1.
+template <class T>
+int64_t first_diff(const T* a, const T* b, size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    if (std::memcmp(a + i, b + i, sizeof(T)) != 0) return int64_t(i);
+  return -1;
+}
+#define EXPECT_BITS_EQ(got, want, n, what)                                                   \
+  do {                                                                                       \
+    const int64_t d_ = first_diff((got), (want), (n));                                       \
+    EXPECT_EQ(d_, -1) << what << ": first differing element " << d_;                         \
+  } while (0)
+#define EXPECT_FLOATS_BITS_EQ(got, want, n, what)                                             \
+  do {                                                                                       \
+    const int64_t d_ = first_diff((got), (want), (n));                                       \
+    EXPECT_EQ(d_, -1) << what << ": first differing element " << d_ << " got "               \
+                      << (d_ >= 0 ? (got)[d_] : 0.f) << " want " << (d_ >= 0 ? (want)[d_] : 0.f); \
+  } while (0)
+// max |a - b| / max(|b|, floor)
+inline double rel_err(const std::vector<float>& a, const std::vector<double>& b, double floor) {
+  return ::kiln::testing::max_rel_err(a.data(), b.data(), a.size(), floor);
+}
+// -----------------------------------------------------------------------------------------------
+
+TEST(SoftcapArgmaxRef, TiesGoToLowestIndexAndNaNsAreIgnored) {
+  std::vector<float> x = {1.f, 5.f, NAN, 5.f, -2.f};
+  int32_t idx = 7;
+  ref::softcap_argmax<float>(x.data(), 1, 5, 30.f, nullptr, &idx);
+  EXPECT_EQ(idx, 1);
+  std::vector<float> all_nan = {NAN, NAN};
+  ref::softcap_argmax<float>(all_nan.data(), 1, 2, 0.f, nullptr, &idx);
+  EXPECT_EQ(idx, -1);
+}
+
+TEST(SoftcapArgmaxRef, FloatWithinDoubleBound) {
+  const int64_t n = 262144;
+  const auto x = random_normal(size_t(n), 3, 20.f);
+  std::vector<double> xd(x.begin(), x.end()), cd(static_cast<size_t>(n));
+  std::vector<float> cf(static_cast<size_t>(n));
+  int32_t fi = -1, di = -1;
+  ref::softcap_argmax<float>(x.data(), 1, n, 30.f, cf.data(), &fi);
+  ref::softcap_argmax<double>(xd.data(), 1, n, 30.f, cd.data(), &di);
+  double m = 0;
+  for (int64_t i = 0; i < n; ++i) m = std::max(m, std::fabs(double(cf[size_t(i)]) - cd[size_t(i)]));
+  EXPECT_LE(m, 1e-5);
+  ASSERT_GE(fi, 0);
+  EXPECT_GE(cd[size_t(fi)], cd[size_t(di)] - 1e-5);
+}
+
+TEST(SoftcapArgmaxApi, RejectsBadArguments) {
+  SoftcapArgmaxOp op;
+  float f = 0;
+  int32_t i = 0;
+  op.logits = &f;
+  op.idx = &i;
+  op.rows = 1;
+  op.n = 10;
+  EXPECT_THROW(softcap_argmax(op, nullptr), Error);  // no workspace
+  op.workspace = &f;
+  op.n = 0;
+  EXPECT_THROW(softcap_argmax(op, nullptr), Error);
+}
+
+void run_sa(int64_t rows, int64_t n, float cap, bool with_capped, int misalign, uint64_t seed, bool plant_tie,
+            int launches = 1) {
+  SCOPED_TRACE(::testing::Message() << "rows=" << rows << " n=" << n << " cap=" << cap << " misalign=" << misalign);
+  Stream s;
+  std::vector<float> x = random_normal(size_t(rows * n + misalign), seed, 8.f);
+  std::vector<int32_t> planted(size_t(rows), -1);
+  for (int64_t r = 0; r < rows; ++r) {
+    float* row = x.data() + misalign + r * n;
+    row[(r * 7919) % n] = NAN;
+    if (plant_tie) {  // two equal maxima: the lower index must win
+      const int64_t a = (n / 3 + r * 101) % n, b = (2 * n / 3 + r * 37) % n;
+      row[a] = row[b] = 1000.f;
+      planted[size_t(r)] = int32_t(std::min(a, b));
+    }
+  }
+  auto dx = up(x, s);
+  auto dcap = poisoned<float>(with_capped ? size_t(rows * n) : 0, s);
+  auto didx = poisoned<int32_t>(size_t(rows), s);
+  DeviceBuffer<uint8_t> ws(softcap_argmax_workspace_bytes(rows));
+  KILN_CUDA_CHECK(cudaMemsetAsync(ws.data(), 0, ws.bytes(), s));
+  SoftcapArgmaxOp op;
+  op.logits = dx.data() + misalign;
+  op.rows = rows;
+  op.n = n;
+  op.cap = cap;
+  op.capped = with_capped ? dcap.data() : nullptr;
+  op.idx = didx.data();
+  op.workspace = ws.data();
+  std::vector<float> want(size_t(rows * n));
+  std::vector<int32_t> widx(static_cast<size_t>(rows));
+  ref::softcap_argmax<float>(x.data() + misalign, rows, n, cap, want.data(), widx.data());
+  for (int64_t r = 0; r < rows; ++r)
+    if (plant_tie) {
+      EXPECT_EQ(widx[size_t(r)], planted[size_t(r)]) << "reference tie-break, row " << r;
+    }
+  for (int l = 0; l < launches; ++l) {  // repeated launches: the workspace must reset itself
+    KILN_CUDA_CHECK(cudaMemsetAsync(didx.data(), 0xff, didx.bytes(), s));
+    softcap_argmax(op, s);
+    const auto gi = down(didx, s);
+    EXPECT_BITS_EQ(gi.data(), widx.data(), size_t(rows), "idx (launch " << l << ")");
+  }
+  if (with_capped) {
+    const auto gc = down(dcap, s);
+    EXPECT_FLOATS_BITS_EQ(gc.data(), want.data(), size_t(rows * n), "capped");
+  }
+}
+
+TEST(GpuSoftcapArgmax, BitExactGemma4Vocab) {
+  KILN_REQUIRE_GPU();
+  run_sa(1, 262144, 30.f, true, 0, 1, false, 3);
+  run_sa(1, 262144, 30.f, false, 0, 2, true, 2);
+  run_sa(3, 262144, 30.f, true, 0, 3, true);
+  run_sa(17, 151936, 0.f, false, 0, 4, true);  // Qwen3 vocab, no softcap
+}
+
+TEST(GpuSoftcapArgmax, BitExactRagged) {
+  KILN_REQUIRE_GPU();
+  run_sa(1, 1001, 30.f, true, 0, 5, true);
+  run_sa(3, 262144, 30.f, true, 1, 6, true);  // misaligned: scalar path
+  run_sa(2, 5, 0.f, true, 0, 7, false);
+}
+
+}  // namespace
+}  // namespace kiln
