@@ -14,12 +14,16 @@
 #include "error.h"
 
 // Throws kiln::Error("file:line: CUDA error <name> (<string>) in <expr>") when a runtime call fails.
-#define KILN_CUDA_CHECK(expr)                                                              \
-  do {                                                                                     \
-    cudaError_t kiln_err_ = (expr);                                                        \
-    if (kiln_err_ != cudaSuccess)                                                          \
-      ::kiln::fail(__FILE__, ":", __LINE__, ": CUDA error ", cudaGetErrorName(kiln_err_), \
-                   " (", cudaGetErrorString(kiln_err_), ") in ", #expr);                   \
+// The runtime's last-error slot is cleared first, so a reported (non-sticky) error is not reported
+// again by the next unrelated check.
+#define KILN_CUDA_CHECK(expr)                                                                \
+  do {                                                                                       \
+    cudaError_t kiln_err_ = (expr);                                                          \
+    if (kiln_err_ != cudaSuccess) {                                                          \
+      cudaGetLastError();                                                                    \
+      ::kiln::fail(__FILE__, ":", __LINE__, ": CUDA error ", cudaGetErrorName(kiln_err_),   \
+                   " (", cudaGetErrorString(kiln_err_), ") in ", #expr);                     \
+    }                                                                                        \
   } while (0)
 
 // Checks the launch just issued (configuration errors); does not wait for the kernel.
