@@ -22,8 +22,9 @@
 // (half a quantization step, the float rounding of x_i * (1/d_b), and the f16 rounding of d_b).
 // Q8_0 and Q6_K: the integer path computes sum_i w_i xhat_i exactly per unit, so
 //     |y_q8_1 - y_exact| <= sum_b e_b * sum_{i in b} |w_i|  + float rounding (below).
-// Q4_K (w_i = A q_i - B, A = d*sc, B = dmin*m) uses s_b = f16(d_b * sum q_i) for sum_i x_i:
-//     per unit  A * sum_i |q_i| e_b  +  B * (2^-11 |d_b sum q_i| + 2^-25 + 32 d_b (0.5 + 2^-15)).
+// Q4_K (w_i = A q_i - B, A = d*sc, B = dmin*m) takes sum_i x_i from s_b = f16(d_b * sum q_i), so
+// per unit the bound gains B * |sum_i xhat_i - s_b|:
+//     e_b * sum_i |w_i|  +  B * (max(2^-11 d_b, 2^-25) |sum q_i| + 2^-11 d_b |sum q_i| + 2^-25).
 // Float rounding of the T=float combination: at most (units + 40) * 2^-23 * sum_u |c_u| where c_u
 // is the unit's contribution (each term passes through <= 4 roundings and log2 of the tree).
 #pragma once

@@ -1,0 +1,139 @@
+// gemm_n tensor-core path (large N): weights dequantized to BF16 row tiles in the caller's
+// workspace, activations rounded to BF16, cuBLAS GEMM with FP32 accumulation and FP32 output.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <algorithm>
+
+#include "kernels/common/blocks.h"
+#include "kernels/common/device.cuh"
+#include "kernels/common/error.h"
+#include "kernels/gemm_n.cuh"
+#include "kernels/gemm_n_plan.h"
+
+namespace kiln {
+
+namespace {
+
+namespace plan = gemm_n_plan;
+
+constexpr size_t kAlign = 256;
+constexpr size_t kDefaultTileBytes = size_t(64) << 20;
+
+size_t align_up(size_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
+
+__device__ __forceinline__ uint16_t to_bf16(float f) {
+  return __bfloat16_as_ushort(__float2bfloat16_rn(f));
+}
+
+__global__ void f32_to_bf16_kernel(const float* __restrict__ x, uint16_t* __restrict__ y, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
+    y[i] = to_bf16(x[i]);
+}
+
+// Element k of a row, with the meaning of decode_row (kernels/common/blocks.h).
+__device__ __forceinline__ float decode_elem(DType t, const uint8_t* row, int64_t k) {
+  switch (t) {
+    case DType::F32: return reinterpret_cast<const float*>(row)[k];
+    case DType::F16: return f16_to_f32(reinterpret_cast<const uint16_t*>(row)[k]);
+    case DType::BF16: return bf16_to_f32(reinterpret_cast<const uint16_t*>(row)[k]);
+    case DType::Q8_0: {
+      const uint8_t* b = row + (k / 32) * 34;
+      const float d = f16_to_f32(uint16_t(b[0] | (b[1] << 8)));
+      return d * float(int8_t(b[2 + k % 32]));
+    }
+    case DType::Q4_K: {
+      const BlockQ4K& b = reinterpret_cast<const BlockQ4K*>(row)[k / 256];
+      const int i = int(k % 256);
+      int sc, mn;
+      q4k_scale_min(b.scales, i / 32, sc, mn);
+      const float ds = f16_to_f32(b.d) * float(sc), dm = f16_to_f32(b.dmin) * float(mn);
+      return ds * float(q4k_quant(b, i)) - dm;
+    }
+    case DType::Q6_K: {
+      const uint8_t* b = row + (k / 256) * 210;
+      const int i = int(k % 256);
+      const int h = i / 128, r = i % 128, quarter = r / 32, l = r % 32;  // as q6k_quant
+      const int lo = b[64 * h + l + ((quarter & 1) ? 32 : 0)];
+      const int low4 = quarter < 2 ? (lo & 0x0f) : (lo >> 4);
+      const int high2 = (b[128 + 32 * h + l] >> (2 * quarter)) & 3;
+      const int q = (low4 | (high2 << 4)) - 32;
+      const float d = f16_to_f32(uint16_t(b[208] | (b[209] << 8)));
+      return (d * float(int8_t(b[192 + i / 16]))) * float(q);
+    }
+    default: return 0.f;
+  }
+}
+
+// Rows [m0, m0 + rows) of W -> BF16 tile [rows][K].
+__global__ void dequant_bf16_kernel(DType t, const uint8_t* __restrict__ w, int64_t row_bytes, int64_t K,
+                                    int64_t m0, int64_t rows, uint16_t* __restrict__ out) {
+  const int64_t total = rows * K;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / K, k = i % K;
+    out[i] = to_bf16(decode_elem(t, w + (m0 + r) * row_bytes, k));
+  }
+}
+
+int grid_for(int64_t n) { return int(std::min<int64_t>((n + 255) / 256, 132 * 16)); }
+
+void check(const WeightDesc& w, int64_t n, const char* fn) {
+  KILN_REQUIRE(w.rows >= 1 && w.cols >= 1, fn, ": weight shape rows=", w.rows, " cols=", w.cols, " is empty");
+  KILN_REQUIRE(plan::is_quant(w.type) || plan::is_float(w.type), fn, ": weight type ", dtype_name(w.type),
+               " is not supported");
+  const int be = dtype_traits(w.type).block_elems;
+  KILN_REQUIRE(w.cols % be == 0, fn, ": K=", w.cols, " is not a multiple of the ", dtype_name(w.type),
+               " block size ", be);
+  KILN_REQUIRE(n >= 1, fn, ": N=", n, " columns (need >= 1)");
+  KILN_REQUIRE(w.rows < (int64_t(1) << 31) && w.cols < (int64_t(1) << 31) && n < (int64_t(1) << 31), fn,
+               ": shape exceeds cuBLAS int dimensions");
+}
+
+}  // namespace
+
+size_t gemm_n_tc_workspace_min(const WeightDesc& w, int64_t n) {
+  check(w, n, "gemm_n_tc_workspace_min");
+  const int64_t rows = std::min<int64_t>(w.rows, 128);
+  return align_up(size_t(n * w.cols) * 2) + size_t(rows * w.cols) * 2;
+}
+
+size_t gemm_n_tc_workspace_default(const WeightDesc& w, int64_t n) {
+  check(w, n, "gemm_n_tc_workspace_default");
+  const int64_t rows = std::min<int64_t>(w.rows, std::max<int64_t>(128, int64_t(kDefaultTileBytes / (2 * w.cols))));
+  return align_up(size_t(n * w.cols) * 2) + size_t(rows * w.cols) * 2;
+}
+
+void gemm_n_tc(const WeightDesc& w, const float* x, int64_t n, float* y, Epilogue ep, void* workspace,
+               size_t workspace_bytes, cublasHandle_t handle, cudaStream_t s) {
+  check(w, n, "gemm_n_tc");
+  KILN_REQUIRE(w.data && x && y, "gemm_n_tc: null weight, activation or output pointer");
+  KILN_REQUIRE(handle != nullptr, "gemm_n_tc: no cuBLAS handle");
+  const size_t need = gemm_n_tc_workspace_min(w, n);
+  KILN_REQUIRE(workspace != nullptr && workspace_bytes >= need, "gemm_n_tc: workspace of ", workspace_bytes,
+               " bytes, need at least ", need);
+  const int64_t K = w.cols, M = w.rows;
+  auto* xb = static_cast<uint16_t*>(workspace);
+  const size_t xbytes = align_up(size_t(n * K) * 2);
+  auto* tile = reinterpret_cast<uint16_t*>(static_cast<uint8_t*>(workspace) + xbytes);
+  const int64_t tile_rows = std::min<int64_t>(M, int64_t((workspace_bytes - xbytes) / (2 * size_t(K))));
+  const size_t rb = row_bytes(w.type, K);
+
+  f32_to_bf16_kernel<<<grid_for(n * K), 256, 0, s>>>(x, xb, n * K);
+  KILN_CUDA_CHECK_LAUNCH();
+  if (cublasSetStream(handle, s) != CUBLAS_STATUS_SUCCESS) fail("gemm_n_tc: cublasSetStream failed");
+  const float alpha = 1.f, beta = ep == Epilogue::Add ? 1.f : 0.f;
+  for (int64_t m0 = 0; m0 < M; m0 += tile_rows) {
+    const int64_t rows = std::min<int64_t>(tile_rows, M - m0);
+    dequant_bf16_kernel<<<grid_for(rows * K), 256, 0, s>>>(w.type, static_cast<const uint8_t*>(w.data),
+                                                            int64_t(rb), K, m0, rows, tile);
+    KILN_CUDA_CHECK_LAUNCH();
+    // Column-major view: C[rows x n] (ldc = M) = tile^T[rows x K] * xb[K x n].
+    const cublasStatus_t st =
+        cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, int(rows), int(n), int(K), &alpha, tile, CUDA_R_16BF, int(K),
+                     xb, CUDA_R_16BF, int(K), &beta, y + m0, CUDA_R_32F, int(M), CUBLAS_COMPUTE_32F,
+                     CUBLAS_GEMM_DEFAULT);
+    if (st != CUBLAS_STATUS_SUCCESS) fail("gemm_n_tc: cublasGemmEx failed with status ", int(st));
+  }
+}
+
+}  // namespace kiln

@@ -1,0 +1,81 @@
+// quantize_q8_1 oracle tests. CPU: the reference's dequantized values stay within the per-block
+// bound used by gemm_n (reference/gemm_n.h), the s field matches d * sum(q), bad K is rejected
+// before any CUDA call. GPU: the kernel's bytes equal the reference's bytes (aligned and
+// unaligned input, zero blocks, tiny values whose scale is an f16 subnormal).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "kernels/common/device.cuh"
+#include "kernels/quantize_q8_1.cuh"
+#include "reference/quantize_q8_1.h"
+#include "tests/testing.h"
+
+namespace kiln {
+namespace {
+
+std::vector<float> make_x(int64_t rows, int64_t k, uint64_t seed) {
+  std::vector<float> x = testing::random_normal(size_t(rows * k), seed, 1.f);
+  const auto bs = testing::random_floats(size_t(rows * k / 32), seed + 1, -6.f, 2.f);  // log10 scale per block
+  for (size_t i = 0; i < x.size(); ++i) x[i] *= std::pow(10.f, bs[i / 32]);
+  for (size_t i = 0; i < 32 && i < x.size(); ++i) x[i] = 0.f;  // one all-zero block (d = 0 path)
+  return x;
+}
+
+TEST(QuantizeQ8_1Ref, DequantizedWithinBound) {
+  const int64_t rows = 4, k = 4096;
+  const auto x = make_x(rows, k, 3);
+  std::vector<BlockQ8_1> q(size_t(rows * k / 32));
+  ref::quantize_q8_1(x.data(), rows, k, q.data());
+  for (size_t b = 0; b < q.size(); ++b) {
+    float amax = 0.f;
+    for (int i = 0; i < 32; ++i) amax = std::fmax(amax, std::fabs(x[b * 32 + i]));
+    const double d = double(amax / 127.f);
+    const double e = d * (0.5 + std::ldexp(1.0, -15)) + 127.0 * std::max(std::ldexp(d, -11), std::ldexp(1.0, -25));
+    const double dq = f16_to_f32(q[b].d);
+    int sum = 0;
+    for (int i = 0; i < 32; ++i) {
+      ASSERT_LE(std::fabs(dq * q[b].qs[i] - x[b * 32 + i]), e) << "block " << b << " i " << i;
+      ASSERT_GE(q[b].qs[i], -127);
+      sum += q[b].qs[i];
+    }
+    EXPECT_EQ(q[b].s, f32_to_f16(float(d) * float(sum))) << "block " << b;
+  }
+}
+
+TEST(QuantizeQ8_1Validation, RejectsBadShapes) {
+  auto* fx = reinterpret_cast<const float*>(uintptr_t(0x10000));
+  auto* fo = reinterpret_cast<BlockQ8_1*>(uintptr_t(0x20000));
+  EXPECT_THROW(quantize_q8_1(fx, 2, 33, fo, nullptr), Error);
+  EXPECT_THROW(quantize_q8_1(fx, 0, 64, fo, nullptr), Error);
+  EXPECT_THROW(quantize_q8_1(nullptr, 1, 64, fo, nullptr), Error);
+  EXPECT_THROW(ref::quantize_q8_1(fx, 1, 48, fo), Error);
+}
+
+TEST(GpuQuantizeQ8_1, BitExactVsReference) {
+  KILN_REQUIRE_GPU();
+  Stream s;
+  for (int64_t rows : {1, 3, 17})
+    for (int64_t k : {32, 96, 2560, 4096})
+      for (int offset : {0, 1}) {  // offset 1: input not 16-byte aligned (scalar loads)
+        const auto x = make_x(rows, k, uint64_t(rows * 131 + k));
+        std::vector<BlockQ8_1> want(size_t(rows * k / 32));
+        ref::quantize_q8_1(x.data(), rows, k, want.data());
+        DeviceBuffer<float> dx(x.size() + 1);
+        copy_to_device(dx.view().slice(size_t(offset), x.size()), x.data(), x.size(), s);
+        DeviceBuffer<BlockQ8_1> dq(want.size());
+        KILN_CUDA_CHECK(cudaMemsetAsync(dq.data(), 0xa5, dq.bytes(), s));  // poison
+        quantize_q8_1(dx.data() + offset, rows, k, dq.data(), s);
+        std::vector<BlockQ8_1> got(want.size());
+        copy_to_host(got.data(), View<const BlockQ8_1>(dq.data(), dq.size()), got.size(), s);
+        s.sync();
+        for (size_t b = 0; b < got.size(); ++b)
+          ASSERT_EQ(memcmp(&got[b], &want[b], sizeof(BlockQ8_1)), 0)
+              << "rows=" << rows << " k=" << k << " offset=" << offset << " block " << b;
+      }
+}
+
+}  // namespace
+}  // namespace kiln
