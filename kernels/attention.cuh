@@ -1,0 +1,72 @@
+// Scaled causal attention with an optional sliding window, GQA, head_dim 128/256/512: the KV-cache
+// append, decode (one query, split-K flash-decoding) and prefill (T queries, tensor cores).
+//
+// Semantics (ref::attention, llama.cpp's standard SWA): the query at absolute position q attends
+// to cache positions p <= q with (window == 0 || q - p < window); weights softmax_p(scale * q.k_p)
+// with an explicit `scale` (Gemma 4: 1.0, Qwen3: 1/sqrt(head_dim)) -- Q is never prescaled; query
+// head h reads kv head h / (n_head / n_head_kv).
+//
+// KV cache (one layer): two FP16 buffers K and V, each [cap][n_head_kv][hd] (row = one position,
+// kv heads then dims contiguous -- the layout ref::attention takes), position p stored at row
+// p % cap. A global layer uses cap >= context (p % cap == p); a sliding layer may use a ring with
+// cap >= window (decode) and cap >= window + T - 1 for a prefill chunk of T tokens (the chunk's
+// earliest query still needs the window before it after the chunk is appended). KV-shared layers
+// pass another layer's pointers. FP16, not BF16: K and V are RMS-normed (Gemma 4) or bounded
+// projections (Qwen3) far inside FP16's range, and FP16's 11-bit significand stores them 8x more
+// precisely than BF16 (the same 2 bytes read per element, which is what decode time is made of).
+// Values beyond +-65504 would become inf: callers keep K/V normed.
+//
+// Queries/outputs are float: q [n_tok][n_head][hd] with token stride q_stride floats (0 means
+// n_head*hd; lets Q live inside a fused QKV buffer), out [n_tok][n_head][hd] contiguous.
+// Positions come from device memory (one captured graph serves every step).
+//
+// Contracts (tests/attention_test.cpp):
+// - kv_append: bit-exact (round to nearest even of each float, kiln::f32_to_f16).
+// - attention_decode: bit-exact vs ref::attention_decode_split (float, same n_splits), which
+//   follows the kernel's split/tile/warp order and uses kiln::kexp on both sides; the float split
+//   reference itself is within 1e-5 (relative to the output row's max) of ref::attention<double>.
+// - attention_prefill: tensor cores (mma.sync m16n8k16, FP16 inputs, F32 accumulate, exp2f in
+//   the online softmax): max_d |out - ref| <= 2e-3 * max_d |ref| per output row against
+//   ref::attention<double> fed the same FP16 K/V values and the float Q, for scores of standard
+//   deviation up to ~4 (Q is rounded to FP16 inside: the error grows with |q|.|k|).
+// Every launch: never allocates, never synchronizes, validates shapes on the host (kiln::Error).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/attention_spec.h"
+
+namespace kiln {
+
+// Writes K and V of T new tokens into a layer's cache: row pos[t] % cap gets k_new/v_new token t
+// ([T][n_head_kv][hd] floats, token stride src_stride floats, 0 = n_head_kv*hd), rounded to FP16.
+// pos: device int32[T]; tokens with pos < 0 are skipped. The T positions must be distinct modulo
+// cap (T <= cap for consecutive positions): two tokens landing on one row race.
+void kv_append(const float* k_new, const float* v_new, int64_t src_stride, int T,
+               const int32_t* pos, uint16_t* k_cache, uint16_t* v_cache, int64_t cap,
+               int n_head_kv, int hd, cudaStream_t s);
+
+// Decode: one query token at position *pos (device int32; kv length *pos + 1, its own K/V
+// already appended), output out[n_head][hd]. Grid (n_splits, n_head_kv) fixed at launch: every
+// position is served by the same launch, so one CUDA graph captures it. Then a merge kernel
+// (programmatic dependent launch) combines the splits. `workspace` (device, >=
+// attention_decode_workspace_bytes) holds the split partials; no initialization needed.
+size_t attention_decode_workspace_bytes(int n_head, int hd, int n_splits);
+// Suggested split count for a GPU with sm_count SMs: enough CTAs to fill it at long contexts.
+int attention_decode_splits(int n_head_kv, int64_t max_ctx, int sm_count);
+void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
+                      const uint16_t* v_cache, int64_t cap, int n_head, int n_head_kv, int hd,
+                      float scale, int window, const int32_t* pos, int n_splits, void* workspace,
+                      size_t workspace_bytes, float* out, cudaStream_t s);
+
+// Prefill: T queries at positions pos[0] + t (pos: device int32, contiguous positions; only
+// pos[0] is read), each attending to the cache (already holding positions up to pos[0] + T - 1,
+// earlier ones from previous chunks). out [T][n_head][hd].
+void attention_prefill(const float* q, int64_t q_stride, int T, const int32_t* pos,
+                       const uint16_t* k_cache, const uint16_t* v_cache, int64_t cap, int n_head,
+                       int n_head_kv, int hd, float scale, int window, float* out, cudaStream_t s);
+
+}  // namespace kiln

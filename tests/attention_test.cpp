@@ -1,0 +1,553 @@
+// Oracle tests for kernels/attention.cuh (contracts stated there).
+// cpu suites: ref::attention<float> and the decode split reference vs ref::attention<double>,
+// mask semantics and edges, host-side shape validation. Gpu suites: kv_append bit-exact, decode
+// bit-exact vs ref::attention_decode_split (+ graph replay), prefill within tolerance of
+// ref::attention<double> (contexts 1..32768, windows, head_dims, chunked prefill on a ring),
+// decode after prefill vs prefill of the longer sequence.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <numeric>
+#include <random>
+#include <vector>
+
+#include "kernels/attention.cuh"
+#include "kernels/common/blocks.h"
+#include "kernels/common/device.cuh"
+#include "reference/attention.h"
+#include "tests/testing.h"
+
+namespace kiln {
+namespace {
+
+using testing::random_floats;
+using testing::random_normal;
+
+// FP16 storage round trip (what the cache holds).
+std::vector<float> round_f16(const std::vector<float>& x) {
+  std::vector<float> r(x.size());
+  for (size_t i = 0; i < x.size(); ++i) r[i] = f16_to_f32(f32_to_f16(x[i]));
+  return r;
+}
+std::vector<double> to_double(const std::vector<float>& x) { return {x.begin(), x.end()}; }
+
+// Worst over output rows (n_rows rows of hd) of max_d |a - ref| / max_d |ref|.
+double row_rel_err(const float* a, const double* ref, size_t n_rows, int hd) {
+  double worst = 0;
+  for (size_t r = 0; r < n_rows; ++r) {
+    double num = 0, den = 0;
+    for (int d = 0; d < hd; ++d) {
+      const double e = std::fabs(double(a[r * hd + d]) - ref[r * hd + d]);
+      num = (e > num || e != e) ? e : num;
+      den = std::max(den, std::fabs(ref[r * hd + d]));
+    }
+    const double rel = den > 0 ? num / den : num;
+    if (!(rel <= worst)) worst = rel;  // NaN sticks
+  }
+  return worst;
+}
+
+// Random attention inputs: q [n_q][n_head][hd] ~ N(0, q_std), k ~ N(0, 1) and v ~ U(-1, 1),
+// both FP16-representable (the cache's values), positions 0..n_kv-1.
+struct Inputs {
+  std::vector<float> q, k, v;
+};
+Inputs make_inputs(int64_t n_q, int64_t n_kv, int n_head, int n_head_kv, int hd, uint64_t seed,
+                   float q_std = 1.f) {
+  Inputs in;
+  in.q = random_normal(size_t(n_q * n_head * hd), seed, q_std);
+  in.k = round_f16(random_normal(size_t(n_kv * n_head_kv * hd), seed + 1));
+  in.v = round_f16(random_floats(size_t(n_kv * n_head_kv * hd), seed + 2));
+  return in;
+}
+
+// ------------------------------------------------------------------------- cpu: references
+
+TEST(AttentionRef, FloatWithinDoubleBounds) {
+  struct C {
+    int64_t ctx;
+    int hd, window;
+  };
+  for (const C c : {C{1, 128, 0}, C{2, 256, 0}, C{511, 512, 0}, C{512, 128, 512}, C{513, 256, 512},
+                    C{4097, 128, 0}, C{4097, 256, 512}}) {
+    const int n_head = 4, n_head_kv = 1;
+    const int64_t n_q = std::min<int64_t>(c.ctx, 8);  // the last n_q positions
+    Inputs in = make_inputs(n_q, c.ctx, n_head, n_head_kv, c.hd, 100 + c.ctx);
+    std::vector<int32_t> pos(static_cast<size_t>(n_q));
+    for (int64_t t = 0; t < n_q; ++t) pos[size_t(t)] = int32_t(c.ctx - n_q + t);
+    const float scale = 1.f / std::sqrt(float(c.hd));
+    std::vector<float> of(in.q.size());
+    std::vector<double> od(in.q.size());
+    const auto qd = to_double(in.q), kd = to_double(in.k), vd = to_double(in.v);
+    ref::attention<float>(in.q.data(), in.k.data(), in.v.data(), n_q, pos.data(), c.ctx, n_head,
+                          n_head_kv, c.hd, scale, c.window, of.data());
+    ref::attention<double>(qd.data(), kd.data(), vd.data(), n_q, pos.data(), c.ctx, n_head,
+                           n_head_kv, c.hd, scale, c.window, od.data());
+    const double err = row_rel_err(of.data(), od.data(), size_t(n_q * n_head), c.hd);
+    EXPECT_LT(err, 2e-5) << "ctx " << c.ctx << " hd " << c.hd << " window " << c.window;
+  }
+}
+
+// The decode split reference (the kernel's exact float computation) stays within 1e-5 of the
+// double oracle: contexts 1..16384, windows, all head_dims, split counts incl. empty splits.
+TEST(AttentionRef, DecodeSplitWithinDoubleBounds) {
+  struct C {
+    int64_t ctx;
+    int hd, window, splits, n_head_kv;
+  };
+  for (const C c : {C{1, 128, 0, 1, 2}, C{1, 256, 0, 7, 2}, C{2, 512, 0, 3, 2}, C{511, 128, 0, 16, 2},
+                    C{512, 256, 512, 33, 2}, C{513, 512, 512, 8, 2}, C{513, 128, 0, 600, 1},
+                    C{4097, 256, 0, 64, 2}, C{4097, 128, 512, 64, 2}, C{16384, 128, 0, 66, 1}}) {
+    const int n_head = 4 * c.n_head_kv;
+    Inputs in = make_inputs(1, c.ctx, n_head, c.n_head_kv, c.hd, 200 + c.ctx + c.hd);
+    const int32_t qp = int32_t(c.ctx - 1);
+    const float scale = 1.f / std::sqrt(float(c.hd));
+    std::vector<float> of(in.q.size());
+    std::vector<double> od(in.q.size());
+    ref::attention_decode_split(in.q.data(), in.k.data(), in.v.data(), qp, n_head, c.n_head_kv,
+                                c.hd, scale, c.window, c.splits, of.data());
+    const auto qd = to_double(in.q), kd = to_double(in.k), vd = to_double(in.v);
+    ref::attention<double>(qd.data(), kd.data(), vd.data(), 1, &qp, c.ctx, n_head, c.n_head_kv,
+                           c.hd, scale, c.window, od.data());
+    EXPECT_LT(row_rel_err(of.data(), od.data(), size_t(n_head), c.hd), 1e-5)
+        << "ctx " << c.ctx << " hd " << c.hd << " window " << c.window << " splits " << c.splits;
+  }
+}
+
+// Mask semantics: exactly positions q - window + 1 .. q count. Perturbing K/V just outside the
+// window or in the future changes nothing (bitwise); perturbing the window's first position does.
+TEST(AttentionRef, MaskEdges) {
+  const int hd = 128, n_head = 2, n_head_kv = 1;
+  const int64_t n_kv = 64;
+  const int32_t qp = 40;
+  for (int window : {0, 1, 2, 17, 41, 64}) {
+    Inputs in = make_inputs(1, n_kv, n_head, n_head_kv, hd, 300 + window);
+    auto run = [&](const Inputs& x, std::vector<double>* od, std::vector<float>* of) {
+      const auto qd = to_double(x.q), kd = to_double(x.k), vd = to_double(x.v);
+      od->assign(x.q.size(), 0);
+      of->assign(x.q.size(), 0);
+      ref::attention<double>(qd.data(), kd.data(), vd.data(), 1, &qp, n_kv, n_head, n_head_kv, hd,
+                             0.1f, window, od->data());
+      ref::attention_decode_split(x.q.data(), x.k.data(), x.v.data(), qp, n_head, n_head_kv, hd,
+                                  0.1f, window, 3, of->data());
+    };
+    std::vector<double> base_d, d;
+    std::vector<float> base_f, f;
+    run(in, &base_d, &base_f);
+    for (float x : base_f) ASSERT_TRUE(std::isfinite(x));
+    const int64_t first = window ? std::max<int64_t>(0, qp - window + 1) : 0;
+    std::vector<int64_t> outside = {qp + 1, n_kv - 1};
+    if (first > 0) outside.push_back(first - 1);
+    for (int64_t p : outside) {
+      Inputs x = in;
+      for (int i = 0; i < hd; ++i) x.k[size_t(p * hd + i)] += 3.f, x.v[size_t(p * hd + i)] -= 5.f;
+      run(x, &d, &f);
+      EXPECT_EQ(d, base_d) << "window " << window << ": position " << p << " must not count";
+      EXPECT_EQ(0, std::memcmp(f.data(), base_f.data(), f.size() * 4)) << "split ref, p " << p;
+    }
+    for (int64_t p : {first, int64_t(qp)}) {
+      Inputs x = in;
+      for (int i = 0; i < hd; ++i) x.v[size_t(p * hd + i)] += 0.5f;
+      run(x, &d, &f);
+      EXPECT_NE(d, base_d) << "window " << window << ": position " << p << " must count";
+    }
+    if (window == 1) {  // attends to itself only: the output is v[qp] exactly
+      for (int h = 0; h < n_head; ++h)
+        for (int i = 0; i < hd; ++i) {
+          EXPECT_EQ(base_d[size_t(h * hd + i)], double(in.v[size_t(qp * hd + i)]));
+          EXPECT_EQ(base_f[size_t(h * hd + i)], in.v[size_t(qp * hd + i)]);
+        }
+    }
+  }
+}
+
+// Extreme scores (scale 1e4: one position dominates, the others underflow to 0) and a query with
+// nothing to attend to (q_pos < 0) give finite outputs, never NaN.
+TEST(AttentionRef, ExtremeScoresAndEmptyRowsAreFinite) {
+  const int hd = 256, n_head = 4, n_head_kv = 2;
+  const int64_t n_kv = 300;
+  Inputs in = make_inputs(1, n_kv, n_head, n_head_kv, hd, 400);
+  std::vector<float> of(in.q.size());
+  std::vector<double> od(in.q.size());
+  const auto qd = to_double(in.q), kd = to_double(in.k), vd = to_double(in.v);
+  for (int32_t qp : {int32_t(n_kv - 1), int32_t(-1)}) {
+    ref::attention_decode_split(in.q.data(), in.k.data(), in.v.data(), qp, n_head, n_head_kv, hd,
+                                1e4f, 0, 5, of.data());
+    ref::attention<double>(qd.data(), kd.data(), vd.data(), 1, &qp, n_kv, n_head, n_head_kv, hd,
+                           1e4f, 0, od.data());
+    for (size_t i = 0; i < of.size(); ++i) {
+      ASSERT_TRUE(std::isfinite(of[i])) << i;
+      if (qp < 0) {
+        ASSERT_EQ(of[i], 0.f);
+      }
+    }
+    EXPECT_LT(row_rel_err(of.data(), od.data(), size_t(n_head), hd), 1e-5) << "qp " << qp;
+  }
+}
+
+TEST(AttentionShapes, HostValidationThrows) {
+  alignas(16) static float buf[64];
+  auto* cache = reinterpret_cast<uint16_t*>(buf);
+  int32_t* pos = reinterpret_cast<int32_t*>(buf);
+  // head_dim 64 unsupported; group not dividing; workspace too small; q_stride too small
+  EXPECT_THROW(attention_prefill(buf, 0, 4, pos, cache, cache, 16, 4, 1, 64, 1.f, 0, buf, nullptr), Error);
+  EXPECT_THROW(attention_prefill(buf, 0, 4, pos, cache, cache, 16, 6, 4, 128, 1.f, 0, buf, nullptr), Error);
+  EXPECT_THROW(attention_prefill(buf, 100, 4, pos, cache, cache, 16, 4, 1, 128, 1.f, 0, buf, nullptr), Error);
+  EXPECT_THROW(attention_prefill(buf, 0, 4, pos, cache, cache, 16, 4, 1, 128, 1.f, -1, buf, nullptr), Error);
+  EXPECT_THROW(attention_decode(buf, 0, cache, cache, 16, 4, 1, 96, 1.f, 0, pos, 4, buf, 1 << 20, buf, nullptr), Error);
+  EXPECT_THROW(attention_decode(buf, 0, cache, cache, 16, 4, 1, 128, 1.f, 0, pos, 4, buf, 16, buf, nullptr), Error);
+  EXPECT_THROW(attention_decode(buf, 0, cache, cache, 16, 4, 1, 128, 1.f, 0, pos, 0, buf, 1 << 20, buf, nullptr), Error);
+  EXPECT_THROW(attention_decode(buf, 0, cache, cache, 16, 16, 1, 512, 1.f, 0, pos, 4, buf, 1 << 20, buf, nullptr), Error);
+  EXPECT_THROW(kv_append(buf, buf, 0, 2, pos, cache, cache, 0, 1, 128, nullptr), Error);
+  EXPECT_THROW(kv_append(buf, buf, 3, 2, pos, cache, cache, 8, 1, 128, nullptr), Error);
+}
+
+// ------------------------------------------------------------------------- gpu helpers
+
+template <class T>
+DeviceBuffer<T> upload(const std::vector<T>& h) {
+  DeviceBuffer<T> d(std::max<size_t>(h.size(), 1));
+  if (!h.empty()) KILN_CUDA_CHECK(cudaMemcpy(d.data(), h.data(), h.size() * sizeof(T), cudaMemcpyHostToDevice));
+  return d;
+}
+template <class T>
+std::vector<T> download(const DeviceBuffer<T>& d, size_t n) {
+  std::vector<T> h(n);
+  KILN_CUDA_CHECK(cudaMemcpy(h.data(), d.data(), n * sizeof(T), cudaMemcpyDeviceToHost));
+  return h;
+}
+template <class T>
+void poison(DeviceBuffer<T>& d) {
+  KILN_CUDA_CHECK(cudaMemset(d.data(), 0xff, d.bytes()));  // float NaN / FP16 NaN
+}
+
+// A layer cache on the device holding linear K/V (positions 0..n-1, [n][n_head_kv][hd]) at row
+// p % cap, other rows NaN (they must never be read into a result).
+struct GpuCache {
+  DeviceBuffer<uint16_t> k, v;
+  int64_t cap;
+  GpuCache(const std::vector<float>& kl, const std::vector<float>& vl, int64_t n, int64_t cap_,
+           int row, int64_t first = 0)
+      : k(size_t(cap_ * row)), v(size_t(cap_ * row)), cap(cap_) {
+    std::vector<uint16_t> hk(size_t(cap * row), 0x7e00), hv(size_t(cap * row), 0x7e00);
+    for (int64_t p = std::max<int64_t>(first, n - cap); p < n; ++p)
+      for (int i = 0; i < row; ++i) {
+        hk[size_t((p % cap) * row + i)] = f32_to_f16(kl[size_t(p * row + i)]);
+        hv[size_t((p % cap) * row + i)] = f32_to_f16(vl[size_t(p * row + i)]);
+      }
+    KILN_CUDA_CHECK(cudaMemcpy(k.data(), hk.data(), hk.size() * 2, cudaMemcpyHostToDevice));
+    KILN_CUDA_CHECK(cudaMemcpy(v.data(), hv.data(), hv.size() * 2, cudaMemcpyHostToDevice));
+  }
+};
+
+// ------------------------------------------------------------------------- gpu: kv_append
+
+TEST(GpuKvAppend, BitExactRingAndSkip) {
+  KILN_REQUIRE_GPU();
+  const int n_head_kv = 2, hd = 256, row = n_head_kv * hd, T = 7;
+  const int64_t cap = 5, stride = row + 64;  // tokens strided inside a wider buffer
+  auto k = random_normal(size_t(T * stride), 1), v = random_normal(size_t(T * stride), 2, 100.f);
+  k[3] = 70000.f;  // overflows FP16: inf, as f32_to_f16
+  const std::vector<int32_t> pos = {11, 12, -1, 13, 14, 15, 16};  // wraps the ring of 5; one skip
+  auto dk = upload(k), dv = upload(v);
+  auto dpos = upload(pos);
+  DeviceBuffer<uint16_t> kc(size_t(cap * row)), vc(size_t(cap * row));
+  poison(kc);
+  poison(vc);
+  kv_append(dk.data(), dv.data(), stride, T, dpos.data(), kc.data(), vc.data(), cap, n_head_kv, hd, nullptr);
+  KILN_CUDA_CHECK(cudaDeviceSynchronize());
+  const auto hk = download(kc, size_t(cap * row)), hv = download(vc, size_t(cap * row));
+  std::vector<uint16_t> ek(size_t(cap * row), 0xffff), ev(size_t(cap * row), 0xffff);
+  for (int t = 0; t < T; ++t) {
+    if (pos[size_t(t)] < 0) continue;
+    const int64_t r = pos[size_t(t)] % cap;
+    for (int i = 0; i < row; ++i) {
+      ek[size_t(r * row + i)] = f32_to_f16(k[size_t(t * stride + i)]);
+      ev[size_t(r * row + i)] = f32_to_f16(v[size_t(t * stride + i)]);
+    }
+  }
+  EXPECT_EQ(hk, ek);
+  EXPECT_EQ(hv, ev);
+}
+
+// ------------------------------------------------------------------------- gpu: decode
+
+struct DecodeCase {
+  int64_t ctx;  // query at position ctx - 1
+  int hd, window, n_head_kv, splits;
+  int64_t cap;  // 0: linear (cap = ctx)
+  float scale;  // 0: 1/sqrt(hd)
+};
+
+void check_decode(const DecodeCase& c, uint64_t seed) {
+  const int n_head = 4 * c.n_head_kv, row = c.n_head_kv * c.hd;
+  const float scale = c.scale != 0 ? c.scale : 1.f / std::sqrt(float(c.hd));
+  const float q_std = c.scale != 0 ? 2.f / std::sqrt(float(c.hd)) : 1.f;  // scores ~ N(0, 2^2)
+  Inputs in = make_inputs(1, c.ctx, n_head, c.n_head_kv, c.hd, seed, q_std);
+  const int32_t qp = int32_t(c.ctx - 1);
+  const int64_t cap = c.cap ? c.cap : c.ctx;
+  GpuCache cache(in.k, in.v, c.ctx, cap, row);
+  auto dq = upload(in.q);
+  auto dpos = upload(std::vector<int32_t>{qp});
+  const size_t ws_bytes = attention_decode_workspace_bytes(n_head, c.hd, c.splits);
+  DeviceBuffer<uint8_t> ws(ws_bytes);
+  DeviceBuffer<float> out(in.q.size());
+  poison(out);
+  poison(ws);
+  attention_decode(dq.data(), 0, cache.k.data(), cache.v.data(), cap, n_head, c.n_head_kv, c.hd,
+                   scale, c.window, dpos.data(), c.splits, ws.data(), ws_bytes, out.data(), nullptr);
+  KILN_CUDA_CHECK(cudaDeviceSynchronize());
+  const auto got = download(out, in.q.size());
+  std::vector<float> want(in.q.size());
+  ref::attention_decode_split(in.q.data(), in.k.data(), in.v.data(), qp, n_head, c.n_head_kv, c.hd,
+                              scale, c.window, c.splits, want.data());
+  size_t bad = 0;
+  for (size_t i = 0; i < got.size(); ++i) bad += f32_bits(got[i]) != f32_bits(want[i]);
+  EXPECT_EQ(bad, 0u) << "ctx " << c.ctx << " hd " << c.hd << " window " << c.window << " splits "
+                     << c.splits << " cap " << cap << ": first " << got[0] << " vs " << want[0];
+}
+
+TEST(GpuAttentionDecode, BitExactVsSplitReference) {
+  KILN_REQUIRE_GPU();
+  uint64_t seed = 1000;
+  for (int64_t ctx : {1, 2, 511, 512, 513, 4097})
+    for (int hd : {128, 256, 512})
+      for (int window : {0, 512}) check_decode({ctx, hd, window, 2, 16, 0, 0.f}, seed++);
+}
+
+TEST(GpuAttentionDecode, LongContextSplitsRingAndScale) {
+  KILN_REQUIRE_GPU();
+  check_decode({16384, 128, 0, 8, 66, 0, 0.f}, 2000);     // Qwen3 shape, 8 kv heads
+  check_decode({16384, 512, 0, 2, 264, 0, 1.f}, 2001);    // Gemma 4 global, scale 1
+  check_decode({4097, 256, 512, 2, 1, 0, 1.f}, 2002);     // one split
+  check_decode({700, 256, 512, 2, 300, 512, 1.f}, 2003);  // ring of 512, more splits than tiles
+  check_decode({4096 + 37, 128, 100, 8, 7, 100, 0.f}, 2004);  // ring == window, wraps many times
+  check_decode({33, 128, 1, 2, 4, 0, 0.f}, 2005);         // window 1: itself only
+}
+
+// One captured graph serves every position: the position lives in device memory.
+TEST(GpuAttentionDecode, GraphReplayFollowsDevicePosition) {
+  KILN_REQUIRE_GPU();
+  const int hd = 256, n_head_kv = 2, n_head = 8, row = n_head_kv * hd, splits = 40;
+  const int64_t ctx = 3000;
+  Inputs in = make_inputs(1, ctx, n_head, n_head_kv, hd, 3000);
+  GpuCache cache(in.k, in.v, ctx, ctx, row);
+  auto dq = upload(in.q);
+  auto dpos = upload(std::vector<int32_t>{0});
+  const size_t ws_bytes = attention_decode_workspace_bytes(n_head, hd, splits);
+  DeviceBuffer<uint8_t> ws(ws_bytes);
+  DeviceBuffer<float> out(in.q.size());
+  Stream st;
+  cudaGraph_t graph;
+  KILN_CUDA_CHECK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+  attention_decode(dq.data(), 0, cache.k.data(), cache.v.data(), ctx, n_head, n_head_kv, hd, 1.f,
+                   512, dpos.data(), splits, ws.data(), ws_bytes, out.data(), st);
+  KILN_CUDA_CHECK(cudaStreamEndCapture(st, &graph));
+  cudaGraphExec_t exec;
+  KILN_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+  for (int32_t qp : {0, 1, 511, 512, 2999}) {
+    KILN_CUDA_CHECK(cudaMemcpy(dpos.data(), &qp, 4, cudaMemcpyHostToDevice));
+    poison(out);
+    KILN_CUDA_CHECK(cudaGraphLaunch(exec, st));
+    st.sync();
+    const auto got = download(out, in.q.size());
+    std::vector<float> want(in.q.size());
+    ref::attention_decode_split(in.q.data(), in.k.data(), in.v.data(), qp, n_head, n_head_kv, hd,
+                                1.f, 512, splits, want.data());
+    EXPECT_EQ(0, std::memcmp(got.data(), want.data(), got.size() * 4)) << "position " << qp;
+  }
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+}
+
+// ------------------------------------------------------------------------- gpu: prefill
+
+// Rows checked against the double oracle: all for small T, else edges + window edges + random.
+std::vector<int64_t> sample_rows(int64_t T, int window, uint64_t seed) {
+  std::vector<int64_t> r;
+  if (T <= 600) {
+    r.resize(size_t(T));
+    std::iota(r.begin(), r.end(), 0);
+    return r;
+  }
+  for (int64_t t = 0; t < 24; ++t) r.push_back(t), r.push_back(T - 1 - t);
+  for (int64_t w : {int64_t(window), int64_t(window) + 1, int64_t(63), int64_t(64), int64_t(65)})
+    if (w > 0 && w < T) r.push_back(w), r.push_back(w - 1);
+  std::mt19937_64 g(seed);
+  for (int i = 0; i < 40; ++i) r.push_back(int64_t(g() % uint64_t(T)));
+  std::sort(r.begin(), r.end());
+  r.erase(std::unique(r.begin(), r.end()), r.end());
+  return r;
+}
+
+// Oracle output for the sampled rows of queries (query t at position p0 + t).
+std::vector<double> oracle_rows(const Inputs& in, const std::vector<int64_t>& rows, int64_t p0,
+                                int64_t n_kv, int n_head, int n_head_kv, int hd, float scale,
+                                int window) {
+  const size_t qrow = size_t(n_head) * hd;
+  std::vector<double> qs(rows.size() * qrow);
+  std::vector<int32_t> pos(rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    pos[i] = int32_t(p0 + rows[i]);
+    for (size_t j = 0; j < qrow; ++j) qs[i * qrow + j] = in.q[size_t(rows[i]) * qrow + j];
+  }
+  const auto kd = to_double(in.k), vd = to_double(in.v);
+  std::vector<double> o(qs.size());
+  ref::attention<double>(qs.data(), kd.data(), vd.data(), int64_t(rows.size()), pos.data(), n_kv,
+                         n_head, n_head_kv, hd, scale, window, o.data());
+  return o;
+}
+
+double prefill_err(const std::vector<float>& got, const std::vector<double>& want,
+                   const std::vector<int64_t>& rows, int n_head, int hd) {
+  const size_t qrow = size_t(n_head) * hd;
+  std::vector<float> g(rows.size() * qrow);
+  for (size_t i = 0; i < rows.size(); ++i)
+    std::copy_n(got.begin() + ptrdiff_t(size_t(rows[i]) * qrow), qrow, g.begin() + ptrdiff_t(i * qrow));
+  return row_rel_err(g.data(), want.data(), rows.size() * size_t(n_head), hd);
+}
+
+constexpr double kPrefillTol = 2e-3;
+
+struct PrefillCase {
+  int64_t T;
+  int hd, window, n_head, n_head_kv;
+  float scale;  // 0: 1/sqrt(hd) with q ~ N(0,1); else q scaled so scores ~ N(0, 2^2)
+};
+
+void check_prefill(const PrefillCase& c, uint64_t seed) {
+  const int row = c.n_head_kv * c.hd;
+  const float scale = c.scale != 0 ? c.scale : 1.f / std::sqrt(float(c.hd));
+  const float q_std = c.scale != 0 ? 2.f / (c.scale * std::sqrt(float(c.hd))) : 1.f;
+  Inputs in = make_inputs(c.T, c.T, c.n_head, c.n_head_kv, c.hd, seed, q_std);
+  GpuCache cache(in.k, in.v, c.T, c.T, row);
+  auto dq = upload(in.q);
+  auto dpos = upload(std::vector<int32_t>{0});
+  DeviceBuffer<float> out(in.q.size());
+  poison(out);
+  attention_prefill(dq.data(), 0, int(c.T), dpos.data(), cache.k.data(), cache.v.data(), c.T,
+                    c.n_head, c.n_head_kv, c.hd, scale, c.window, out.data(), nullptr);
+  KILN_CUDA_CHECK(cudaDeviceSynchronize());
+  const auto got = download(out, in.q.size());
+  for (size_t i = 0; i < got.size(); ++i)
+    ASSERT_TRUE(std::isfinite(got[i])) << "T " << c.T << " hd " << c.hd << " element " << i;
+  const auto rows = sample_rows(c.T, c.window, seed);
+  const auto want = oracle_rows(in, rows, 0, c.T, c.n_head, c.n_head_kv, c.hd, scale, c.window);
+  const double err = prefill_err(got, want, rows, c.n_head, c.hd);
+  EXPECT_LE(err, kPrefillTol) << "T " << c.T << " hd " << c.hd << " window " << c.window;
+  printf("[prefill] T %lld hd %d window %d heads %d/%d scale %g: max row rel err %.3g (%zu rows)\n",
+         (long long)c.T, c.hd, c.window, c.n_head, c.n_head_kv, double(scale), err, rows.size());
+}
+
+TEST(GpuAttentionPrefill, WithinToleranceOfDouble) {
+  KILN_REQUIRE_GPU();
+  uint64_t seed = 5000;
+  for (int64_t T : {1, 2, 511, 512, 513, 4097})
+    for (int hd : {128, 256, 512})
+      for (int window : {0, 512}) check_prefill({T, hd, window, 4, 1, 0.f}, seed++);
+  check_prefill({1000, 256, 512, 8, 2, 1.f}, seed++);  // Gemma 4 sliding: scale 1, GQA 4
+  check_prefill({1000, 512, 0, 8, 2, 1.f}, seed++);    // Gemma 4 global
+  check_prefill({700, 128, 0, 32, 8, 0.f}, seed++);    // Qwen3 heads
+  check_prefill({300, 128, 1, 4, 1, 0.f}, seed++);     // window 1
+  check_prefill({300, 256, 63, 4, 1, 0.f}, seed++);    // window not a tile multiple
+}
+
+TEST(GpuAttentionPrefill, LongSequences) {
+  KILN_REQUIRE_GPU();
+  check_prefill({16384, 128, 0, 1, 1, 0.f}, 6000);
+  check_prefill({16384, 256, 512, 1, 1, 1.f}, 6001);
+  check_prefill({32768, 128, 0, 1, 1, 0.f}, 6002);
+  check_prefill({8192, 512, 0, 1, 1, 1.f}, 6003);
+}
+
+// Chunked prefill on a ring cache: chunks appended with kv_append then attended (new queries see
+// the previous chunks through position offsets); every chunk within tolerance of the oracle on
+// the whole sequence. Sliding layer: ring of window + chunk - 1 rows; global layer: linear.
+TEST(GpuAttentionPrefill, ChunkedWithOffsetsAndRing) {
+  KILN_REQUIRE_GPU();
+  struct C {
+    int hd, window;
+    int64_t total, chunk, cap;
+  };
+  for (const C c : {C{256, 512, 2000, 300, 512 + 300 - 1}, C{128, 64, 777, 100, 163},
+                    C{512, 0, 1500, 512, 1500}, C{128, 0, 4097, 1000, 4097}}) {
+    const int n_head = 4, n_head_kv = 1, row = n_head_kv * c.hd;
+    const float scale = 1.f / std::sqrt(float(c.hd));
+    Inputs in = make_inputs(c.total, c.total, n_head, n_head_kv, c.hd, 7000 + c.total);
+    DeviceBuffer<uint16_t> kc(size_t(c.cap * row)), vc(size_t(c.cap * row));
+    poison(kc);
+    poison(vc);
+    auto dk = upload(in.k), dv = upload(in.v), dq = upload(in.q);
+    std::vector<int32_t> allpos(size_t(c.total));
+    std::iota(allpos.begin(), allpos.end(), 0);
+    auto dpos = upload(allpos);
+    DeviceBuffer<float> out(in.q.size());
+    poison(out);
+    for (int64_t p0 = 0; p0 < c.total; p0 += c.chunk) {
+      const int T = int(std::min(c.chunk, c.total - p0));
+      kv_append(dk.data() + p0 * row, dv.data() + p0 * row, 0, T, dpos.data() + p0, kc.data(),
+                vc.data(), c.cap, n_head_kv, c.hd, nullptr);
+      attention_prefill(dq.data() + p0 * n_head * c.hd, 0, T, dpos.data() + p0, kc.data(),
+                        vc.data(), c.cap, n_head, n_head_kv, c.hd, scale, c.window,
+                        out.data() + p0 * n_head * c.hd, nullptr);
+    }
+    KILN_CUDA_CHECK(cudaDeviceSynchronize());
+    const auto got = download(out, in.q.size());
+    const auto rows = sample_rows(c.total, c.window, 8000);
+    const auto want = oracle_rows(in, rows, 0, c.total, n_head, n_head_kv, c.hd, scale, c.window);
+    const double err = prefill_err(got, want, rows, n_head, c.hd);
+    EXPECT_LE(err, kPrefillTol) << "hd " << c.hd << " window " << c.window << " chunk " << c.chunk;
+    printf("[chunked] hd %d window %d total %lld chunk %lld cap %lld: max row rel err %.3g\n", c.hd,
+           c.window, (long long)c.total, (long long)c.chunk, (long long)c.cap, err);
+  }
+}
+
+// Decode after a prefill of T tokens (the new token appended at position T) equals the last row
+// of a prefill over T + 1 tokens within the two contracts' combined tolerance.
+TEST(GpuAttentionPrefill, DecodeAfterPrefillMatchesLongerPrefill) {
+  KILN_REQUIRE_GPU();
+  for (int hd : {128, 256, 512})
+    for (int window : {0, 512}) {
+      const int n_head = 8, n_head_kv = 2, row = n_head_kv * hd, splits = 32;
+      const int64_t T = 1500;
+      const float scale = 1.f / std::sqrt(float(hd));
+      Inputs in = make_inputs(T + 1, T + 1, n_head, n_head_kv, hd, 9000 + hd + window);
+      const int64_t cap = window ? window : T + 1;
+      DeviceBuffer<uint16_t> kc(size_t(cap * row)), vc(size_t(cap * row));
+      auto dk = upload(in.k), dv = upload(in.v), dq = upload(in.q);
+      std::vector<int32_t> allpos(size_t(T + 1));
+      std::iota(allpos.begin(), allpos.end(), 0);
+      auto dpos = upload(allpos);
+      DeviceBuffer<float> dec(size_t(n_head) * hd);
+      poison(dec);
+      const size_t ws_bytes = attention_decode_workspace_bytes(n_head, hd, splits);
+      DeviceBuffer<uint8_t> ws(ws_bytes);
+      // decode path: append the last `cap` tokens (all, for a linear cache), decode at T
+      const int64_t first = T + 1 - cap;
+      kv_append(dk.data() + first * row, dv.data() + first * row, 0, int(cap), dpos.data() + first,
+                kc.data(), vc.data(), cap, n_head_kv, hd, nullptr);
+      attention_decode(dq.data() + T * n_head * hd, 0, kc.data(), vc.data(), cap, n_head,
+                       n_head_kv, hd, scale, window, dpos.data() + T, splits, ws.data(), ws_bytes,
+                       dec.data(), nullptr);
+      // prefill path on a linear cache of T + 1 positions
+      GpuCache lin(in.k, in.v, T + 1, T + 1, row);
+      DeviceBuffer<float> pre(in.q.size());
+      poison(pre);
+      attention_prefill(dq.data(), 0, int(T + 1), dpos.data(), lin.k.data(), lin.v.data(), T + 1,
+                        n_head, n_head_kv, hd, scale, window, pre.data(), nullptr);
+      KILN_CUDA_CHECK(cudaDeviceSynchronize());
+      const auto d = download(dec, size_t(n_head) * hd);
+      const auto p = download(pre, in.q.size());
+      const std::vector<double> pl(p.end() - n_head * hd, p.end());
+      EXPECT_LE(row_rel_err(d.data(), pl.data(), size_t(n_head), hd), kPrefillTol + 1e-5)
+          << "hd " << hd << " window " << window;
+      const auto want = oracle_rows(in, {T}, 0, T + 1, n_head, n_head_kv, hd, scale, window);
+      EXPECT_LE(row_rel_err(d.data(), want.data(), size_t(n_head), hd), 1e-5) << "decode vs double";
+    }
+}
+
+}  // namespace
+}  // namespace kiln
