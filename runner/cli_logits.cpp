@@ -1,0 +1,92 @@
+// `kiln logits`: run a prompt through a model and dump the logits of every position, so kiln can
+// be compared with other engines (llama.cpp's logits, a GPU run, another kiln build).
+//
+//   kiln logits --model FILE.gguf --tokens 2,17,99 [--backend cpu|gpu] [--out logits.f32] [--exact]
+//
+// Output file: raw little-endian float32, row-major [n_tokens x vocab] (the layout of llama.cpp's
+// batch logits). stdout: one line per position with the token, the argmax and its logit.
+// --backend cpu (default) is the reference forward pass (reference/forward.h) with activations
+// quantized to Q8_1 before each quantized matmul, like the GPU; --exact keeps them float.
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "kernels/common/error.h"
+#include "models/gguf.h"
+#include "reference/forward.h"
+#include "runner/cli.h"
+
+namespace kiln {
+
+namespace {
+
+std::vector<int32_t> parse_tokens(const std::string& s) {
+  std::vector<int32_t> out;
+  size_t i = 0;
+  while (i <= s.size()) {
+    const size_t j = s.find(',', i);
+    const std::string item = s.substr(i, j == std::string::npos ? std::string::npos : j - i);
+    out.push_back(int32_t(Args::to_int("--tokens", item, 0, INT32_MAX)));
+    if (j == std::string::npos) break;
+    i = j + 1;
+  }
+  return out;
+}
+
+bool little_endian_host() {
+  const uint32_t one = 1;
+  uint8_t b;
+  memcpy(&b, &one, 1);
+  return b == 1;
+}
+
+void write_f32(const std::string& path, const std::vector<float>& v) {
+  if (!little_endian_host()) fail("--out: writing little-endian float32 needs a little-endian host");
+  FILE* f = fopen(path.c_str(), "wb");
+  if (!f) fail("cannot open '", path, "' for writing: ", strerror(errno));
+  const size_t wrote = fwrite(v.data(), sizeof(float), v.size(), f);
+  const bool ok = wrote == v.size() && fclose(f) == 0;
+  if (!ok) fail("writing '", path, "' failed: ", strerror(errno));
+}
+
+}  // namespace
+
+int cli_logits(int argc, char** argv) {
+  Args a(argc, argv, 1);
+  const std::string model = a.value("--model");
+  const std::string tokens_arg = a.value("--tokens");
+  const std::string backend = a.value("--backend", "cpu");
+  const std::string out = a.value("--out");
+  const bool exact = a.flag("--exact");
+  a.finish();
+  if (model.empty()) throw UsageError{"--model FILE.gguf is required"};
+  if (tokens_arg.empty()) throw UsageError{"--tokens is required (comma-separated token ids, e.g. 2,17,99)"};
+  const std::vector<int32_t> tokens = parse_tokens(tokens_arg);
+  if (backend == "gpu")
+    fail("--backend gpu: the GPU runner is not built yet; use --backend cpu (the reference forward pass)");
+  if (backend != "cpu") throw UsageError{"--backend must be cpu or gpu, got '" + backend + "'"};
+
+  const GgufFile file = GgufFile::open(model);
+  const ref::Activations mode = exact ? ref::Activations::Exact : ref::Activations::Q8_1;
+  ref::Forward fw(file, mode, int(tokens.size()));
+  const int vocab = fw.config().n_vocab;
+  const std::vector<float> logits = fw.forward(tokens.data(), int(tokens.size()));
+
+  if (!out.empty()) write_f32(out, logits);
+  printf("# %s, %s, backend cpu (reference, activations %s), %zu tokens x %d vocab%s%s\n",
+         arch_name(fw.config().arch), model.c_str(), ref::activations_name(mode), tokens.size(), vocab,
+         out.empty() ? "" : " -> ", out.c_str());
+  printf("# pos  token  argmax  logit\n");
+  for (size_t t = 0; t < tokens.size(); ++t) {
+    const float* row = logits.data() + t * size_t(vocab);
+    const int best = ref::argmax(row, vocab);
+    printf("%5zu  %5d  %6d  %.6g\n", t, tokens[t], best, double(row[best]));
+  }
+  return kExitOk;
+}
+
+}  // namespace kiln
