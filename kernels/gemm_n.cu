@@ -19,7 +19,6 @@ constexpr int kWarps = plan::kWarpsPerCta;
 constexpr int kThreads = kWarps * 32;
 constexpr int kRows = 4;           // rows per warp (R)
 constexpr int kRowBuf = 1088 + 32;  // staging bytes per row: largest chunk (32 Q8_0 blocks) + misalignment + 1 word
-constexpr int kSegPerLane = 3;     // ceil((15 + 1088 + 15) / 16 / 32)
 
 struct Mat {
   const uint8_t* data;
@@ -50,15 +49,6 @@ __device__ __forceinline__ uint4 ld_stream_v4(const uint8_t* p) {
                : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
                : "l"(p));
   return v;
-}
-
-// 16-byte segment at p (16-aligned); bytes at or beyond `end` are not read (zero).
-__device__ __forceinline__ uint4 ld_segment(const uint8_t* p, const uint8_t* end) {
-  if (p + 16 <= end) return ld_stream_v4(p);
-  uint32_t w[4] = {0, 0, 0, 0};
-  for (int i = 0; i < 16; ++i)
-    if (p + i < end) w[i >> 2] |= uint32_t(__ldg(p + i)) << (8 * (i & 3));
-  return make_uint4(w[0], w[1], w[2], w[3]);
 }
 
 // Unaligned little-endian reads from shared memory (buffers are padded by one word).
@@ -120,9 +110,41 @@ __device__ __forceinline__ void finish(const Mat& m, int64_t row0, int warp, int
 
 // ---------------------------------------------------------------- integer path
 
+__device__ __forceinline__ void cp_async16(uint8_t* dst, const uint8_t* src, int src_bytes) {
+  const uint32_t d = uint32_t(__cvta_generic_to_shared(dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(d), "l"(src), "r"(src_bytes) : "memory");
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+template <int PENDING>
+__device__ __forceinline__ void cp_async_wait() {
+  asm volatile("cp.async.wait_group %0;" ::"n"(PENDING) : "memory");
+}
+
+constexpr int kStages = 3;  // chunks in flight per warp (cp.async ring)
+constexpr size_t kQSmem = size_t(kWarps) * kStages * kRows * kRowBuf;
+
+// Issues the asynchronous copy of chunk c of rows row0.. into one ring stage: aligned 16-byte
+// segments covering each row's chunk; bytes past the end of the matrix are zero-filled, not read.
+__device__ __forceinline__ void issue_chunk(const Mat& m, int64_t row0, int64_t c, int bpc, int bb, int len,
+                                            uint8_t (*buf)[kRowBuf], int lane) {
+#pragma unroll
+  for (int r = 0; r < kRows; ++r) {
+    const int64_t row = row0 + r;
+    if (row >= m.M) continue;
+    const uint8_t* g = m.data + row * m.row_bytes + c * int64_t(bpc) * bb;
+    const uint8_t* a0 = reinterpret_cast<const uint8_t*>(reinterpret_cast<uintptr_t>(g) & ~uintptr_t(15));
+    const int nseg = (int(g - a0) + len + 15) >> 4;
+    for (int i = lane; i < nseg; i += 32) {
+      const uint8_t* src = a0 + 16 * i;
+      const int64_t left = m.end - src;
+      cp_async16(&buf[r][16 * i], src, left >= 16 ? 16 : int(left));
+    }
+  }
+}
+
 template <int N>
-__global__ void __launch_bounds__(kThreads, N <= 2 ? 4 : 3) gemm_n_q8_1_kernel(const __grid_constant__ Params p) {
-  __shared__ __align__(16) uint8_t stage[kWarps][kRows][kRowBuf];
+__global__ void __launch_bounds__(kThreads, N <= 4 ? 4 : 3) gemm_n_q8_1_kernel(const __grid_constant__ Params p) {
+  extern __shared__ __align__(16) uint8_t qsmem[];
   __shared__ float red[kWarps][kRows][N];
   const int mi = find_mat(p, blockIdx.x);
   const Mat& m = p.mats[mi];
@@ -138,7 +160,7 @@ __global__ void __launch_bounds__(kThreads, N <= 2 ? 4 : 3) gemm_n_q8_1_kernel(c
   const int64_t blocks_per_row = p.units / upb;
   const int64_t nchunks = (p.units + plan::kLanes - 1) / plan::kLanes;
   const BlockQ8_1* x = static_cast<const BlockQ8_1*>(p.x);
-  uint8_t(*buf)[kRowBuf] = stage[warp];
+  auto ring = reinterpret_cast<uint8_t(*)[kRows][kRowBuf]>(qsmem) + size_t(warp) * kStages;
 
   float acc[kRows][N];
 #pragma unroll
@@ -147,38 +169,29 @@ __global__ void __launch_bounds__(kThreads, N <= 2 ? 4 : 3) gemm_n_q8_1_kernel(c
     for (int n = 0; n < N; ++n) acc[r][n] = 0.f;
 
   if (row0 < m.M) {
-    for (int64_t c = ws; c < nchunks; c += S) {
-      const int nblk = int(blocks_per_row - c * bpc < bpc ? blocks_per_row - c * bpc : bpc);
-      const int len = nblk * bb;
-      // ---- stage R rows of this chunk (all loads issued before any store)
-      uint4 v[kRows][kSegPerLane];
+    const int64_t J = ws < nchunks ? (nchunks - ws + S - 1) / S : 0;  // this warp's chunks
+    auto chunk_len = [&](int64_t c) {
+      const int64_t left = blocks_per_row - c * bpc;
+      return int(left < bpc ? left : bpc) * bb;
+    };
+#pragma unroll
+    for (int j = 0; j < kStages - 1; ++j) {
+      if (j < J) issue_chunk(m, row0, ws + j * S, bpc, bb, chunk_len(ws + j * S), ring[j], lane);
+      cp_async_commit();
+    }
+    for (int64_t j = 0; j < J; ++j) {
+      const int64_t jn = j + kStages - 1;
+      if (jn < J) issue_chunk(m, row0, ws + jn * S, bpc, bb, chunk_len(ws + jn * S), ring[jn % kStages], lane);
+      cp_async_commit();
+      cp_async_wait<kStages - 1>();
+      __syncwarp();
+      const int64_t c = ws + j * S;
+      uint8_t(*buf)[kRowBuf] = ring[j % kStages];
+      const int nblk = chunk_len(c) / bb;
       int offs[kRows];
-      int nseg[kRows];
-#pragma unroll
-      for (int r = 0; r < kRows; ++r) {
-        const int64_t row = row0 + r;
-        offs[r] = 0;
-        nseg[r] = 0;
-        if (row < m.M) {
-          const uint8_t* g = m.data + row * m.row_bytes + c * int64_t(bpc) * bb;
-          const uint8_t* a0 = reinterpret_cast<const uint8_t*>(reinterpret_cast<uintptr_t>(g) & ~uintptr_t(15));
-          offs[r] = int(g - a0);
-          nseg[r] = (offs[r] + len + 15) >> 4;
-#pragma unroll
-          for (int k = 0; k < kSegPerLane; ++k) {
-            const int i = lane + 32 * k;
-            if (i < nseg[r]) v[r][k] = ld_segment(a0 + 16 * i, m.end);
-          }
-        }
-      }
 #pragma unroll
       for (int r = 0; r < kRows; ++r)
-#pragma unroll
-        for (int k = 0; k < kSegPerLane; ++k) {
-          const int i = lane + 32 * k;
-          if (i < nseg[r]) *reinterpret_cast<uint4*>(&buf[r][16 * i]) = v[r][k];
-        }
-      __syncwarp();
+        offs[r] = int(reinterpret_cast<uintptr_t>(m.data + (row0 + r) * m.row_bytes + c * int64_t(bpc) * bb) & 15);
       // ---- decode this lane's unit of each row, then apply it to every column
       const int nunits = nblk * upb;
       if (lane < nunits) {
@@ -263,6 +276,7 @@ __global__ void __launch_bounds__(kThreads, N <= 2 ? 4 : 3) gemm_n_q8_1_kernel(c
       }
       __syncwarp();
     }
+    cp_async_wait<0>();
   }
   finish<N>(m, row0, warp, S, lane, p.add, acc, red);
 }
@@ -376,6 +390,17 @@ __global__ void __launch_bounds__(kThreads) gemm_n_f_kernel(const __grid_constan
 
 // ---------------------------------------------------------------- host side
 
+template <int NC>
+void launch_q(dim3 grid, dim3 block, cudaStream_t s, const Params& q) {
+  static const bool configured = [] {  // once per instantiation (not a stream operation)
+    KILN_CUDA_CHECK(cudaFuncSetAttribute(gemm_n_q8_1_kernel<NC>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         int(kQSmem)));
+    return true;
+  }();
+  (void)configured;
+  gemm_n_q8_1_kernel<NC><<<grid, block, kQSmem, s>>>(q);
+}
+
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
 
 void check_weight(const char* fn, const WeightDesc& w, bool quant) {
@@ -446,7 +471,7 @@ void launch(bool quant, const GemmNTarget* mats, int count, const XT* x, int64_t
 #define KILN_GEMM_N_CASE(NC)                                              \
   case NC:                                                                \
     if (quant)                                                            \
-      gemm_n_q8_1_kernel<NC><<<grid, block, 0, s>>>(q);                   \
+      launch_q<NC>(grid, block, s, q);                   \
     else                                                                  \
       gemm_n_f_kernel<NC><<<grid, block, 0, s>>>(q);                      \
     break;
