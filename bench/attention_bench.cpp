@@ -54,7 +54,7 @@ void BM_decode(benchmark::State& state) {
     return;
   }
   const int sms = device_props(0).sm_count;
-  if (splits == 0) splits = attention_decode_splits(sh.n_head_kv, ctx, sms);
+  if (splits == 0) splits = attention_decode_splits(sh.n_head, sh.n_head_kv, sh.hd, ctx, sms);
   const int64_t attended = sh.window ? std::min<int64_t>(ctx, sh.window) : ctx;
   const int64_t cap = sh.window ? sh.window : ctx;  // sliding layer: ring of `window` rows
   const size_t row = size_t(sh.n_head_kv) * sh.hd;
@@ -118,8 +118,8 @@ void decode_args(benchmark::internal::Benchmark* b) {
   for (int s = 0; s < 3; ++s)
     for (int64_t ctx : {512, 4096, 32768}) b->Args({s, ctx, 0});
   // split-count sweep at 32768 for the two global shapes
-  for (int64_t sp : {33, 66, 132, 264}) b->Args({0, 32768, sp / 2});
-  for (int64_t sp : {66, 132, 264, 528}) b->Args({1, 32768, sp});
+  for (int64_t sp : {33, 50, 66, 99, 132}) b->Args({0, 32768, sp});
+  for (int64_t sp : {66, 132, 198, 264}) b->Args({1, 32768, sp});
 }
 void prefill_args(benchmark::internal::Benchmark* b) {
   for (int64_t T : {512, 2048, 8192}) {

@@ -55,7 +55,10 @@ void kv_append(const float* k_new, const float* v_new, int64_t src_stride, int T
 // (programmatic dependent launch) combines the splits. `workspace` (device, >=
 // attention_decode_workspace_bytes) holds the split partials; no initialization needed.
 size_t attention_decode_workspace_bytes(int n_head, int hd, int n_splits);
-// Suggested split count for a GPU with sm_count SMs: enough CTAs to fill it at long contexts.
+// Suggested split count for a GPU with sm_count SMs: one full wave of resident CTAs at long
+// contexts (occupancy of this shape's kernel), at most one 32-position tile per split.
+int attention_decode_splits(int n_head, int n_head_kv, int hd, int64_t max_ctx, int sm_count);
+// Shape-agnostic variant (one split count shared by layers of different head_dim): 3 CTAs per SM.
 int attention_decode_splits(int n_head_kv, int64_t max_ctx, int sm_count);
 void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
                       const uint16_t* v_cache, int64_t cap, int n_head, int n_head_kv, int hd,

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 
 #include "kernels/attention.cuh"
 #include "kernels/common/device.cuh"
@@ -25,38 +26,6 @@ static_assert(TILE == 32, "one position per lane");
 
 __device__ __forceinline__ float neg_inf() { return __int_as_float(0xff800000); }
 
-// E consecutive FP16 values -> float (exact).
-template <int E>
-struct Row {
-  static constexpr int N4 = E >= 8 ? E / 8 : 0;  // uint4 loads
-  static constexpr int N2 = E >= 8 ? 0 : E / 4;  // uint2 loads
-  uint4 a[N4 > 0 ? N4 : 1];
-  uint2 b[N2 > 0 ? N2 : 1];
-  __device__ __forceinline__ void load(const uint16_t* p) {
-    if constexpr (N4 > 0) {
-#pragma unroll
-      for (int i = 0; i < N4; ++i) a[i] = __ldg(reinterpret_cast<const uint4*>(p) + i);
-    } else {
-#pragma unroll
-      for (int i = 0; i < N2; ++i) b[i] = __ldg(reinterpret_cast<const uint2*>(p) + i);
-    }
-  }
-  __device__ __forceinline__ void to_float(float (&f)[E]) const {
-    const uint32_t* w;
-    if constexpr (N4 > 0)
-      w = reinterpret_cast<const uint32_t*>(a);
-    else
-      w = reinterpret_cast<const uint32_t*>(b);
-#pragma unroll
-    for (int i = 0; i < E / 2; ++i) {
-      __half2 h = *reinterpret_cast<const __half2*>(&w[i]);
-      const float2 x = __half22float2(h);
-      f[2 * i] = x.x;
-      f[2 * i + 1] = x.y;
-    }
-  }
-};
-
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
   for (int o = 16; o >= 1; o /= 2) v = v + __shfl_xor_sync(0xffffffffu, v, o);
@@ -68,6 +37,27 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
+// Per-warp ring of NS slots in shared memory, each 8 rows (positions) of K or V, filled with
+// cp.async: a warp's tile is consumed as 4 K groups then 4 V groups of 8 rows, and the copies for
+// the next NS-1 groups are always in flight (no registers held by outstanding loads).
+template <int HD>
+struct Ring {
+  static constexpr int NS = HD == 128 ? 8 : HD == 256 ? 4 : 3;
+  static constexpr int SLOT = 8 * HD * 2;                 // bytes
+  static constexpr int WARP_BYTES = NS * SLOT;
+};
+
+template <int HD, int G>
+constexpr int decode_smem_bytes() {
+  constexpr int ring = W * Ring<HD>::WARP_BYTES;
+  constexpr int merge = W * G * HD * 4 + 2 * W * G * 4;
+  return ring > merge ? ring : merge;
+}
+
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
+}
+
 template <int HD, int G>
 __global__ void __launch_bounds__(W * 32)
     attn_decode_split_kernel(const float* __restrict__ q, int64_t q_stride,
@@ -76,9 +66,10 @@ __global__ void __launch_bounds__(W * 32)
                              const int32_t* __restrict__ pos, int S, float* __restrict__ part_o,
                              float2* __restrict__ part_ml) {
   constexpr int E = HD / 32;
-  constexpr int U = E >= 16 ? 4 : 8;  // rows in flight per lane
-  __shared__ float sm_acc[W][G][HD];
-  __shared__ float sm_m[W][G], sm_l[W][G];
+  using R = Ring<HD>;
+  constexpr int NS = R::NS;
+  constexpr int CPR = HD / 8;  // 16-byte chunks per row
+  extern __shared__ __align__(16) unsigned char dsm[];
 
   asm volatile("griddepcontrol.wait;" ::: "memory");  // q / pos / cache come from earlier kernels
   const int s = blockIdx.x, kh = blockIdx.y;
@@ -109,43 +100,83 @@ __global__ void __launch_bounds__(W * 32)
     e = min(b + chunk, qp + 1);
   }
   const int64_t rs = int64_t(n_head_kv) * HD;
-  const uint16_t* kb = kc + int64_t(kh) * HD + lane * E;
-  const uint16_t* vb = vc + int64_t(kh) * HD + lane * E;
+  const uint16_t* kb = kc + int64_t(kh) * HD;
+  const uint16_t* vb = vc + int64_t(kh) * HD;
+  // this warp's tiles: t0 = b + (warp + i*W) * 32, i < n_my
+  const int first = b + warp * TILE;
+  const int n_my = first < e ? (e - first + W * TILE - 1) / (W * TILE) : 0;
+  const int n_groups = n_my * 8;
+  unsigned char* ring = dsm + warp * R::WARP_BYTES;
+  const uint32_t ring_s = uint32_t(__cvta_generic_to_shared(ring));
 
-  for (int t0 = b + warp * TILE; t0 < e; t0 += W * TILE) {
+  // producer: group gq = tile gq/8, part gq%8 (0-3: K rows 8*part.., 4-7: V rows 8*(part-4)..)
+  auto issue = [&](int gq) {
+    if (gq < n_groups) {
+      const int i = gq >> 3, part = gq & 7;
+      const int t0 = first + i * W * TILE;
+      const int j = (part & 3) * 8 + (lane >> 2);
+      if (t0 + j < e) {
+        int row = t0 % cap + j;
+        if (row >= cap) row -= cap;
+        if (row >= cap) row %= cap;
+        const uint16_t* src = (part < 4 ? kb : vb) + int64_t(row) * rs;
+        const uint32_t dst = ring_s + (gq % NS) * R::SLOT + (lane >> 2) * HD * 2;
+#pragma unroll
+        for (int c = lane & 3; c < CPR; c += 4) cp_async16(dst + c * 16, src + c * 8);
+      }
+    }
+    asm volatile("cp.async.commit_group;\n" ::);
+  };
+  // consumer: waits for group gq, returns lane's E values of row r of its slot
+  int gc = 0;
+  auto acquire = [&]() -> const unsigned char* {
+    issue(gc + NS - 1);
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(NS - 1));
+    __syncwarp();
+    return ring + (gc % NS) * R::SLOT;
+  };
+  auto release = [&]() {
+    __syncwarp();  // all lanes done reading the slot before it is refilled
+    ++gc;
+  };
+  auto row_vals = [&](const unsigned char* slot, int r, float (&f)[E]) {
+    const uint16_t* p = reinterpret_cast<const uint16_t*>(slot + r * HD * 2) + lane * E;
+#pragma unroll
+    for (int i = 0; i < E; i += 2) {
+      const float2 x = __half22float2(*reinterpret_cast<const __half2*>(p + i));
+      f[i] = x.x;
+      f[i + 1] = x.y;
+    }
+  };
+
+  for (int g0 = 0; g0 < NS - 1; ++g0) issue(g0);
+
+  for (int i = 0; i < n_my; ++i) {
+    const int t0 = first + i * W * TILE;
     const int nvalid = min(TILE, e - t0);
-    const int row0 = t0 % cap;
     float my_s[G];
 #pragma unroll
     for (int g = 0; g < G; ++g) my_s[g] = neg_inf();
-    for (int jj = 0; jj < nvalid; jj += U) {
-      Row<E> r[U];
 #pragma unroll
-      for (int u = 0; u < U; ++u) {
-        const int j = jj + u;
-        if (j < nvalid) {
-          int row = row0 + j;
-          if (row >= cap) row -= cap;
-          if (row >= cap) row %= cap;
-          r[u].load(kb + int64_t(row) * rs);
-        }
-      }
+    for (int sub = 0; sub < 4; ++sub) {
+      const unsigned char* slot = acquire();
 #pragma unroll
-      for (int u = 0; u < U; ++u) {
-        const int j = jj + u;
+      for (int r = 0; r < 8; ++r) {
+        const int j = sub * 8 + r;
         if (j < nvalid) {
           float kf[E];
-          r[u].to_float(kf);
+          row_vals(slot, r, kf);
 #pragma unroll
           for (int g = 0; g < G; ++g) {
             float part = 0.f;
 #pragma unroll
-            for (int i = 0; i < E; ++i) part = fmaf(qr[g][i], kf[i], part);
+            for (int x = 0; x < E; ++x) part = fmaf(qr[g][x], kf[x], part);
             const float sc = warp_sum(part) * scale;
             if (lane == j) my_s[g] = sc;
           }
         }
       }
+      release();
     }
     float my_p[G];
 #pragma unroll
@@ -158,40 +189,37 @@ __global__ void __launch_bounds__(W * 32)
       m[g] = mn;
       my_p[g] = p;
 #pragma unroll
-      for (int i = 0; i < E; ++i) acc[g][i] = acc[g][i] * c;
+      for (int x = 0; x < E; ++x) acc[g][x] = acc[g][x] * c;
     }
-    for (int jj = 0; jj < nvalid; jj += U) {
-      Row<E> r[U];
 #pragma unroll
-      for (int u = 0; u < U; ++u) {
-        const int j = jj + u;
-        if (j < nvalid) {
-          int row = row0 + j;
-          if (row >= cap) row -= cap;
-          if (row >= cap) row %= cap;
-          r[u].load(vb + int64_t(row) * rs);
-        }
-      }
+    for (int sub = 0; sub < 4; ++sub) {
+      const unsigned char* slot = acquire();
 #pragma unroll
-      for (int u = 0; u < U; ++u) {
-        const int j = jj + u;
+      for (int r = 0; r < 8; ++r) {
+        const int j = sub * 8 + r;
         if (j < nvalid) {
           float vf[E];
-          r[u].to_float(vf);
+          row_vals(slot, r, vf);
 #pragma unroll
           for (int g = 0; g < G; ++g) {
             const float pj = __shfl_sync(0xffffffffu, my_p[g], j);
 #pragma unroll
-            for (int i = 0; i < E; ++i) acc[g][i] = fmaf(pj, vf[i], acc[g][i]);
+            for (int x = 0; x < E; ++x) acc[g][x] = fmaf(pj, vf[x], acc[g][x]);
           }
         }
       }
+      release();
     }
   }
+  asm volatile("cp.async.wait_group 0;\n" ::);
 
   // Let the merge kernel's CTAs start launching (they wait for this grid's completion).
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 
+  __syncthreads();  // rings are dead: reuse the shared memory for the warp merge
+  float(*sm_acc)[G][HD] = reinterpret_cast<float(*)[G][HD]>(dsm);
+  float(*sm_m)[G] = reinterpret_cast<float(*)[G]>(dsm + W * G * HD * 4);
+  float(*sm_l)[G] = reinterpret_cast<float(*)[G]>(dsm + W * G * HD * 4 + W * G * 4);
 #pragma unroll
   for (int g = 0; g < G; ++g) {
 #pragma unroll
@@ -280,8 +308,15 @@ template <int HD, int G>
 void launch_split(dim3 grid, cudaStream_t st, const float* q, int64_t q_stride, const uint16_t* kc,
                   const uint16_t* vc, int cap, int n_head_kv, float scale, int window,
                   const int32_t* pos, int S, float* po, float2* pml) {
-  launch_pdl(attn_decode_split_kernel<HD, G>, grid, dim3(W * 32), 0, st, q, q_stride, kc, vc, cap,
-             n_head_kv, scale, window, pos, S, po, pml);
+  constexpr int smem = decode_smem_bytes<HD, G>();
+  static const bool attr_set = [] {
+    KILN_CUDA_CHECK(cudaFuncSetAttribute(attn_decode_split_kernel<HD, G>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    return true;
+  }();
+  (void)attr_set;
+  launch_pdl(attn_decode_split_kernel<HD, G>, grid, dim3(W * 32), size_t(smem), st, q, q_stride, kc,
+             vc, cap, n_head_kv, scale, window, pos, S, po, pml);
 }
 
 template <int HD>
@@ -309,8 +344,45 @@ size_t attention_decode_workspace_bytes(int n_head, int hd, int n_splits) {
 }
 
 int attention_decode_splits(int n_head_kv, int64_t max_ctx, int sm_count) {
-  // about 4 CTAs per SM at long contexts; no more splits than tiles of one warp each
-  const int64_t want = (int64_t(4) * sm_count + n_head_kv - 1) / n_head_kv;
+  KILN_REQUIRE(n_head_kv > 0, "attention_decode_splits: n_head_kv ", n_head_kv);
+  const int64_t want = (int64_t(3) * sm_count + n_head_kv - 1) / n_head_kv;
+  const int64_t tiles = (max_ctx + TILE - 1) / TILE;
+  return int(std::max<int64_t>(1, std::min<int64_t>(std::min(want, tiles), 1024)));
+}
+
+int attention_decode_splits(int n_head, int n_head_kv, int hd, int64_t max_ctx, int sm_count) {
+  KILN_REQUIRE(n_head_kv > 0 && n_head % n_head_kv == 0 && (hd == 128 || hd == 256 || hd == 512),
+               "attention_decode_splits: bad shape");
+  // one full wave of resident CTAs; no more splits than tiles of one warp each
+  int per_sm = 0;
+  const void* fn = nullptr;
+  int smem = 0;
+  const int G = n_head / n_head_kv;
+  auto pick = [&](auto hd_c, auto g_c) {
+    constexpr int HD = decltype(hd_c)::value, GG = decltype(g_c)::value;
+    if constexpr (HD * GG <= attn::kDecodeMaxGroupDims) {
+      fn = reinterpret_cast<const void*>(attn_decode_split_kernel<HD, GG>);
+      smem = decode_smem_bytes<HD, GG>();
+      KILN_CUDA_CHECK(cudaFuncSetAttribute(attn_decode_split_kernel<HD, GG>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
+    }
+  };
+  auto by_group = [&](auto hd_c) {
+    switch (G) {
+      case 1: pick(hd_c, std::integral_constant<int, 1>()); break;
+      case 2: pick(hd_c, std::integral_constant<int, 2>()); break;
+      case 4: pick(hd_c, std::integral_constant<int, 4>()); break;
+      case 8: pick(hd_c, std::integral_constant<int, 8>()); break;
+      default: break;
+    }
+  };
+  if (hd == 128) by_group(std::integral_constant<int, 128>());
+  if (hd == 256) by_group(std::integral_constant<int, 256>());
+  if (hd == 512) by_group(std::integral_constant<int, 512>());
+  KILN_REQUIRE(fn != nullptr, "attention_decode_splits: GQA group ", G, " with head_dim ", hd,
+               " not supported");
+  KILN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn, W * 32, size_t(smem)));
+  const int64_t want = (int64_t(std::max(per_sm, 1)) * sm_count + n_head_kv - 1) / n_head_kv;
   const int64_t tiles = (max_ctx + TILE - 1) / TILE;
   return int(std::max<int64_t>(1, std::min<int64_t>(std::min(want, tiles), 1024)));
 }

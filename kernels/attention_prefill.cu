@@ -141,6 +141,16 @@ __global__ void __launch_bounds__(kWarps * 32)
     *reinterpret_cast<uint4*>(smem + swz(r, c, C::QC)) = v;
   }
 
+  // hd 128: the warp's Q fragments stay in registers for the whole key loop
+  constexpr bool kQReg = HD <= 128;
+  uint32_t qf[kQReg ? HD / 16 : 1][4];
+  if constexpr (kQReg) {
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < HD / 16; ++kk)
+      ldsm_x4(qf[kk], sQ + swz(warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, 2 * kk + (lane >> 4), C::QC));
+  }
+
   float o[DV / 8][4];
 #pragma unroll
   for (int n = 0; n < DV / 8; ++n) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
@@ -168,7 +178,11 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
     for (int kk = 0; kk < HD / 16; ++kk) {
       uint32_t a[4];
-      ldsm_x4(a, sQ + swz(wr0 + (lane & 7) + ((lane >> 3) & 1) * 8, 2 * kk + (lane >> 4), C::QC));
+      if constexpr (kQReg) {
+        a[0] = qf[kk][0], a[1] = qf[kk][1], a[2] = qf[kk][2], a[3] = qf[kk][3];
+      } else {
+        ldsm_x4(a, sQ + swz(wr0 + (lane & 7) + ((lane >> 3) & 1) * 8, 2 * kk + (lane >> 4), C::QC));
+      }
 #pragma unroll
       for (int n2 = 0; n2 < BC / 16; ++n2) {
         uint32_t b[4];

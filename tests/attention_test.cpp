@@ -248,10 +248,11 @@ struct GpuCache {
 TEST(GpuKvAppend, BitExactRingAndSkip) {
   KILN_REQUIRE_GPU();
   const int n_head_kv = 2, hd = 256, row = n_head_kv * hd, T = 7;
-  const int64_t cap = 5, stride = row + 64;  // tokens strided inside a wider buffer
+  const int64_t cap = 7, stride = row + 64;  // tokens strided inside a wider buffer
   auto k = random_normal(size_t(T * stride), 1), v = random_normal(size_t(T * stride), 2, 100.f);
   k[3] = 70000.f;  // overflows FP16: inf, as f32_to_f16
-  const std::vector<int32_t> pos = {11, 12, -1, 13, 14, 15, 16};  // wraps the ring of 5; one skip
+  // rows 4, 5, 6, 0, 1, 2 of a ring of 7 (wraps, distinct), one token skipped, row 3 untouched
+  const std::vector<int32_t> pos = {11, 12, -1, 13, 14, 15, 16};
   auto dk = upload(k), dv = upload(v);
   auto dpos = upload(pos);
   DeviceBuffer<uint16_t> kc(size_t(cap * row)), vc(size_t(cap * row));
