@@ -5,13 +5,16 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <memory>
 #include <random>
 
 #include "kernels/common/device.cuh"
 #include "models/config.h"
 #include "models/synth.h"
 #include "reference/forward.h"
+#include "kernels/probe.cuh"
 #include "runner/cli.h"
+#include "runner/engine.h"
 #include "runner/report.h"
 
 namespace kiln {
@@ -82,6 +85,64 @@ RunReport run_cpu(const Options& o, const GgufFile& f, const std::string& label)
   return r;
 }
 
+RunReport run_gpu(const Options& o, const GgufFile& f, const SynthModel* synth, const std::string& label) {
+  const ModelConfig c = parse_config(f);
+  if (o.prompt_tokens + o.gen > c.n_ctx)
+    fail("prompt (", o.prompt_tokens, ") + generated (", o.gen, ") tokens exceed the model's context of ", c.n_ctx);
+  const char* env = getenv("KILN_CUDA_GRAPH");
+  const bool graph = !o.no_graph && !(env && std::string(env) == "0");
+  RunReport r;
+  r.backend = "gpu";
+  r.model = label;
+  r.arch = arch_name(c.arch);
+  r.prompt_tokens = o.prompt_tokens;
+  r.gen_tokens = o.gen;
+  r.cuda_graph = graph;
+  {
+    Stream s;
+    r.copy_gbs = measure_copy_gbs(size_t(1) << 30, 10, s);  // the ceiling, measured in this run
+  }
+  EngineOptions eo;
+  eo.max_ctx = o.prompt_tokens + o.gen + 1;
+  eo.max_chunk = std::min(o.prompt_tokens, 2048);
+  eo.verbose = true;
+  Engine e(f, synth, eo);
+  r.device = e.props().name;
+  r.weight_bytes_per_token = double(e.weight_bytes_per_token());
+  const std::vector<int32_t> prompt = make_prompt(o.prompt_tokens, c.n_vocab, o.seed);
+
+  // Prefill: one untimed pass warms cuBLAS and the caches of the allocator, then the timed one.
+  e.prefill(prompt.data(), o.prompt_tokens, nullptr);
+  e.reset();
+  Event a, b;
+  a.record(e.stream());
+  int32_t next = e.prefill(prompt.data(), o.prompt_tokens, nullptr);
+  b.record(e.stream());
+  b.sync();
+  r.prefill_s = double(b.ms_since(a)) * 1e-3;
+
+  if (o.gen > 0) {
+    // Per-kernel split and launch count from one direct-launch step, then the timed decode.
+    const int n_kernels = e.decode_graph_kernels();
+    r.kernels = e.profile_decode_step();
+    r.generated.push_back(next);
+    const int gen = o.gen - 1;  // the profiled step produced one token already
+    std::vector<int32_t> toks(size_t(std::max(gen, 0)));
+    double kv = e.kv_bytes_at(e.n_past() - 1);
+    for (int i = 0; i < gen; ++i) kv += e.kv_bytes_at(e.n_past() + i);
+    const auto t0 = std::chrono::steady_clock::now();
+    const double issue = gen > 0 ? e.decode_many(gen, graph, toks.data()) : 0;
+    r.decode_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    r.gen_tokens = gen;
+    r.generated.insert(r.generated.end(), toks.begin(), toks.end());
+    r.kv_bytes_per_token = kv / double(gen + 1);
+    r.host_us_per_token = gen > 0 ? issue * 1e6 / gen : 0;
+    r.graph_launches_per_token = graph ? 1.0 : 0.0;
+    r.kernel_launches_per_token = n_kernels;
+  }
+  return r;
+}
+
 }  // namespace
 
 int cli_run(int argc, char** argv) {
@@ -102,12 +163,14 @@ int cli_run(int argc, char** argv) {
   if (o.model.empty() && o.preset.empty()) o.preset = kDefaultPreset;
 
   std::string path = o.model, label = o.model;
+  std::unique_ptr<SynthModel> synth;  // presets: the GPU fills the weights itself
   if (!o.preset.empty()) {
     const SynthModel m = synth_model(o.preset, o.seed);  // validates the name
     path = std::string(getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp") + "/kiln-" + o.preset + "-" +
            std::to_string(o.seed) + "-" + std::to_string(getpid()) + ".gguf";
     synth_write(m, path, {}, /*with_data=*/m.total_bytes() < kCpuMaxWeightBytes);
     label = "preset " + o.preset;
+    synth = std::make_unique<SynthModel>(m);
   }
   struct Cleanup {
     std::string p;
@@ -118,9 +181,9 @@ int cli_run(int argc, char** argv) {
 
   const GgufFile f = GgufFile::open(path);
   const bool gpu = o.backend == "gpu" || (o.backend == "auto" && cuda_device_count() > 0);
-  if (gpu) fail("the GPU runner is not built yet (issue: runner); use --backend cpu");
-  if (o.backend == "auto") printf("no CUDA device found: running the CPU reference forward\n");
-  const RunReport r = run_cpu(o, f, label);
+  if (o.backend == "gpu" && cuda_device_count() == 0) fail("--backend gpu: no CUDA device found");
+  if (!gpu && o.backend == "auto") printf("no CUDA device found: running the CPU reference forward\n");
+  const RunReport r = gpu ? run_gpu(o, f, synth.get(), label) : run_cpu(o, f, label);
   r.print();
   if (!o.json.empty()) {
     std::ofstream js(o.json);

@@ -1,0 +1,155 @@
+// The GPU runner's machinery, shared by both model families: weights in device memory (uploaded
+// from a GGUF file, or filled on the device from a synthetic preset), FP16 KV caches, one
+// activation arena sized at load, RoPE tables, batched prefill in chunks, and a decode step
+// captured ONCE into a CUDA graph that reads its token id and position from device memory (the
+// step's own argmax feeds the next step; a one-thread kernel advances the position).
+//
+// Model-specific code is only the layer composition: runner/gemma4.cu and runner/qwen3.cu, each
+// one function `step(T)` that enqueues the launches for T tokens at positions d_pos[0..T).
+#pragma once
+
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kernels/common/blocks.h"
+#include "kernels/common/device.cuh"
+#include "kernels/gemm_n.cuh"
+#include "models/config.h"
+#include "models/gguf.h"
+#include "models/synth.h"
+#include "runner/report.h"
+
+namespace kiln {
+
+struct EngineOptions {
+  int max_ctx = 4096;      // positions the KV caches hold (prompt + generated)
+  int max_chunk = 512;     // prefill tokens per batch (sizes the arena)
+  bool all_logits = false; // keep the logits of every prefill position (parity tests), else only the last
+  bool verbose = false;    // progress while loading
+};
+
+class Engine {
+ public:
+  // `file` supplies config and shapes; tensor bytes come from it, or from `synth` (same tensor
+  // list, filled on the device) when given. `file` must outlive the engine.
+  Engine(const GgufFile& file, const SynthModel* synth, const EngineOptions& opt);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  const ModelConfig& config() const { return cfg_; }
+  const EngineOptions& options() const { return opt_; }
+  int n_past() const { return n_past_; }
+  void reset();
+
+  // Runs n prompt tokens at positions n_past().. in chunks of <= max_chunk tokens. Copies the
+  // logits of every position ([n x vocab], needs all_logits) or of the last one ([vocab]) into
+  // `logits` when non-null. Returns the argmax of the last position, which also becomes the
+  // device-resident input of the next decode step.
+  int32_t prefill(const int32_t* tokens, int n, float* logits);
+
+  // One decode step on the device-resident token (the last argmax, or set_token()), through the
+  // captured graph (graph = true) or the same launches issued directly. Returns the next token
+  // (the step's argmax); copies the step's logits ([vocab]) when `logits` is non-null.
+  int32_t decode(bool graph, float* logits = nullptr);
+  // n decode steps issued back to back (one graph launch + one 4-byte copy of the sampled token
+  // each), one synchronization at the end; the n sampled tokens go to `tokens`. Returns the host
+  // seconds spent issuing (the per-token host work).
+  double decode_many(int n, bool graph, int32_t* tokens);
+  void set_token(int32_t token);
+
+  // Kernel nodes in the captured decode graph (= kernel launches per decode token).
+  int decode_graph_kernels();
+  // One decode step with events around every launch (direct launches): per-kernel time split.
+  // Leaves the state as if a normal decode step had run.
+  std::vector<KernelTime> profile_decode_step();
+
+  uint64_t weight_bytes_per_token() const { return weight_bytes_per_token_; }
+  // K/V bytes the attention of one decode step at position `pos` reads (every layer, FP16).
+  double kv_bytes_at(int pos) const;
+  cudaStream_t stream() const { return stream_.get(); }
+  const DeviceProps& props() const { return props_; }
+
+  // ---- used by the model files ----
+  struct Tensor {
+    WeightDesc w;
+    const float* f32() const { return static_cast<const float*>(w.data); }
+  };
+  const Tensor& t(const std::string& name) const;
+  bool has(const std::string& name) const { return tensors_.count(name) != 0; }
+
+ private:
+  friend struct Gemma4;
+  friend struct Qwen3;
+
+  // Activation buffers for T <= max_chunk tokens (views into the arena).
+  struct Acts {
+    float *x, *xn, *q, *k, *v, *attn, *y, *g, *u, *act, *ple_proj, *ple, *pg, *pact, *logits, *capped;
+    BlockQ8_1 *xq, *attn_q, *act_q, *pact_q;
+    int32_t *ids, *pos, *next;
+    void *argmax_ws, *attn_ws, *tc_ws;
+    size_t attn_ws_bytes, tc_ws_bytes;
+  };
+  struct Kv {
+    uint16_t *k = nullptr, *v = nullptr;
+    int64_t cap = 0;
+  };
+
+  void load_weights(const GgufFile& file, const SynthModel* synth);
+  void step(int T, bool decode);  // dispatches to the model family
+  void capture_decode_graph();
+  void enqueue_decode_step();
+
+  // Launch wrapper: counts launches and, while profiling, times each with events.
+  void op(const char* name, const std::function<void()>& f);
+
+  // Matrix products: path chosen by gemm_n_path; quantized weights read Q8_1 activations on the
+  // integer path, float activations on the tensor-core path.
+  void matmul(const Tensor& w, const float* x, const BlockQ8_1* xq, int T, float* y, Epilogue ep);
+  void matmul_multi(const Tensor* const* ws, float* const* ys, int count, const float* x, const BlockQ8_1* xq,
+                    int T);
+
+  ModelConfig cfg_;
+  EngineOptions opt_;
+  DeviceProps props_;
+  Stream stream_;
+  cublasHandle_t cublas_ = nullptr;
+  DeviceBuffer<uint8_t> weights_;
+  std::map<std::string, Tensor> tensors_;
+  std::vector<float> layer_out_scale_;  // Gemma 4 layer_output_scale, read at load
+  std::vector<Kv> kv_;                  // per layer; shared layers point at their source's buffers
+  DeviceBuffer<uint16_t> kv_storage_;
+  DeviceBuffer<float2> rope_full_, rope_swa_;
+  int rope_pos_ = 0;
+  std::vector<int> attn_splits_;  // per layer
+  Arena arena_;
+  Acts a_{};
+  int n_past_ = 0;
+  uint64_t weight_bytes_per_token_ = 0;
+
+  cudaGraph_t graph_ = nullptr;
+  cudaGraphExec_t graph_exec_ = nullptr;
+  int32_t* host_tok_ = nullptr;  // pinned, kHostTokens entries
+  static constexpr int kHostTokens = 1 << 16;
+
+  // profiling
+  bool profiling_ = false;
+  std::vector<std::pair<std::string, std::pair<cudaEvent_t, cudaEvent_t>>> prof_;
+};
+
+// The model families: one function each that enqueues a forward step for T tokens.
+struct Gemma4 {
+  static void step(Engine& e, int T, bool decode);  // runner/gemma4.cu
+};
+struct Qwen3 {
+  static void step(Engine& e, int T, bool decode);  // runner/qwen3.cu
+};
+
+}  // namespace kiln

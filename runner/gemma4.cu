@@ -1,0 +1,240 @@
+// Gemma 4 on the GPU: one forward step for T tokens at positions d_pos[0..T), composed from
+// kiln's kernels. Read top to bottom; the CPU spec is reference/gemma4.cpp.
+//
+// Launches per decode token (T = 1): 3 before the layers (embed + fused layer-0 attn norm, PLE
+// projection, ple_proj_norm), per layer 13 with own KV / 12 KV-shared (Q/K/V matvecs in one
+// launch, head_norm_dual with RoPE, kv_append, attention (split + merge), quantize, o-proj,
+// post-attn norm + residual + ffn norm, gate/up, GeGLU, down, post-FFN norm + residual, PLE gate,
+// PLE GELU-mul, PLE proj, post-PLE norm + residual + layer_output_scale + next attn norm), and the
+// output projection + softcap/argmax + the position advance after them.
+#include <cmath>
+
+#include "kernels/attention.cuh"
+#include "kernels/embed.cuh"
+#include "kernels/gelu_tanh_mul_strided.cuh"
+#include "kernels/head_norm_dual.cuh"
+#include "kernels/ple_proj_norm.cuh"
+#include "kernels/quantize_q8_1.cuh"
+#include "kernels/rmsnorm.cuh"
+#include "kernels/softcap_argmax.cuh"
+#include "runner/engine.h"
+
+namespace kiln {
+
+void Gemma4::step(Engine& e, int T, bool decode) {
+  const ModelConfig& c = e.cfg_;
+  Engine::Acts& a = e.a_;
+  cudaStream_t s = e.stream_;
+  const int d = c.d_model, L = c.n_layer, P = c.ple_dim;
+
+  // Token embedding x sqrt(d), fused with layer 0's attention norm (float + Q8_1).
+  const Engine::Tensor& embd = e.t("token_embd.weight");
+  e.op("embed", [&] {
+    EmbedOp op;
+    op.type = embd.w.type;
+    op.table = embd.w.data;
+    op.n_vocab = c.n_vocab;
+    op.n = d;
+    op.ids = a.ids;
+    op.n_tokens = T;
+    op.scale = c.embed_scale;
+    op.out = a.x;
+    op.eps = c.norm_eps;
+    op.w = e.t(blk(0, "attn_norm")).f32();
+    op.norm_out = a.xn;
+    op.norm_q = a.xq;
+    embed(op, s);
+  });
+
+  // Per-layer inputs for all layers at once: RMSNorm(per_layer_model_proj . x / sqrt(d)) per
+  // P-slice plus the token's PLE row x sqrt(P), times 1/sqrt(2). Layout [T][L][P].
+  if (P) {
+    e.matmul(e.t("per_layer_model_proj.weight"), a.x, nullptr, T, a.ple_proj, Epilogue::Store);
+    const Engine::Tensor& tab = e.t("per_layer_token_embd.weight");
+    e.op("ple_proj_norm", [&] {
+      PleProjNormOp op;
+      op.proj = a.ple_proj;
+      op.n_tokens = T;
+      op.n_layers = L;
+      op.P = P;
+      op.proj_scale = 1.f / std::sqrt(float(d));
+      op.w = e.t("per_layer_proj_norm.weight").f32();
+      op.eps = c.norm_eps;
+      op.row_type = tab.w.type;
+      op.rows = tab.w.data;
+      op.row_stride = row_bytes(tab.w.type, tab.w.cols);
+      op.ids = a.ids;
+      op.n_rows = c.n_vocab;
+      op.row_scale = std::sqrt(float(P));
+      op.out_scale = 1.f / std::sqrt(2.f);
+      op.out = a.ple;
+      ple_proj_norm(op, s);
+    });
+  }
+
+  for (int il = 0; il < L; ++il) {
+    const LayerConfig& l = c.layers[size_t(il)];
+    const bool owns_kv = c.layer_owns_kv(il);
+    const int qd = l.n_head * l.head_dim, kvd = l.n_head_kv * l.head_dim;
+
+    // Attention: Q (and K, V when this layer owns a cache) from the normed input.
+    {
+      const Engine::Tensor* ws[3] = {&e.t(blk(il, "attn_q")), nullptr, nullptr};
+      float* ys[3] = {a.q, a.k, a.v};
+      if (owns_kv) {
+        ws[1] = &e.t(blk(il, "attn_k"));
+        ws[2] = &e.t(blk(il, "attn_v"));
+      }
+      e.matmul_multi(ws, ys, owns_kv ? 3 : 1, a.xn, a.xq, T);
+    }
+    // Per-head RMSNorm of Q and K (weights), V (no weight), RoPE of Q and K: one launch.
+    e.op("head_norm_dual", [&] {
+      HeadNormOp op;
+      op.n_tokens = T;
+      op.n_q_heads = l.n_head;
+      op.n_kv_heads = l.n_head_kv;
+      op.head_dim = l.head_dim;
+      op.eps = c.norm_eps;
+      op.q = a.q;
+      op.q_stride = qd;
+      op.wq = e.t(blk(il, "attn_q_norm")).f32();
+      if (owns_kv) {
+        op.k = a.k;
+        op.k_stride = kvd;
+        op.wk = e.t(blk(il, "attn_k_norm")).f32();
+        op.v = a.v;
+        op.v_stride = kvd;
+      }
+      op.pos = a.pos;
+      op.table = l.sliding ? e.rope_swa_.data() : e.rope_full_.data();
+      op.n_pos = e.rope_pos_;
+      op.n_rot = l.n_rot;
+      head_norm_dual(op, s);
+    });
+    const Engine::Kv& kv = e.kv_[size_t(il)];
+    if (owns_kv)
+      e.op("kv_append", [&] { kv_append(a.k, a.v, kvd, T, a.pos, kv.k, kv.v, kv.cap, l.n_head_kv, l.head_dim, s); });
+    const int window = l.sliding ? c.sliding_window : 0;
+    if (decode)
+      e.op("attention_decode", [&] {
+        attention_decode(a.q, qd, kv.k, kv.v, kv.cap, l.n_head, l.n_head_kv, l.head_dim, c.attn_scale, window, a.pos,
+                         e.attn_splits_[size_t(il)], a.attn_ws, a.attn_ws_bytes, a.attn, s);
+      });
+    else
+      e.op("attention_prefill", [&] {
+        attention_prefill(a.q, qd, T, a.pos, kv.k, kv.v, kv.cap, l.n_head, l.n_head_kv, l.head_dim, c.attn_scale,
+                          window, a.attn, s);
+      });
+    const Engine::Tensor& wo = e.t(blk(il, "attn_output"));
+    if (gemm_n_path(wo.w.type, T) == GemmNPath::Int8Dp4a)
+      e.op("quantize_q8_1", [&] { quantize_q8_1(a.attn, T, qd, a.attn_q, s); });
+    e.matmul(wo, a.attn, a.attn_q, T, a.y, Epilogue::Store);
+    // x += post_attention_norm(attn); xn = ffn_norm(x) (float + Q8_1).
+    e.op("rmsnorm", [&] {
+      RmsnormOp op;
+      op.rows = T;
+      op.n = d;
+      op.eps = c.norm_eps;
+      op.x = a.x;
+      op.y = a.y;
+      op.norm_y = true;
+      op.w_y = e.t(blk(il, "post_attention_norm")).f32();
+      op.w = e.t(blk(il, "ffn_norm")).f32();
+      op.out = a.xn;
+      op.out_q = a.xq;
+      rmsnorm(op, s);
+    });
+
+    // GeGLU FFN.
+    {
+      const Engine::Tensor* ws[2] = {&e.t(blk(il, "ffn_gate")), &e.t(blk(il, "ffn_up"))};
+      float* ys[2] = {a.g, a.u};
+      e.matmul_multi(ws, ys, 2, a.xn, a.xq, T);
+    }
+    e.op("gelu_tanh_mul", [&] {
+      GatedMulOp op;
+      op.act = GatedAct::GeluTanh;
+      op.gate = a.g;
+      op.gate_stride = l.n_ff;
+      op.b = a.u;
+      op.b_stride = l.n_ff;
+      op.n_tokens = T;
+      op.n = l.n_ff;
+      op.out = a.act;
+      op.out_q = a.act_q;
+      gelu_tanh_mul_strided(op, s);
+    });
+    e.matmul(e.t(blk(il, "ffn_down")), a.act, a.act_q, T, a.y, Epilogue::Store);
+    // x += post_ffw_norm(ffn); Q8_1(x) feeds the PLE gate.
+    e.op("rmsnorm", [&] {
+      RmsnormOp op;
+      op.rows = T;
+      op.n = d;
+      op.eps = c.norm_eps;
+      op.x = a.x;
+      op.y = a.y;
+      op.norm_y = true;
+      op.w_y = e.t(blk(il, "post_ffw_norm")).f32();
+      op.x_q = a.xq;
+      rmsnorm(op, s);
+    });
+
+    // Per-layer embedding: proj(gelu(inp_gate . x) * ple[layer]) -> post_norm -> residual.
+    const float* next_norm = il + 1 < L ? e.t(blk(il + 1, "attn_norm")).f32() : e.t("output_norm.weight").f32();
+    if (P) {
+      e.matmul(e.t(blk(il, "inp_gate")), a.x, a.xq, T, a.pg, Epilogue::Store);
+      e.op("gelu_tanh_mul_strided", [&] {
+        GatedMulOp op;
+        op.act = GatedAct::GeluTanh;
+        op.gate = a.pg;
+        op.gate_stride = P;
+        op.b = a.ple + size_t(il) * size_t(P);
+        op.b_stride = int64_t(L) * P;
+        op.n_tokens = T;
+        op.n = P;
+        op.out = a.pact;
+        op.out_q = a.pact_q;
+        gelu_tanh_mul_strided(op, s);
+      });
+      e.matmul(e.t(blk(il, "proj")), a.pact, a.pact_q, T, a.y, Epilogue::Store);
+    }
+    // x = (x + post_norm(ple_out)) * layer_output_scale; xn = next norm(x).
+    e.op("rmsnorm", [&] {
+      RmsnormOp op;
+      op.rows = T;
+      op.n = d;
+      op.eps = c.norm_eps;
+      op.x = a.x;
+      op.y = P ? a.y : nullptr;
+      op.norm_y = P != 0;
+      op.w_y = P ? e.t(blk(il, "post_norm")).f32() : nullptr;
+      op.scale = e.layer_out_scale_[size_t(il)];
+      op.w = next_norm;
+      op.out = a.xn;
+      op.out_q = a.xq;
+      rmsnorm(op, s);
+    });
+  }
+
+  // Output projection (tied: token_embd), softcap and argmax. Prefill keeps only the last row
+  // unless every position's logits are wanted.
+  const int rows = (decode || e.opt_.all_logits) ? T : 1;
+  const size_t off = size_t(T - rows);
+  const Engine::Tensor& out = c.tied_output ? embd : e.t("output.weight");
+  e.matmul(out, a.xn + off * size_t(d), a.xq + off * size_t(d / 32), rows, a.logits, Epilogue::Store);
+  e.op("softcap_argmax", [&] {
+    SoftcapArgmaxOp op;
+    op.logits = a.logits;
+    op.rows = rows;
+    op.n = c.n_vocab;
+    op.cap = c.final_softcap;
+    op.capped = a.capped;
+    op.idx = a.next;  // row r's argmax at next[r]
+    op.workspace = a.argmax_ws;
+    softcap_argmax(op, s);
+  });
+  if (rows > 1)  // the decode input is the last row's argmax
+    KILN_CUDA_CHECK(cudaMemcpyAsync(a.next, a.next + rows - 1, 4, cudaMemcpyDeviceToDevice, s));
+}
+
+}  // namespace kiln

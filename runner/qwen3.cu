@@ -1,0 +1,144 @@
+// Qwen3 on the GPU: one forward step for T tokens at positions d_pos[0..T), composed from kiln's
+// kernels. Read top to bottom; the CPU spec is reference/qwen3.cpp.
+//
+// Launches per decode token (T = 1): embed (+ layer-0 norm), then per layer 10 (Q/K/V matvecs in
+// one launch, head_norm_dual with RoPE, kv_append, attention (split + merge), quantize, o-proj
+// with the residual add fused, ffn norm, gate/up, SwiGLU, down with the residual add fused, next
+// norm), the output projection, argmax and the position advance.
+#include <cmath>
+
+#include "kernels/attention.cuh"
+#include "kernels/embed.cuh"
+#include "kernels/gelu_tanh_mul_strided.cuh"
+#include "kernels/head_norm_dual.cuh"
+#include "kernels/quantize_q8_1.cuh"
+#include "kernels/rmsnorm.cuh"
+#include "kernels/softcap_argmax.cuh"
+#include "runner/engine.h"
+
+namespace kiln {
+
+void Qwen3::step(Engine& e, int T, bool decode) {
+  const ModelConfig& c = e.cfg_;
+  Engine::Acts& a = e.a_;
+  cudaStream_t s = e.stream_;
+  const int d = c.d_model, L = c.n_layer;
+
+  const Engine::Tensor& embd = e.t("token_embd.weight");
+  e.op("embed", [&] {
+    EmbedOp op;
+    op.type = embd.w.type;
+    op.table = embd.w.data;
+    op.n_vocab = c.n_vocab;
+    op.n = d;
+    op.ids = a.ids;
+    op.n_tokens = T;
+    op.scale = c.embed_scale;
+    op.out = a.x;
+    op.eps = c.norm_eps;
+    op.w = e.t(blk(0, "attn_norm")).f32();
+    op.norm_out = a.xn;
+    op.norm_q = a.xq;
+    embed(op, s);
+  });
+
+  auto norm = [&](const float* w) {  // xn = rmsnorm(x) * w, float + Q8_1
+    e.op("rmsnorm", [&] {
+      RmsnormOp op;
+      op.rows = T;
+      op.n = d;
+      op.eps = c.norm_eps;
+      op.x = a.x;
+      op.w = w;
+      op.out = a.xn;
+      op.out_q = a.xq;
+      rmsnorm(op, s);
+    });
+  };
+
+  for (int il = 0; il < L; ++il) {
+    const LayerConfig& l = c.layers[size_t(il)];
+    const int qd = l.n_head * l.head_dim, kvd = l.n_head_kv * l.head_dim;
+    {
+      const Engine::Tensor* ws[3] = {&e.t(blk(il, "attn_q")), &e.t(blk(il, "attn_k")), &e.t(blk(il, "attn_v"))};
+      float* ys[3] = {a.q, a.k, a.v};
+      e.matmul_multi(ws, ys, 3, a.xn, a.xq, T);
+    }
+    e.op("head_norm_dual", [&] {
+      HeadNormOp op;
+      op.n_tokens = T;
+      op.n_q_heads = l.n_head;
+      op.n_kv_heads = l.n_head_kv;
+      op.head_dim = l.head_dim;
+      op.eps = c.norm_eps;
+      op.q = a.q;
+      op.q_stride = qd;
+      op.wq = e.t(blk(il, "attn_q_norm")).f32();
+      op.k = a.k;
+      op.k_stride = kvd;
+      op.wk = e.t(blk(il, "attn_k_norm")).f32();
+      op.pos = a.pos;
+      op.table = e.rope_full_.data();
+      op.n_pos = e.rope_pos_;
+      op.n_rot = l.n_rot;
+      head_norm_dual(op, s);
+    });
+    const Engine::Kv& kv = e.kv_[size_t(il)];
+    e.op("kv_append", [&] { kv_append(a.k, a.v, kvd, T, a.pos, kv.k, kv.v, kv.cap, l.n_head_kv, l.head_dim, s); });
+    if (decode)
+      e.op("attention_decode", [&] {
+        attention_decode(a.q, qd, kv.k, kv.v, kv.cap, l.n_head, l.n_head_kv, l.head_dim, c.attn_scale, 0, a.pos,
+                         e.attn_splits_[size_t(il)], a.attn_ws, a.attn_ws_bytes, a.attn, s);
+      });
+    else
+      e.op("attention_prefill", [&] {
+        attention_prefill(a.q, qd, T, a.pos, kv.k, kv.v, kv.cap, l.n_head, l.n_head_kv, l.head_dim, c.attn_scale, 0,
+                          a.attn, s);
+      });
+    const Engine::Tensor& wo = e.t(blk(il, "attn_output"));
+    if (gemm_n_path(wo.w.type, T) == GemmNPath::Int8Dp4a)
+      e.op("quantize_q8_1", [&] { quantize_q8_1(a.attn, T, qd, a.attn_q, s); });
+    e.matmul(wo, a.attn, a.attn_q, T, a.x, Epilogue::Add);  // x += o-proj (residual fused)
+    norm(e.t(blk(il, "ffn_norm")).f32());
+
+    {
+      const Engine::Tensor* ws[2] = {&e.t(blk(il, "ffn_gate")), &e.t(blk(il, "ffn_up"))};
+      float* ys[2] = {a.g, a.u};
+      e.matmul_multi(ws, ys, 2, a.xn, a.xq, T);
+    }
+    e.op("silu_mul", [&] {
+      GatedMulOp op;
+      op.act = GatedAct::Silu;
+      op.gate = a.g;
+      op.gate_stride = l.n_ff;
+      op.b = a.u;
+      op.b_stride = l.n_ff;
+      op.n_tokens = T;
+      op.n = l.n_ff;
+      op.out = a.act;
+      op.out_q = a.act_q;
+      gelu_tanh_mul_strided(op, s);
+    });
+    e.matmul(e.t(blk(il, "ffn_down")), a.act, a.act_q, T, a.x, Epilogue::Add);  // x += FFN
+    norm(il + 1 < L ? e.t(blk(il + 1, "attn_norm")).f32() : e.t("output_norm.weight").f32());
+  }
+
+  const int rows = (decode || e.opt_.all_logits) ? T : 1;
+  const size_t off = size_t(T - rows);
+  const Engine::Tensor& out = c.tied_output ? embd : e.t("output.weight");
+  e.matmul(out, a.xn + off * size_t(d), a.xq + off * size_t(d / 32), rows, a.logits, Epilogue::Store);
+  e.op("argmax", [&] {
+    SoftcapArgmaxOp op;
+    op.logits = a.logits;
+    op.rows = rows;
+    op.n = c.n_vocab;
+    op.cap = c.final_softcap;
+    op.capped = a.capped;
+    op.idx = a.next;
+    op.workspace = a.argmax_ws;
+    softcap_argmax(op, s);
+  });
+  if (rows > 1) KILN_CUDA_CHECK(cudaMemcpyAsync(a.next, a.next + rows - 1, 4, cudaMemcpyDeviceToDevice, s));
+}
+
+}  // namespace kiln

@@ -1,0 +1,202 @@
+// GPU runner parity (runner/engine.h): graph replay vs direct launches, batched prefill vs
+// token-by-token decode, GPU vs the CPU reference forward (Q8_1 activations, what the GPU does),
+// and GPU vs llama.cpp's logits on the external parity files.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "models/synth.h"
+#include "reference/forward.h"
+#include "runner/engine.h"
+#include "tests/testing.h"
+
+namespace kiln {
+namespace {
+
+std::string preset_file(const std::string& preset) {
+  const std::string path = testing::temp_dir() + "/runner-" + preset + ".gguf";
+  synth_write(synth_model(preset, 7), path);
+  return path;
+}
+
+std::vector<int32_t> random_tokens(int n, int vocab, uint64_t seed) {
+  std::mt19937_64 g(seed);
+  std::vector<int32_t> t(static_cast<size_t>(n));
+  for (int32_t& x : t) x = int32_t(g() % uint64_t(vocab));
+  return t;
+}
+
+// Top-2 gap of a logit row.
+float gap(const float* row, int n) {
+  float a = -INFINITY, b = -INFINITY;
+  for (int i = 0; i < n; ++i) {
+    if (row[i] > a) {
+      b = a;
+      a = row[i];
+    } else if (row[i] > b) {
+      b = row[i];
+    }
+  }
+  return a - b;
+}
+
+// Argmax agreement where the reference's top-2 gap is at least min_gap; returns the positions
+// compared and fails on any disagreement there.
+int expect_argmax(const std::vector<float>& got, const std::vector<float>& want, int vocab, float min_gap,
+                  const std::string& what) {
+  const int n = int(want.size() / size_t(vocab));
+  int compared = 0;
+  for (int p = 0; p < n; ++p) {
+    const float* w = want.data() + size_t(p) * size_t(vocab);
+    if (gap(w, vocab) < min_gap) continue;
+    ++compared;
+    EXPECT_EQ(ref::argmax(got.data() + size_t(p) * size_t(vocab), vocab), ref::argmax(w, vocab))
+        << what << " position " << p;
+  }
+  return compared;
+}
+
+std::vector<float> gpu_prefill_logits(const GgufFile& f, const std::vector<int32_t>& toks, int chunk) {
+  EngineOptions o;
+  o.max_ctx = int(toks.size()) + 8;
+  o.max_chunk = chunk;
+  o.all_logits = true;
+  Engine e(f, nullptr, o);
+  std::vector<float> logits(toks.size() * size_t(e.config().n_vocab));
+  e.prefill(toks.data(), int(toks.size()), logits.data());
+  return logits;
+}
+
+class GpuRunner : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(GpuRunner, GraphReplayEqualsDirectLaunchBitForBit) {
+  KILN_REQUIRE_GPU();
+  const GgufFile f = GgufFile::open(preset_file(GetParam()));
+  EngineOptions o;
+  o.max_ctx = 64;
+  Engine e(f, nullptr, o);
+  const int V = e.config().n_vocab;
+  const std::vector<int32_t> prompt = random_tokens(20, V, 1);
+  std::vector<std::vector<float>> runs[2];
+  std::vector<int32_t> toks[2];
+  for (int graph = 0; graph < 2; ++graph) {
+    e.reset();
+    toks[graph].push_back(e.prefill(prompt.data(), int(prompt.size()), nullptr));
+    for (int i = 0; i < 16; ++i) {  // past the gemma4-tiny window of 8
+      std::vector<float> l(static_cast<size_t>(V), NAN);
+      toks[graph].push_back(e.decode(graph == 1, l.data()));
+      runs[graph].push_back(l);
+    }
+  }
+  EXPECT_EQ(toks[0], toks[1]);
+  for (size_t i = 0; i < runs[0].size(); ++i) {
+    ASSERT_EQ(0, memcmp(runs[0][i].data(), runs[1][i].data(), size_t(V) * 4)) << "decode step " << i;
+    for (float x : runs[0][i]) ASSERT_TRUE(std::isfinite(x));
+  }
+  EXPECT_GT(e.decode_graph_kernels(), e.config().n_layer * 5);
+}
+
+// Prefill of n tokens in one batch (chunks of 128: tensor-core GEMMs and the integer path, a
+// ring KV cache for sliding layers) vs prefill of 1 then n-1 graph decode steps.
+TEST_P(GpuRunner, BatchedPrefillMatchesTokenByTokenDecode) {
+  KILN_REQUIRE_GPU();
+  const GgufFile f = GgufFile::open(preset_file(GetParam()));
+  const int n = 160;
+  const int V = parse_config(f).n_vocab;
+  const std::vector<int32_t> prompt = random_tokens(n, V, 2);
+  const std::vector<float> batch = gpu_prefill_logits(f, prompt, 128);
+
+  EngineOptions o;
+  o.max_ctx = n + 8;
+  o.max_chunk = 1;
+  Engine e(f, nullptr, o);
+  std::vector<float> seq(size_t(n) * size_t(V));
+  e.prefill(prompt.data(), 1, seq.data());
+  for (int i = 1; i < n; ++i) {
+    e.set_token(prompt[size_t(i)]);
+    e.decode(true, seq.data() + size_t(i) * size_t(V));
+  }
+  const double err = testing::nmse(batch.data(), seq.data(), batch.size());
+  printf("[runner] %s: batched prefill vs decode NMSE %.3g\n", GetParam(), err);
+  // Tensor-core GEMMs (BF16 roundings, gemm_n.cuh) and tensor-core attention (2e-3 per row,
+  // attention.cuh) vs the integer/float decode path: NMSE well below the 1e-3 parity bound.
+  EXPECT_LT(err, 2e-4);
+  EXPECT_GT(expect_argmax(batch, seq, V, 0.05f, "prefill vs decode"), n / 2);
+}
+
+// GPU vs the CPU reference forward in the mode that mirrors it (Q8_1 activations).
+TEST_P(GpuRunner, MatchesTheCpuReferenceForward) {
+  KILN_REQUIRE_GPU();
+  const GgufFile f = GgufFile::open(preset_file(GetParam()));
+  const int n = 40;
+  ref::Forward fw(f, ref::Activations::Q8_1, n);
+  const int V = fw.config().n_vocab;
+  const std::vector<int32_t> prompt = random_tokens(n, V, 3);
+  const std::vector<float> want = fw.forward(prompt.data(), n);
+  const std::vector<float> got = gpu_prefill_logits(f, prompt, 64);
+  const double err = testing::nmse(got.data(), want.data(), want.size());
+  printf("[runner] %s: GPU vs CPU reference (Q8_1) NMSE %.3g\n", GetParam(), err);
+  EXPECT_LE(err, 1e-3);
+  EXPECT_GT(expect_argmax(got, want, V, 0.05f, "gpu vs cpu reference"), n / 2);
+}
+
+INSTANTIATE_TEST_SUITE_P(Presets, GpuRunner, ::testing::Values("gemma4-tiny", "qwen3-tiny"),
+                         [](const auto& info) {
+                           std::string s = info.param;
+                           std::replace(s.begin(), s.end(), '-', '_');
+                           return s;
+                         });
+
+std::vector<float> read_f32(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  EXPECT_TRUE(in.good()) << path;
+  std::vector<char> b((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<float> v(b.size() / 4);
+  memcpy(v.data(), b.data(), v.size() * 4);
+  return v;
+}
+
+std::vector<int32_t> read_tokens(const std::string& path) {
+  std::ifstream in(path);
+  std::vector<int32_t> t;
+  std::string tok;
+  while (std::getline(in, tok, ',')) t.push_back(int32_t(std::stol(tok)));
+  return t;
+}
+
+// The external parity files: GPU vs the CPU reference (NMSE <= 1e-3, same argmax) and vs
+// llama.cpp's logits (the README's rule: NMSE <= 1e-3 is the reference's bound in its
+// llama-like modes; the Q8_1 path adds its own activation rounding, see tests/parity_test.cpp,
+// so the GPU is held to the argmax rule there and its NMSE is printed).
+TEST(GpuRunnerParity, ExternalParityFiles) {
+  KILN_REQUIRE_GPU();
+  const std::string dir = testing::parity_dir();
+  if (dir.empty()) GTEST_SKIP() << "parity set not found (../shared/parity, $KILN_PARITY_DIR or .parity/)";
+  for (const char* name : {"qwen3-tiny-s1", "gemma4-tiny-s1"}) {
+    const std::string base = dir + "/" + name;
+    const GgufFile f = GgufFile::open(base + ".gguf");
+    const std::vector<int32_t> toks = read_tokens(base + ".tokens");
+    ASSERT_FALSE(toks.empty());
+    const std::vector<float> got = gpu_prefill_logits(f, toks, 64);
+    ref::Forward fw(f, ref::Activations::Q8_1, int(toks.size()));
+    const std::vector<float> cpu = fw.forward(toks.data(), int(toks.size()));
+    const std::vector<float> llama = read_f32(base + ".batch.f32");
+    ASSERT_EQ(llama.size(), got.size());
+    const int V = fw.config().n_vocab;
+    const double e_cpu = testing::nmse(got.data(), cpu.data(), cpu.size());
+    const double e_llama = testing::nmse(got.data(), llama.data(), llama.size());
+    printf("[runner] %s: GPU vs CPU reference NMSE %.3g, GPU vs llama.cpp NMSE %.3g\n", name, e_cpu, e_llama);
+    EXPECT_LE(e_cpu, 1e-3) << name;
+    expect_argmax(got, cpu, V, 0.05f, std::string(name) + " gpu vs cpu");
+    expect_argmax(got, llama, V, 0.25f, std::string(name) + " gpu vs llama.cpp");
+    EXPECT_LE(e_llama, 3e-3) << name;  // llama.cpp noise (3e-4) + two activation quantizations
+  }
+}
+
+}  // namespace
+}  // namespace kiln
