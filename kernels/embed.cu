@@ -21,9 +21,9 @@ __global__ void __launch_bounds__(kGatherThreads) embed_gather_kernel(EmbedOp op
   const bool ok = id >= 0 && int64_t(id) < op.n_vocab;
   const uint8_t* row = static_cast<const uint8_t*>(op.table) + size_t(ok ? id : 0) * rb;
   float v[4];
+  embeddev::decode4(op.type, row, i0, op.n, v);
 #pragma unroll
-  for (int e = 0; e < 4; ++e)
-    v[e] = (i0 + e < op.n) ? (ok ? decode_elem(op.type, row, i0 + e) * op.scale : __int_as_float(0x7fc00000)) : 0.f;
+  for (int e = 0; e < 4; ++e) v[e] = ok ? v[e] * op.scale : __int_as_float(0x7fc00000);
   if (op.n % 4 == 0 && (reinterpret_cast<uintptr_t>(op.out) & 15u) == 0) {
     reinterpret_cast<float4*>(o)[i0 / 4] = make_float4(v[0], v[1], v[2], v[3]);
   } else {
@@ -48,10 +48,9 @@ __global__ void __launch_bounds__(kRowThreads) embed_norm_kernel(EmbedOp op, siz
   for (int k = 0; k < C; ++k) {
     const int64_t c = tid + int64_t(kRowThreads) * k;
     float e[4];
+    embeddev::decode4(op.type, row, 4 * c, n, e);
 #pragma unroll
-    for (int j = 0; j < 4; ++j)
-      e[j] = (4 * c + j < n) ? (ok ? decode_elem(op.type, row, 4 * c + j) * op.scale : __int_as_float(0x7fc00000))
-                             : 0.f;
+    for (int j = 0; j < 4; ++j) e[j] = 4 * c + j < n ? (ok ? e[j] * op.scale : __int_as_float(0x7fc00000)) : 0.f;
     v[k] = make_float4(e[0], e[1], e[2], e[3]);
     if (c < nc) store4<false>(o, c, n, v[k]);
   }

@@ -71,6 +71,40 @@ __device__ __forceinline__ float decode_elem(DType type, const uint8_t* __restri
   }
 }
 
+// Elements i0..i0+3 (i0 % 4 == 0) of a row; entries at i >= n are 0. The four share one block
+// (and one Q4_K / Q6_K sub-block), so the scale is decoded once; same arithmetic as decode_elem.
+__device__ __forceinline__ void decode4(DType type, const uint8_t* __restrict__ row, int64_t i0, int64_t n,
+                                        float (&e)[4]) {
+  if (type == DType::Q8_0 && i0 + 3 < n) {
+    const BlockQ8_0* b = reinterpret_cast<const BlockQ8_0*>(row) + i0 / QK8_0;
+    const float d = f16_to_f32(b->d);
+    const int j = int(i0 % QK8_0);
+#pragma unroll
+    for (int k = 0; k < 4; ++k) e[k] = d * float(b->qs[j + k]);
+    return;
+  }
+  if (type == DType::Q4_K && i0 + 3 < n) {
+    const BlockQ4K& b = reinterpret_cast<const BlockQ4K*>(row)[i0 / QK_K];
+    const int j = int(i0 % QK_K);
+    int sc, mn;
+    q4k_scale_min(b.scales, j / 32, sc, mn);
+    const float ds = f16_to_f32(b.d) * float(sc), dm = f16_to_f32(b.dmin) * float(mn);
+#pragma unroll
+    for (int k = 0; k < 4; ++k) e[k] = ds * float(q4k_quant(b, j + k)) - dm;
+    return;
+  }
+  if (type == DType::Q6_K && i0 + 3 < n) {
+    const BlockQ6K& b = reinterpret_cast<const BlockQ6K*>(row)[i0 / QK_K];
+    const int j = int(i0 % QK_K);
+    const float ds = f16_to_f32(b.d) * float(b.scales[j / 16]);
+#pragma unroll
+    for (int k = 0; k < 4; ++k) e[k] = ds * float(q6k_quant(b, j + k));
+    return;
+  }
+#pragma unroll
+  for (int k = 0; k < 4; ++k) e[k] = i0 + k < n ? decode_elem(type, row, i0 + k) : 0.f;
+}
+
 }  // namespace embeddev
 #endif  // __CUDACC__
 

@@ -44,9 +44,13 @@ __global__ void __launch_bounds__(kWarps * 32) ple_proj_norm_kernel(PleProjNormO
     if (c >= nc) continue;
     const float4 nw = mul4(mul4s(a[k], ri), load4<VEC>(op.w, c, P));
     float e[4];
+    if (P % 4 == 0 && ok) {
+      embeddev::decode4(op.row_type, row, e0 + 4 * c, e0 + P, e);
+    } else {
 #pragma unroll
-    for (int j = 0; j < 4; ++j)
-      e[j] = (4 * c + j < P) ? (ok ? decode_elem(op.row_type, row, e0 + 4 * c + j) : __int_as_float(0x7fc00000)) : 0.f;
+      for (int j = 0; j < 4; ++j)
+        e[j] = (4 * c + j < P) ? (ok ? decode_elem(op.row_type, row, e0 + 4 * c + j) : __int_as_float(0x7fc00000)) : 0.f;
+    }
     const float4 ev = make_float4(e[0] * op.row_scale, e[1] * op.row_scale, e[2] * op.row_scale, e[3] * op.row_scale);
     store4<VEC>(o, c, P, mul4s(add4(nw, ev), op.out_scale));
   }

@@ -109,7 +109,7 @@ __device__ __forceinline__ float block_sum(float v, float* red) {
   __syncthreads();
   float s = lane < W ? red[lane] : 0.f;
   for (int o = W / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-  return s;
+  return __shfl_sync(0xffffffffu, s, 0);  // lanes >= W summed zeros: broadcast lane 0's tree value
 }
 
 // Q8_1 of one 32-element block spread over 8 consecutive lanes (lane-in-group `sub` holds elements
