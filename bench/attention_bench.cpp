@@ -6,6 +6,7 @@
 #include <benchmark/benchmark.h>
 
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "bench/bench_common.h"
@@ -49,12 +50,13 @@ void BM_decode(benchmark::State& state) {
   const Shape& sh = kShapes[state.range(0)];
   const int64_t ctx = state.range(1);
   int splits = int(state.range(2));
+  const DecodeLoads loads = state.range(3) ? DecodeLoads::SharedRing : DecodeLoads::Registers;
   if (cuda_device_count() == 0) {
     state.SkipWithError("no CUDA device");
     return;
   }
   const int sms = device_props(0).sm_count;
-  if (splits == 0) splits = attention_decode_splits(sh.n_head, sh.n_head_kv, sh.hd, ctx, sms);
+  if (splits == 0) splits = attention_decode_splits(sh.n_head, sh.n_head_kv, sh.hd, ctx, sms, loads);
   const int64_t attended = sh.window ? std::min<int64_t>(ctx, sh.window) : ctx;
   const int64_t cap = sh.window ? sh.window : ctx;  // sliding layer: ring of `window` rows
   const size_t row = size_t(sh.n_head_kv) * sh.hd;
@@ -79,11 +81,11 @@ void BM_decode(benchmark::State& state) {
     const int r = i % rot;
     attention_decode(q.data(), 0, kc[size_t(r)].data(), vc[size_t(r)].data(), cap, sh.n_head,
                      sh.n_head_kv, sh.hd, scale, sh.window, pos.data(), splits, ws.data(), ws_bytes,
-                     out.data(), bench::stream());
+                     out.data(), bench::stream(), loads);
   });
   bench::report_bytes(state, kv_bytes + 2.0 * sh.n_head * sh.hd * 4, sec);
   state.counters["splits"] = splits;
-  state.SetLabel(sh.name);
+  state.SetLabel(std::string(sh.name) + (state.range(3) ? " ring" : " registers"));
 }
 
 void BM_prefill(benchmark::State& state) {
@@ -115,11 +117,14 @@ void BM_prefill(benchmark::State& state) {
 }
 
 void decode_args(benchmark::internal::Benchmark* b) {
-  for (int s = 0; s < 3; ++s)
-    for (int64_t ctx : {512, 4096, 32768}) b->Args({s, ctx, 0});
+  for (int v = 0; v < 2; ++v)
+    for (int s = 0; s < 3; ++s)
+      for (int64_t ctx : {512, 4096, 32768}) b->Args({s, ctx, 0, v});
   // split-count sweep at 32768 for the two global shapes
-  for (int64_t sp : {33, 50, 66, 99, 132}) b->Args({0, 32768, sp});
-  for (int64_t sp : {66, 132, 198, 264}) b->Args({1, 32768, sp});
+  for (int v = 0; v < 2; ++v) {
+    for (int64_t sp : {33, 66, 99, 132, 198}) b->Args({0, 32768, sp, v});
+    for (int64_t sp : {66, 132, 198, 264}) b->Args({1, 32768, sp, v});
+  }
 }
 void prefill_args(benchmark::internal::Benchmark* b) {
   for (int64_t T : {512, 2048, 8192}) {

@@ -55,15 +55,21 @@ void kv_append(const float* k_new, const float* v_new, int64_t src_stride, int T
 // (programmatic dependent launch) combines the splits. `workspace` (device, >=
 // attention_decode_workspace_bytes) holds the split partials; no initialization needed.
 size_t attention_decode_workspace_bytes(int n_head, int hd, int n_splits);
+// How the split kernel brings K/V rows in (identical results, different speed): Registers loads
+// 8 rows (4 for hd 512) per lane batch straight into registers; SharedRing streams them through a
+// per-warp cp.async ring in shared memory (more bytes in flight, fewer CTAs resident).
+enum class DecodeLoads { Registers, SharedRing };
 // Suggested split count for a GPU with sm_count SMs: one full wave of resident CTAs at long
 // contexts (occupancy of this shape's kernel), at most one 32-position tile per split.
-int attention_decode_splits(int n_head, int n_head_kv, int hd, int64_t max_ctx, int sm_count);
+int attention_decode_splits(int n_head, int n_head_kv, int hd, int64_t max_ctx, int sm_count,
+                            DecodeLoads loads = DecodeLoads::Registers);
 // Shape-agnostic variant (one split count shared by layers of different head_dim): 3 CTAs per SM.
 int attention_decode_splits(int n_head_kv, int64_t max_ctx, int sm_count);
 void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
                       const uint16_t* v_cache, int64_t cap, int n_head, int n_head_kv, int hd,
                       float scale, int window, const int32_t* pos, int n_splits, void* workspace,
-                      size_t workspace_bytes, float* out, cudaStream_t s);
+                      size_t workspace_bytes, float* out, cudaStream_t s,
+                      DecodeLoads loads = DecodeLoads::Registers);
 
 // Prefill: T queries at positions pos[0] + t (pos: device int32, contiguous positions; only
 // pos[0] is read), each attending to the cache (already holding positions up to pos[0] + T - 1,

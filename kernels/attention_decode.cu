@@ -37,6 +37,32 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
+// Sum over the 32 lanes of N values per lane (N = 8, 16 or 32) with the butterfly's pairing
+// (lane i with lane i ^ o, o = 16, 8, ..., 1) but transposed: at each level a lane keeps half of
+// its values and trades the other half with its partner, so 32 sums cost 31 shuffles instead of
+// 160. Every sum adds exactly the operands the plain butterfly adds (a + b == b + a bitwise), so
+// the result equals ref's butterfly_sum bit for bit. On return v[0] of lane L holds the total of
+// value L / (32 / N).
+template <int N, int O = 16>
+__device__ __forceinline__ void transpose_reduce(float (&v)[32], int lane) {
+  if constexpr (O >= 1) {
+    if constexpr (N > 1) {
+      constexpr int H = N / 2;
+      const bool up = (lane & O) != 0;
+#pragma unroll
+      for (int k = 0; k < H; ++k) {
+        const float send = up ? v[k] : v[k + H];
+        const float keep = up ? v[k + H] : v[k];
+        v[k] = keep + __shfl_xor_sync(0xffffffffu, send, O);
+      }
+      transpose_reduce<H, O / 2>(v, lane);
+    } else {
+      v[0] = v[0] + __shfl_xor_sync(0xffffffffu, v[0], O);
+      transpose_reduce<1, O / 2>(v, lane);
+    }
+  }
+}
+
 // Per-warp ring of NS slots in shared memory, each 8 rows (positions) of K or V, filled with
 // cp.async: a warp's tile is consumed as 4 K groups then 4 V groups of 8 rows, and the copies for
 // the next NS-1 groups are always in flight (no registers held by outstanding loads).
@@ -47,9 +73,9 @@ struct Ring {
   static constexpr int WARP_BYTES = NS * SLOT;
 };
 
-template <int HD, int G>
+template <int HD, int G, bool RING>
 constexpr int decode_smem_bytes() {
-  constexpr int ring = W * Ring<HD>::WARP_BYTES;
+  constexpr int ring = RING ? W * Ring<HD>::WARP_BYTES : 0;
   constexpr int merge = W * G * HD * 4 + 2 * W * G * 4;
   return ring > merge ? ring : merge;
 }
@@ -58,16 +84,50 @@ __device__ __forceinline__ void cp_async16(uint32_t dst, const void* src) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src));
 }
 
-template <int HD, int G>
+// E consecutive FP16 values -> float (exact).
+template <int E>
+__device__ __forceinline__ void halves_to_float(const uint32_t* w, float (&f)[E]) {
+#pragma unroll
+  for (int i = 0; i < E / 2; ++i) {
+    const float2 x = __half22float2(*reinterpret_cast<const __half2*>(&w[i]));
+    f[2 * i] = x.x;
+    f[2 * i + 1] = x.y;
+  }
+}
+template <int E>
+struct RegRow {  // one row's E halves held in registers (E = 4, 8, 16)
+  uint32_t w[E / 2];
+  __device__ __forceinline__ void load(const uint16_t* p) {
+    if constexpr (E >= 8) {
+#pragma unroll
+      for (int i = 0; i < E / 8; ++i) {
+        const uint4 x = __ldg(reinterpret_cast<const uint4*>(p) + i);
+        w[4 * i] = x.x, w[4 * i + 1] = x.y, w[4 * i + 2] = x.z, w[4 * i + 3] = x.w;
+      }
+    } else {
+      const uint2 x = __ldg(reinterpret_cast<const uint2*>(p));
+      w[0] = x.x, w[1] = x.y;
+    }
+  }
+};
+
+// RING = false: rows are loaded straight into registers, R at a time. RING = true: rows come
+// through the per-warp shared-memory ring (R = 8). Same arithmetic either way.
+template <int HD, int G, bool RING>
 __global__ void __launch_bounds__(W * 32)
-    attn_decode_split_kernel(const float* __restrict__ q, int64_t q_stride,
-                             const uint16_t* __restrict__ kc, const uint16_t* __restrict__ vc,
-                             int cap, int n_head_kv, float scale, int window,
-                             const int32_t* __restrict__ pos, int S, float* __restrict__ part_o,
-                             float2* __restrict__ part_ml) {
+    attn_decode_split_kernel(const float* __restrict__ q, const uint16_t* __restrict__ kc,
+                             const uint16_t* __restrict__ vc, int cap, int n_head_kv, float scale,
+                             int window, const int32_t* __restrict__ pos, int S,
+                             float* __restrict__ part_o, float2* __restrict__ part_ml) {
   constexpr int E = HD / 32;
-  using R = Ring<HD>;
-  constexpr int NS = R::NS;
+  constexpr int R = RING ? 8 : (E >= 16 ? 4 : 8);  // rows per group
+  constexpr int NG = TILE / R;                      // groups per tile
+  constexpr int NC = R * G > 32 ? R * G / 32 : 1;   // 32-value chunks per group
+  constexpr int GC = G / NC;                        // heads per chunk
+  constexpr int NV = R * GC;                        // values per chunk (<= 32)
+  static_assert(NV <= 32 && (NV & (NV - 1)) == 0, "values per chunk must be a power of two <= 32");
+  using RG = Ring<HD>;
+  constexpr int NS = RG::NS;
   constexpr int CPR = HD / 8;  // 16-byte chunks per row
   extern __shared__ __align__(16) unsigned char dsm[];
 
@@ -102,81 +162,113 @@ __global__ void __launch_bounds__(W * 32)
   const int64_t rs = int64_t(n_head_kv) * HD;
   const uint16_t* kb = kc + int64_t(kh) * HD;
   const uint16_t* vb = vc + int64_t(kh) * HD;
-  // this warp's tiles: t0 = b + (warp + i*W) * 32, i < n_my
+  // this warp's tiles: t0 = first + i * W * TILE, i < n_my
   const int first = b + warp * TILE;
   const int n_my = first < e ? (e - first + W * TILE - 1) / (W * TILE) : 0;
-  const int n_groups = n_my * 8;
-  unsigned char* ring = dsm + warp * R::WARP_BYTES;
-  const uint32_t ring_s = uint32_t(__cvta_generic_to_shared(ring));
+  auto cache_row = [&](int p) {
+    int row = p;
+    if (row >= cap) row -= cap;
+    if (row >= cap) row %= cap;
+    return row;
+  };
 
-  // producer: group gq = tile gq/8, part gq%8 (0-3: K rows 8*part.., 4-7: V rows 8*(part-4)..)
-  auto issue = [&](int gq) {
+  // ---- ring plumbing (RING only) ----
+  const int n_groups = n_my * 8;
+  unsigned char* ring = dsm + (RING ? warp * RG::WARP_BYTES : 0);
+  const uint32_t ring_s = uint32_t(__cvta_generic_to_shared(ring));
+  auto issue = [&](int gq) {  // group gq: tile gq/8, part gq%8 (0-3 K rows, 4-7 V rows)
     if (gq < n_groups) {
       const int i = gq >> 3, part = gq & 7;
       const int t0 = first + i * W * TILE;
       const int j = (part & 3) * 8 + (lane >> 2);
       if (t0 + j < e) {
-        int row = t0 % cap + j;
-        if (row >= cap) row -= cap;
-        if (row >= cap) row %= cap;
+        const int row = cache_row(t0 % cap + j);
         const uint16_t* src = (part < 4 ? kb : vb) + int64_t(row) * rs;
-        const uint32_t dst = ring_s + (gq % NS) * R::SLOT + (lane >> 2) * HD * 2;
+        const uint32_t dst = ring_s + (gq % NS) * RG::SLOT + (lane >> 2) * HD * 2;
 #pragma unroll
         for (int c = lane & 3; c < CPR; c += 4) cp_async16(dst + c * 16, src + c * 8);
       }
     }
     asm volatile("cp.async.commit_group;\n" ::);
   };
-  // consumer: waits for group gq, returns lane's E values of row r of its slot
   int gc = 0;
   auto acquire = [&]() -> const unsigned char* {
     issue(gc + NS - 1);
     asm volatile("cp.async.wait_group %0;\n" ::"n"(NS - 1));
     __syncwarp();
-    return ring + (gc % NS) * R::SLOT;
+    return ring + (gc % NS) * RG::SLOT;
   };
   auto release = [&]() {
     __syncwarp();  // all lanes done reading the slot before it is refilled
     ++gc;
   };
-  auto row_vals = [&](const unsigned char* slot, int r, float (&f)[E]) {
-    const uint16_t* p = reinterpret_cast<const uint16_t*>(slot + r * HD * 2) + lane * E;
-#pragma unroll
-    for (int i = 0; i < E; i += 2) {
-      const float2 x = __half22float2(*reinterpret_cast<const __half2*>(p + i));
-      f[i] = x.x;
-      f[i + 1] = x.y;
-    }
-  };
-
-  for (int g0 = 0; g0 < NS - 1; ++g0) issue(g0);
+  if constexpr (RING) {
+    for (int g0 = 0; g0 < NS - 1; ++g0) issue(g0);
+  }
 
   for (int i = 0; i < n_my; ++i) {
     const int t0 = first + i * W * TILE;
     const int nvalid = min(TILE, e - t0);
-    float my_s[G];
+    const int row0 = t0 % cap;
+    float res[NG][NC];
 #pragma unroll
-    for (int g = 0; g < G; ++g) my_s[g] = neg_inf();
+    for (int sub = 0; sub < NG; ++sub) {
 #pragma unroll
-    for (int sub = 0; sub < 4; ++sub) {
-      const unsigned char* slot = acquire();
+      for (int c = 0; c < NC; ++c) res[sub][c] = 0.f;
+      const unsigned char* slot = nullptr;
+      RegRow<E> rr[RING ? 1 : R];
+      if constexpr (RING) {
+        slot = acquire();
+      } else {
+        if (sub * R < nvalid) {
 #pragma unroll
-      for (int r = 0; r < 8; ++r) {
-        const int j = sub * 8 + r;
-        if (j < nvalid) {
+          for (int r = 0; r < R; ++r)
+            if (sub * R + r < nvalid) rr[r].load(kb + int64_t(cache_row(row0 + sub * R + r)) * rs + lane * E);
+        }
+      }
+      if (sub * R < nvalid) {
+        float v[NC][32];
+#pragma unroll
+        for (int r = 0; r < R; ++r) {
           float kf[E];
-          row_vals(slot, r, kf);
+          if (sub * R + r < nvalid) {
+            if constexpr (RING)
+              halves_to_float<E>(reinterpret_cast<const uint32_t*>(slot + r * HD * 2) + lane * E / 2, kf);
+            else
+              halves_to_float<E>(rr[r].w, kf);
+          } else {
+#pragma unroll
+            for (int x = 0; x < E; ++x) kf[x] = 0.f;
+          }
 #pragma unroll
           for (int g = 0; g < G; ++g) {
             float part = 0.f;
 #pragma unroll
             for (int x = 0; x < E; ++x) part = fmaf(qr[g][x], kf[x], part);
-            const float sc = warp_sum(part) * scale;
-            if (lane == j) my_s[g] = sc;
+            v[g / GC][r * GC + g % GC] = part;
           }
         }
+#pragma unroll
+        for (int c = 0; c < NC; ++c) {
+          transpose_reduce<NV>(v[c], lane);
+          res[sub][c] = v[c][0];
+        }
       }
-      release();
+      if constexpr (RING) release();
+    }
+    // lane j <- score of row j for every head: row j sits in group j / R, value
+    // (j % R) * GC + g % GC of chunk g / GC, held by lane value * (32 / NV)
+    float my_s[G];
+#pragma unroll
+    for (int g = 0; g < G; ++g) {
+      const int src = ((lane % R) * GC + g % GC) * (32 / NV);
+      my_s[g] = neg_inf();
+#pragma unroll
+      for (int sub = 0; sub < NG; ++sub) {
+        const float x = __shfl_sync(0xffffffffu, res[sub][g / GC], src);
+        if (lane / R == sub) my_s[g] = x * scale;
+      }
+      if (lane >= nvalid) my_s[g] = neg_inf();
     }
     float my_p[G];
 #pragma unroll
@@ -192,14 +284,27 @@ __global__ void __launch_bounds__(W * 32)
       for (int x = 0; x < E; ++x) acc[g][x] = acc[g][x] * c;
     }
 #pragma unroll
-    for (int sub = 0; sub < 4; ++sub) {
-      const unsigned char* slot = acquire();
+    for (int sub = 0; sub < NG; ++sub) {
+      const unsigned char* slot = nullptr;
+      RegRow<E> rr[RING ? 1 : R];
+      if constexpr (RING) {
+        slot = acquire();
+      } else {
+        if (sub * R < nvalid) {
 #pragma unroll
-      for (int r = 0; r < 8; ++r) {
-        const int j = sub * 8 + r;
+          for (int r = 0; r < R; ++r)
+            if (sub * R + r < nvalid) rr[r].load(vb + int64_t(cache_row(row0 + sub * R + r)) * rs + lane * E);
+        }
+      }
+#pragma unroll
+      for (int r = 0; r < R; ++r) {
+        const int j = sub * R + r;
         if (j < nvalid) {
           float vf[E];
-          row_vals(slot, r, vf);
+          if constexpr (RING)
+            halves_to_float<E>(reinterpret_cast<const uint32_t*>(slot + r * HD * 2) + lane * E / 2, vf);
+          else
+            halves_to_float<E>(rr[r].w, vf);
 #pragma unroll
           for (int g = 0; g < G; ++g) {
             const float pj = __shfl_sync(0xffffffffu, my_p[g], j);
@@ -208,10 +313,10 @@ __global__ void __launch_bounds__(W * 32)
           }
         }
       }
-      release();
+      if constexpr (RING) release();
     }
   }
-  asm volatile("cp.async.wait_group 0;\n" ::);
+  if constexpr (RING) asm volatile("cp.async.wait_group 0;\n" ::);
 
   // Let the merge kernel's CTAs start launching (they wait for this grid's completion).
   asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
@@ -304,35 +409,62 @@ void launch_pdl(K kernel, dim3 grid, dim3 block, size_t smem, cudaStream_t s, Ar
   KILN_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, args...));
 }
 
-template <int HD, int G>
-void launch_split(dim3 grid, cudaStream_t st, const float* q, int64_t q_stride, const uint16_t* kc,
-                  const uint16_t* vc, int cap, int n_head_kv, float scale, int window,
-                  const int32_t* pos, int S, float* po, float2* pml) {
-  constexpr int smem = decode_smem_bytes<HD, G>();
-  static const bool attr_set = [] {
-    KILN_CUDA_CHECK(cudaFuncSetAttribute(attn_decode_split_kernel<HD, G>,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    return true;
-  }();
-  (void)attr_set;
-  launch_pdl(attn_decode_split_kernel<HD, G>, grid, dim3(W * 32), size_t(smem), st, q, q_stride, kc,
-             vc, cap, n_head_kv, scale, window, pos, S, po, pml);
+// Resolves (hd, G, loads) to the kernel instantiation and its shared-memory size.
+struct SplitKernel {
+  const void* fn = nullptr;
+  int smem = 0;
+  void (*launch)(dim3, cudaStream_t, const float*, const uint16_t*, const uint16_t*, int, int,
+                 float, int, const int32_t*, int, float*, float2*) = nullptr;
+};
+
+template <int HD, int G, bool RING>
+void launch_split(dim3 grid, cudaStream_t st, const float* q, const uint16_t* kc, const uint16_t* vc,
+                  int cap, int n_head_kv, float scale, int window, const int32_t* pos, int S,
+                  float* po, float2* pml) {
+  launch_pdl(attn_decode_split_kernel<HD, G, RING>, grid, dim3(W * 32),
+             size_t(decode_smem_bytes<HD, G, RING>()), st, q, kc, vc, cap, n_head_kv, scale, window,
+             pos, S, po, pml);
 }
 
-template <int HD>
-void dispatch_group(int G, dim3 grid, cudaStream_t st, const float* q, int64_t q_stride,
-                    const uint16_t* kc, const uint16_t* vc, int cap, int n_head_kv, float scale,
-                    int window, const int32_t* pos, int S, float* po, float2* pml) {
-  switch (G) {
-    case 1: return launch_split<HD, 1>(grid, st, q, q_stride, kc, vc, cap, n_head_kv, scale, window, pos, S, po, pml);
-    case 2: return launch_split<HD, 2>(grid, st, q, q_stride, kc, vc, cap, n_head_kv, scale, window, pos, S, po, pml);
-    case 4: return launch_split<HD, 4>(grid, st, q, q_stride, kc, vc, cap, n_head_kv, scale, window, pos, S, po, pml);
-    default:
-      if constexpr (HD * 8 <= attn::kDecodeMaxGroupDims)
-        if (G == 8) return launch_split<HD, 8>(grid, st, q, q_stride, kc, vc, cap, n_head_kv, scale, window, pos, S, po, pml);
-      fail("attention_decode: GQA group ", G, " with head_dim ", HD, " not supported (group in {1,2,4",
-           HD * 8 <= attn::kDecodeMaxGroupDims ? ",8" : "", "})");
+template <int HD, int G, bool RING>
+SplitKernel make_split() {
+  SplitKernel k;
+  if constexpr (HD * G <= attn::kDecodeMaxGroupDims) {
+    k.fn = reinterpret_cast<const void*>(attn_decode_split_kernel<HD, G, RING>);
+    k.smem = decode_smem_bytes<HD, G, RING>();
+    k.launch = launch_split<HD, G, RING>;
+    static const bool attr_set = [] {
+      KILN_CUDA_CHECK(cudaFuncSetAttribute(attn_decode_split_kernel<HD, G, RING>,
+                                           cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           decode_smem_bytes<HD, G, RING>()));
+      return true;
+    }();
+    (void)attr_set;
   }
+  return k;
+}
+
+template <int HD, bool RING>
+SplitKernel by_group(int G) {
+  switch (G) {
+    case 1: return make_split<HD, 1, RING>();
+    case 2: return make_split<HD, 2, RING>();
+    case 4: return make_split<HD, 4, RING>();
+    case 8: return make_split<HD, 8, RING>();
+    default: return {};
+  }
+}
+
+SplitKernel split_kernel(int hd, int G, DecodeLoads loads) {
+  const bool ring = loads == DecodeLoads::SharedRing;
+  SplitKernel k;
+  if (hd == 128) k = ring ? by_group<128, true>(G) : by_group<128, false>(G);
+  if (hd == 256) k = ring ? by_group<256, true>(G) : by_group<256, false>(G);
+  if (hd == 512) k = ring ? by_group<512, true>(G) : by_group<512, false>(G);
+  KILN_REQUIRE(k.fn != nullptr, "attention_decode: GQA group ", G, " with head_dim ", hd,
+               " not supported (group in {1, 2, 4, 8}, group * head_dim <= ",
+               attn::kDecodeMaxGroupDims, ")");
+  return k;
 }
 
 }  // namespace
@@ -350,38 +482,14 @@ int attention_decode_splits(int n_head_kv, int64_t max_ctx, int sm_count) {
   return int(std::max<int64_t>(1, std::min<int64_t>(std::min(want, tiles), 1024)));
 }
 
-int attention_decode_splits(int n_head, int n_head_kv, int hd, int64_t max_ctx, int sm_count) {
+int attention_decode_splits(int n_head, int n_head_kv, int hd, int64_t max_ctx, int sm_count,
+                            DecodeLoads loads) {
   KILN_REQUIRE(n_head_kv > 0 && n_head % n_head_kv == 0 && (hd == 128 || hd == 256 || hd == 512),
                "attention_decode_splits: bad shape");
-  // one full wave of resident CTAs; no more splits than tiles of one warp each
+  const SplitKernel k = split_kernel(hd, n_head / n_head_kv, loads);
   int per_sm = 0;
-  const void* fn = nullptr;
-  int smem = 0;
-  const int G = n_head / n_head_kv;
-  auto pick = [&](auto hd_c, auto g_c) {
-    constexpr int HD = decltype(hd_c)::value, GG = decltype(g_c)::value;
-    if constexpr (HD * GG <= attn::kDecodeMaxGroupDims) {
-      fn = reinterpret_cast<const void*>(attn_decode_split_kernel<HD, GG>);
-      smem = decode_smem_bytes<HD, GG>();
-      KILN_CUDA_CHECK(cudaFuncSetAttribute(attn_decode_split_kernel<HD, GG>,
-                                           cudaFuncAttributeMaxDynamicSharedMemorySize, smem));
-    }
-  };
-  auto by_group = [&](auto hd_c) {
-    switch (G) {
-      case 1: pick(hd_c, std::integral_constant<int, 1>()); break;
-      case 2: pick(hd_c, std::integral_constant<int, 2>()); break;
-      case 4: pick(hd_c, std::integral_constant<int, 4>()); break;
-      case 8: pick(hd_c, std::integral_constant<int, 8>()); break;
-      default: break;
-    }
-  };
-  if (hd == 128) by_group(std::integral_constant<int, 128>());
-  if (hd == 256) by_group(std::integral_constant<int, 256>());
-  if (hd == 512) by_group(std::integral_constant<int, 512>());
-  KILN_REQUIRE(fn != nullptr, "attention_decode_splits: GQA group ", G, " with head_dim ", hd,
-               " not supported");
-  KILN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, fn, W * 32, size_t(smem)));
+  KILN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k.fn, W * 32, size_t(k.smem)));
+  // one full wave of resident CTAs; no more splits than tiles of one warp each
   const int64_t want = (int64_t(std::max(per_sm, 1)) * sm_count + n_head_kv - 1) / n_head_kv;
   const int64_t tiles = (max_ctx + TILE - 1) / TILE;
   return int(std::max<int64_t>(1, std::min<int64_t>(std::min(want, tiles), 1024)));
@@ -390,7 +498,7 @@ int attention_decode_splits(int n_head, int n_head_kv, int hd, int64_t max_ctx, 
 void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
                       const uint16_t* v_cache, int64_t cap, int n_head, int n_head_kv, int hd,
                       float scale, int window, const int32_t* pos, int n_splits, void* workspace,
-                      size_t workspace_bytes, float* out, cudaStream_t s) {
+                      size_t workspace_bytes, float* out, cudaStream_t s, DecodeLoads loads) {
   KILN_REQUIRE(hd == 128 || hd == 256 || hd == 512, "attention_decode: head_dim ", hd,
                " not in {128, 256, 512}");
   KILN_REQUIRE(n_head_kv > 0 && n_head > 0 && n_head % n_head_kv == 0, "attention_decode: n_head ",
@@ -405,17 +513,12 @@ void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
   KILN_REQUIRE(((reinterpret_cast<uintptr_t>(q) | reinterpret_cast<uintptr_t>(k_cache) |
                  reinterpret_cast<uintptr_t>(v_cache) | reinterpret_cast<uintptr_t>(workspace)) & 15) == 0,
                "attention_decode: q, caches and workspace need 16-byte alignment");
-  const int G = n_head / n_head_kv;
+  const SplitKernel k = split_kernel(hd, n_head / n_head_kv, loads);
   auto* pml = static_cast<float2*>(workspace);
   auto* po = reinterpret_cast<float*>(static_cast<char*>(workspace) +
                                       (size_t(n_head) * n_splits * sizeof(float2) + 255) / 256 * 256);
-  const dim3 grid{unsigned(n_splits), unsigned(n_head_kv)};
-  const int c = int(cap);
-  switch (hd) {
-    case 128: dispatch_group<128>(G, grid, s, q, 0, k_cache, v_cache, c, n_head_kv, scale, window, pos, n_splits, po, pml); break;
-    case 256: dispatch_group<256>(G, grid, s, q, 0, k_cache, v_cache, c, n_head_kv, scale, window, pos, n_splits, po, pml); break;
-    default: dispatch_group<512>(G, grid, s, q, 0, k_cache, v_cache, c, n_head_kv, scale, window, pos, n_splits, po, pml); break;
-  }
+  k.launch(dim3{unsigned(n_splits), unsigned(n_head_kv)}, s, q, k_cache, v_cache, int(cap),
+           n_head_kv, scale, window, pos, n_splits, po, pml);
   const size_t smem = size_t(2) * n_splits * sizeof(float);
   if (smem > 48 * 1024) {
     KILN_CUDA_CHECK(cudaFuncSetAttribute(attn_decode_merge_kernel,

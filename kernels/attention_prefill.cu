@@ -69,20 +69,28 @@ struct Cfg {
   static constexpr int Q_BYTES = BR * HD * 2;
   static constexpr int K_BYTES = BC * HD * 2;
   static constexpr int V_BYTES = BC * DV * 2;
-  static constexpr int SMEM = Q_BYTES + 2 * (K_BYTES + V_BYTES);
+  // hd <= 128: Q is only staged once (its fragments then live in registers), in the space of
+  // K stage 1, which the first prefetch overwrites after Q has been read.
+  static constexpr bool Q_IN_REGS = HD <= 128;
+  static constexpr int Q_OFFSET = Q_IN_REGS ? K_BYTES : 0;
+  static constexpr int K_OFFSET = Q_IN_REGS ? 0 : Q_BYTES;
+  static constexpr int SMEM = (Q_IN_REGS ? 0 : Q_BYTES) + 2 * (K_BYTES + V_BYTES);
+  static constexpr int MIN_BLOCKS = Q_IN_REGS ? 3 : 1;
+  static_assert(!Q_IN_REGS || Q_BYTES <= K_BYTES, "Q must fit in K stage 1");
 };
 
 template <int HD, int DV, int BC>
-__global__ void __launch_bounds__(kWarps * 32)
+__global__ void __launch_bounds__(kWarps * 32, (Cfg<HD, DV, BC>::MIN_BLOCKS))
     attn_prefill_kernel(const float* __restrict__ q, int64_t q_stride, int T,
                         const int32_t* __restrict__ pos, const uint16_t* __restrict__ kc,
                         const uint16_t* __restrict__ vc, int cap, int n_head, int n_head_kv,
                         float scale_log2, int window, float* __restrict__ out) {
   using C = Cfg<HD, DV, BC>;
   extern __shared__ __align__(128) unsigned char smem[];
-  const uint32_t sQ = smem_u32(smem);
-  const uint32_t sK0 = sQ + C::Q_BYTES;
+  const uint32_t sQ = smem_u32(smem) + C::Q_OFFSET;
+  const uint32_t sK0 = smem_u32(smem) + C::K_OFFSET;
   const uint32_t sV0 = sK0 + 2 * C::K_BYTES;
+  unsigned char* const q_smem = smem + C::Q_OFFSET;
 
   asm volatile("griddepcontrol.wait;" ::: "memory");
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
@@ -138,17 +146,18 @@ __global__ void __launch_bounds__(kWarps * 32)
       v = make_uint4(pack_half2(a.x, a.y), pack_half2(a.z, a.w), pack_half2(b.x, b.y),
                      pack_half2(b.z, b.w));
     }
-    *reinterpret_cast<uint4*>(smem + swz(r, c, C::QC)) = v;
+    *reinterpret_cast<uint4*>(q_smem + swz(r, c, C::QC)) = v;
   }
 
   // hd 128: the warp's Q fragments stay in registers for the whole key loop
-  constexpr bool kQReg = HD <= 128;
+  constexpr bool kQReg = C::Q_IN_REGS;
   uint32_t qf[kQReg ? HD / 16 : 1][4];
   if constexpr (kQReg) {
     __syncthreads();
 #pragma unroll
     for (int kk = 0; kk < HD / 16; ++kk)
       ldsm_x4(qf[kk], sQ + swz(warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, 2 * kk + (lane >> 4), C::QC));
+    __syncthreads();  // every warp holds its Q before K stage 1 (Q's space) is refilled
   }
 
   float o[DV / 8][4];

@@ -281,10 +281,11 @@ struct DecodeCase {
   int hd, window, n_head_kv, splits;
   int64_t cap;  // 0: linear (cap = ctx)
   float scale;  // 0: 1/sqrt(hd)
+  int group = 4;  // query heads per kv head
 };
 
-void check_decode(const DecodeCase& c, uint64_t seed) {
-  const int n_head = 4 * c.n_head_kv, row = c.n_head_kv * c.hd;
+void check_decode(const DecodeCase& c, uint64_t seed, DecodeLoads loads = DecodeLoads::Registers) {
+  const int n_head = c.group * c.n_head_kv, row = c.n_head_kv * c.hd;
   const float scale = c.scale != 0 ? c.scale : 1.f / std::sqrt(float(c.hd));
   const float q_std = c.scale != 0 ? 2.f / std::sqrt(float(c.hd)) : 1.f;  // scores ~ N(0, 2^2)
   Inputs in = make_inputs(1, c.ctx, n_head, c.n_head_kv, c.hd, seed, q_std);
@@ -299,7 +300,8 @@ void check_decode(const DecodeCase& c, uint64_t seed) {
   poison(out);
   poison(ws);
   attention_decode(dq.data(), 0, cache.k.data(), cache.v.data(), cap, n_head, c.n_head_kv, c.hd,
-                   scale, c.window, dpos.data(), c.splits, ws.data(), ws_bytes, out.data(), nullptr);
+                   scale, c.window, dpos.data(), c.splits, ws.data(), ws_bytes, out.data(), nullptr,
+                   loads);
   KILN_CUDA_CHECK(cudaDeviceSynchronize());
   const auto got = download(out, in.q.size());
   std::vector<float> want(in.q.size());
@@ -307,20 +309,34 @@ void check_decode(const DecodeCase& c, uint64_t seed) {
                               scale, c.window, c.splits, want.data());
   size_t bad = 0;
   for (size_t i = 0; i < got.size(); ++i) bad += f32_bits(got[i]) != f32_bits(want[i]);
-  EXPECT_EQ(bad, 0u) << "ctx " << c.ctx << " hd " << c.hd << " window " << c.window << " splits "
+  EXPECT_EQ(bad, 0u) << (loads == DecodeLoads::SharedRing ? "ring" : "registers") << " ctx " << c.ctx << " hd " << c.hd << " window " << c.window << " splits "
                      << c.splits << " cap " << cap << ": first " << got[0] << " vs " << want[0];
 }
 
 TEST(GpuAttentionDecode, BitExactVsSplitReference) {
   KILN_REQUIRE_GPU();
   uint64_t seed = 1000;
-  for (int64_t ctx : {1, 2, 511, 512, 513, 4097})
+  for (DecodeLoads loads : {DecodeLoads::Registers, DecodeLoads::SharedRing})
+    for (int64_t ctx : {1, 2, 511, 512, 513, 4097})
+      for (int hd : {128, 256, 512})
+        for (int window : {0, 512}) check_decode({ctx, hd, window, 2, 16, 0, 0.f}, seed++, loads);
+  // GQA groups 1, 2 and 8 (the transposed reduction's other value counts)
+  for (DecodeLoads loads : {DecodeLoads::Registers, DecodeLoads::SharedRing}) {
+    check_decode({1000, 128, 0, 8, 9, 0, 0.f}, seed++, loads);  // 8 kv heads, group 4
     for (int hd : {128, 256, 512})
-      for (int window : {0, 512}) check_decode({ctx, hd, window, 2, 16, 0, 0.f}, seed++);
+      for (int group : {1, 2, 8})
+        if (group * hd <= attn::kDecodeMaxGroupDims)
+          check_decode({777, hd, 300, 2, 5, 0, 0.f, group}, seed++, loads);
+  }
 }
 
 TEST(GpuAttentionDecode, LongContextSplitsRingAndScale) {
   KILN_REQUIRE_GPU();
+  for (DecodeLoads loads : {DecodeLoads::Registers, DecodeLoads::SharedRing}) {
+    check_decode({16384, 128, 0, 8, 66, 0, 0.f}, 2100, loads);
+    check_decode({16384, 512, 0, 2, 132, 0, 1.f}, 2101, loads);
+    check_decode({700, 256, 512, 2, 300, 512, 1.f}, 2103, loads);
+  }
   check_decode({16384, 128, 0, 8, 66, 0, 0.f}, 2000);     // Qwen3 shape, 8 kv heads
   check_decode({16384, 512, 0, 2, 264, 0, 1.f}, 2001);    // Gemma 4 global, scale 1
   check_decode({4097, 256, 512, 2, 1, 0, 1.f}, 2002);     // one split
