@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <set>
 
 #include "kernels/attention.cuh"
 #include "kernels/common/synth.h"
@@ -31,6 +32,24 @@ __global__ void advance_kernel(int32_t* ids, int32_t* pos, const int32_t* next) 
 __global__ void set_decode_input_kernel(int32_t* ids, int32_t* pos, const int32_t* next, int32_t p) {
   ids[0] = next[0];
   pos[0] = p;
+}
+
+// An F32 tensor's values on the host: from the file, or generated like the device fill when the
+// weights come from a synthetic preset (the file is then a sparse hole of zeros).
+std::vector<float> host_f32(const GgufFile& f, const SynthModel* synth, const std::string& name) {
+  const GgufTensor& g = f.tensor(name);
+  KILN_REQUIRE(g.type == DType::F32, "runner: tensor '", name, "' must be F32");
+  std::vector<float> v(size_t(g.nelements));
+  if (synth) {
+    for (const SynthTensor& s : synth->tensors)
+      if (s.name == name) {
+        synth_fill(s, 0, s.nblocks(), reinterpret_cast<uint8_t*>(v.data()));
+        return v;
+      }
+    fail("synthetic preset has no tensor '", name, "'");
+  }
+  memcpy(v.data(), g.data, v.size() * sizeof(float));
+  return v;
 }
 
 constexpr size_t kAlign = 256;
@@ -135,8 +154,7 @@ Engine::Engine(const GgufFile& file, const SynthModel* synth, const EngineOption
     const float* ff_host = nullptr;
     std::vector<float> ffv;
     if (l->rope_freq_factors) {
-      const GgufTensor& rf = file.tensor("rope_freqs.weight");
-      ffv.assign(reinterpret_cast<const float*>(rf.data), reinterpret_cast<const float*>(rf.data) + rf.nelements);
+      ffv = host_f32(file, synth, "rope_freqs.weight");
       ff_host = ffv.data();
     }
     const std::vector<float> tab = ref::rope_table(opt_.max_ctx, l->n_rot, l->rope_theta, ff_host);
@@ -147,7 +165,7 @@ Engine::Engine(const GgufFile& file, const SynthModel* synth, const EngineOption
 
   if (c.arch == Arch::Gemma4)
     for (int il = 0; il < c.n_layer; ++il)
-      layer_out_scale_.push_back(*reinterpret_cast<const float*>(file.tensor(blk(il, "layer_output_scale")).data));
+      layer_out_scale_.push_back(host_f32(file, synth, blk(il, "layer_output_scale")).at(0));
 
   arena_ = Arena(arena);
   auto fv = [&](size_t n) { return arena_.take<float>(nq * n).ptr; };
@@ -180,6 +198,10 @@ Engine::Engine(const GgufFile& file, const SynthModel* synth, const EngineOption
   a_.attn_ws_bytes = attn_ws;
   a_.tc_ws = tc_ws ? arena_.take<uint8_t>(tc_ws).ptr : nullptr;
   a_.tc_ws_bytes = tc_ws;
+  const int dims[6] = {c.d_model, qdim, kvdim, ff, LP, c.ple_dim};
+  std::copy(dims, dims + 6, dims_);
+  const char* cf = getenv("KILN_CHECK_FINITE");
+  check_finite_ = cf && std::string(cf) == "1";
   KILN_CUDA_CHECK(cudaMemsetAsync(a_.argmax_ws, 0, argmax_ws, stream_));  // zeroed once (softcap_argmax.cuh)
   KILN_CUDA_CHECK(cudaMemsetAsync(a_.ids, 0, nq * sizeof(int32_t), stream_));
   KILN_CUDA_CHECK(cudaMemsetAsync(a_.pos, 0, nq * sizeof(int32_t), stream_));
@@ -242,6 +264,7 @@ const Engine::Tensor& Engine::t(const std::string& name) const {
 void Engine::op(const char* name, const std::function<void()>& f) {
   if (!profiling_) {
     f();
+    if (check_finite_) check_finite(name);
     return;
   }
   cudaEvent_t a, b;
@@ -273,6 +296,36 @@ void Engine::matmul_multi(const Tensor* const* ws, float* const* ys, int count, 
   op("gemm_n_q8_1_multi", [&] { gemm_n_q8_1_multi(tg, count, xq, T, Epilogue::Store, stream_); });
 }
 
+void Engine::check_finite(const char* after) {
+  cudaStreamCaptureStatus cs;
+  KILN_CUDA_CHECK(cudaStreamIsCapturing(stream_, &cs));
+  if (cs != cudaStreamCaptureStatusNone) return;
+  stream_.sync();
+  const size_t T = size_t(cur_T_);
+  const struct {
+    const char* name;
+    const float* p;
+    size_t n;
+  } bufs[] = {{"x", a_.x, T * size_t(dims_[0])},      {"xn", a_.xn, T * size_t(dims_[0])},
+              {"q", a_.q, T * size_t(dims_[1])},      {"k", a_.k, T * size_t(dims_[2])},
+              {"v", a_.v, T * size_t(dims_[2])},      {"attn", a_.attn, T * size_t(dims_[1])},
+              {"y", a_.y, T * size_t(dims_[0])},      {"g", a_.g, T * size_t(dims_[3])},
+              {"act", a_.act, T * size_t(dims_[3])},  {"ple", a_.ple, T * size_t(dims_[4])},
+              {"pact", a_.pact, T * size_t(dims_[5])}};
+  for (const auto& b : bufs) {
+    std::vector<float> h(b.n);
+    KILN_CUDA_CHECK(cudaMemcpy(h.data(), b.p, b.n * 4, cudaMemcpyDeviceToHost));
+    for (size_t i = 0; i < b.n; ++i)
+      if (!std::isfinite(h[i])) {
+        if (!nonfinite_seen_.count(b.name))
+          fprintf(stderr, "[kiln] KILN_CHECK_FINITE: '%s' holds %g at element %zu (T=%zu) after %s\n", b.name,
+                  double(h[i]), i, T, after);
+        nonfinite_seen_.insert(b.name);
+        break;
+      }
+  }
+}
+
 double Engine::kv_bytes_at(int pos) const {
   double b = 0;
   for (const LayerConfig& l : cfg_.layers) {
@@ -285,6 +338,7 @@ double Engine::kv_bytes_at(int pos) const {
 void Engine::reset() { n_past_ = 0; }
 
 void Engine::step(int T, bool decode) {
+  cur_T_ = T;
   if (cfg_.arch == Arch::Gemma4) return Gemma4::step(*this, T, decode);
   if (cfg_.arch == Arch::Qwen3) return Qwen3::step(*this, T, decode);
   fail("the GPU runner supports gemma4 and qwen3, not ", arch_name(cfg_.arch));

@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -138,6 +139,14 @@ class Engine {
   cudaGraphExec_t graph_exec_ = nullptr;
   int32_t* host_tok_ = nullptr;  // pinned, kHostTokens entries
   static constexpr int kHostTokens = 1 << 16;
+
+  // KILN_CHECK_FINITE=1: after every launch of a direct (uncaptured) step, synchronize and scan
+  // the activation buffers; the first launch that leaves a NaN/inf names itself (bisecting aid).
+  bool check_finite_ = false;
+  int cur_T_ = 0;
+  int dims_[8] = {};  // d, qdim, kvdim, ff, L*P, P
+  void check_finite(const char* after);
+  std::set<std::string> nonfinite_seen_;
 
   // profiling
   bool profiling_ = false;

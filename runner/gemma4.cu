@@ -117,7 +117,7 @@ void Gemma4::step(Engine& e, int T, bool decode) {
     const int window = l.sliding ? c.sliding_window : 0;
     if (decode)
       e.op("attention_decode", [&] {
-        attention_decode(a.q, qd, kv.k, kv.v, kv.cap, l.n_head, l.n_head_kv, l.head_dim, c.attn_scale, window, a.pos,
+        attention_decode(a.q, 0, kv.k, kv.v, kv.cap, l.n_head, l.n_head_kv, l.head_dim, c.attn_scale, window, a.pos,
                          e.attn_splits_[size_t(il)], a.attn_ws, a.attn_ws_bytes, a.attn, s);
       });
     else

@@ -87,7 +87,7 @@ void Qwen3::step(Engine& e, int T, bool decode) {
     e.op("kv_append", [&] { kv_append(a.k, a.v, kvd, T, a.pos, kv.k, kv.v, kv.cap, l.n_head_kv, l.head_dim, s); });
     if (decode)
       e.op("attention_decode", [&] {
-        attention_decode(a.q, qd, kv.k, kv.v, kv.cap, l.n_head, l.n_head_kv, l.head_dim, c.attn_scale, 0, a.pos,
+        attention_decode(a.q, 0, kv.k, kv.v, kv.cap, l.n_head, l.n_head_kv, l.head_dim, c.attn_scale, 0, a.pos,
                          e.attn_splits_[size_t(il)], a.attn_ws, a.attn_ws_bytes, a.attn, s);
       });
     else
