@@ -9,7 +9,7 @@
 // Paths (gemm_n_path picks one from the weight type and N; gemm_n() runs it):
 //  - Int8Dp4a (Q8_0, Q4_K, Q6_K; N <= 63, launched in groups of <= 8 columns): integer dot
 //    products (__dp4a) of int8 weights x int8 Q8_1 activations per 32-element unit, float
-//    combination in the order of kernels/gemm_n_plan.h (lanes own unit pairs).
+//    combination in the order of kernels/gemm_n_plan.h.
 //    CONTRACT: bit-exact vs ref::gemm_n_q8_1<float>; N columns equal N separate matvecs bit for
 //    bit. Against the exact product (ref::gemm_n_f<double>) the error is bounded by the activation
 //    quantization bound stated in reference/gemm_n.h (about 0.57 * amax_b/127 per unit of |w|).
@@ -20,17 +20,14 @@
 //    FP32 output). CONTRACT: |y - y_double| <= (2^-7 + K * 2^-23) * sum_k |w_k x_k| (two BF16
 //    roundings per product plus FP32 accumulation) vs ref::gemm_n_f<double>.
 //
-// Kernel structure (integer path): a persistent CTA of 8 warps per SM slot. It first copies the
-// N activation columns into shared memory once (int8 quants repacked into XOR-swizzled 16-byte
-// pieces, float d/s pairs, Q6_K's 16-element quant sums), then walks "row blocks" of R rows per
-// warp (R = 2 for N <= 2, else 4) and S = gemm_n_split(...) warps per row. Each warp streams
-// its chunks (32 unit pairs of each of its R rows; Q8_0: 2176 B, Q4_K: 1152 B, Q6_K: 1680 B per
-// row) through a 3-stage cp.async ring that runs across row blocks, and every lane decodes one
-// unit pair per row from shared memory (16-byte loads for Q4_K) and applies it to all N columns
-// (activations as 16-byte shared loads): weights read once from DRAM per launch of <= 8
-// columns. GGUF rows need not be 16-byte aligned (Q8_0 rows are 34*K/32 bytes): the staging
-// loads whole aligned 16-byte segments and the decode reads at the row's byte offset. For very
-// large K (activations of 8 columns not fitting in shared memory) fewer columns per launch.
+// Kernel structure (integer path): a CTA of 4 warps; each warp owns R rows (R = 4) of one matrix
+// and S = gemm_n_split(...) warps share a row (split-K for matrices with few rows). A warp stages
+// a chunk of 32 units of each of its R rows (Q8_0: 1088 B; Q4_K: 576 B; Q6_K: 840 B per row) from
+// global memory into shared memory with 16-byte coalesced loads (all R*chunk bytes in flight at
+// once), then every lane decodes one unit per row from shared memory and applies it to all N
+// activation columns held in registers: weights read once from DRAM, activations once per R rows
+// (from L1/L2). GGUF rows need not be 16-byte aligned (Q8_0 rows are 34*K/32 bytes): the staging
+// loads whole aligned 16-byte segments and the decode reads at the row's byte offset.
 //
 // Requirements (checked on the host before any CUDA call; violations throw kiln::Error):
 //  M >= 1, K >= 1, 1 <= N; K a multiple of the format's block (32 for Q8_0, 256 for Q4_K/Q6_K);

@@ -5,24 +5,18 @@
 //
 //  1. The row is cut into UNITS. Quantized weights (Q8_0, Q4_K, Q6_K): a unit is 32 elements,
 //     the span of one Q8_1 activation block (Q8_0: one weight block; Q4_K: one 32-sub-block;
-//     Q6_K: two 16-sub-blocks = one "quarter" of a 128-element half). Float weights
-//     (F32/F16/BF16): a unit is 8 elements (the last one may be partial).
-//     ITEMS are what one lane handles at a time. Float weights: an item is one unit. Quantized
-//     weights: an item is a PAIR of units, j = 0 .. ceil(units/2)-1:
-//       Q8_0, Q4_K: units (2j, 2j+1) (Q8_0 with an odd unit count: the last pair has one unit);
-//       Q6_K:       block b = j/4, half h = (j/2)%2, p = j%2: units (8b+4h+p, 8b+4h+p+2)
-//                   (the two quarters that share the ql bytes ql[64h+32p ..]).
-//     Items are grouped in CHUNKS of 32 consecutive items.
+//     Q6_K: two 16-sub-blocks). Float weights (F32/F16/BF16): a unit is 8 elements (the last one
+//     may be partial). Units are grouped in CHUNKS of 32 consecutive units.
 //  2. S = gemm_n_split(type, M, K) warps share a row (split-K; a function of the matrix shape
-//     only, never of N or of the device, so N columns equal N separate matvecs bit for bit).
-//     Item i belongs to chunk c = i / 32, lane l = i % 32, warp w = c % S: "virtual thread" (w, l).
+//     only, never of N or of the device, so N columns equal N matvecs bit for bit). Unit u
+//     belongs to chunk c = u / 32, lane l = u % 32, warp w = c % S: "virtual thread" (w, l).
 //  3. Each virtual thread keeps one float accumulator per (row, column), starting at +0.f, and
-//     visits its items in increasing i, adding the item's units in the order listed in 1:
+//     visits its units in increasing u:
 //       Q8_0: acc += (d_w * d_x) * float(isum)               isum = sum q_w * q_x (exact int)
 //       Q4_K: acc += ((d*sc) * d_x) * float(isum) - (dmin*m) * s_x
 //             (sc, m: the sub-block's 6-bit scale/min; s_x: the Q8_1 block's f16 sum field)
-//       Q6_K: acc += (d * d_x) * float(sc_a * isum_a + sc_b * isum_b)   (isum_a/b over the two
-//             16-halves of q_w - 32; the integer combination is exact however it is computed)
+//       Q6_K: acc += (d * d_x) * float(sc_a * isum_a + sc_b * isum_b)   (q_w - 32 folded into
+//             the int8 weights; isum_a/b over the two 16-halves; the int combination is exact)
 //       float: acc = fmaf(w_k, x_k, acc) for k of the unit in increasing order
 //  4. Lanes of a warp combine by a butterfly: for o = 16, 8, 4, 2, 1: a[l] = a[l] + a[l ^ o]
 //     (float + is commutative, so every lane holds the same value); warps combine in order:
@@ -37,9 +31,10 @@
 
 namespace kiln::gemm_n_plan {
 
-constexpr int kLanes = 32;         // items per chunk (one per lane)
+constexpr int kLanes = 32;         // units per chunk (one per lane)
 constexpr int kQuantUnit = 32;     // elements per unit, quantized weights (= QK8_1)
 constexpr int kFloatUnit = 8;      // elements per unit, float weights
+constexpr int kWarpsPerCta = 4;    // integer and float kernels: 128 threads
 constexpr int kMaxSplit = 4;
 
 KILN_HD bool is_quant(DType t) { return t == DType::Q8_0 || t == DType::Q4_K || t == DType::Q6_K; }
@@ -49,18 +44,7 @@ KILN_HD bool is_float(DType t) { return t == DType::F32 || t == DType::F16 || t 
 KILN_HD int64_t units_per_row(DType t, int64_t K) {
   return is_quant(t) ? K / kQuantUnit : (K + kFloatUnit - 1) / kFloatUnit;
 }
-// Items per row: unit pairs (quantized) or units (float).
-KILN_HD int64_t items_per_row(DType t, int64_t K) {
-  return is_quant(t) ? (units_per_row(t, K) + 1) / 2 : units_per_row(t, K);
-}
-KILN_HD int64_t chunks_per_row(DType t, int64_t K) { return (items_per_row(t, K) + kLanes - 1) / kLanes; }
-
-// Units of quantized item (pair) j, in the order they are added; e = 0 or 1. The unit may be
-// past the row (Q8_0, odd unit count, e = 1): then it does not exist.
-KILN_HD int64_t pair_unit(DType t, int64_t j, int e) {
-  if (t == DType::Q6_K) return 8 * (j >> 2) + 4 * ((j >> 1) & 1) + (j & 1) + 2 * e;
-  return 2 * j + e;
-}
+KILN_HD int64_t chunks_per_row(DType t, int64_t K) { return (units_per_row(t, K) + kLanes - 1) / kLanes; }
 
 // Split-K factor S (1, 2 or 4): more warps per row when the matrix has few rows, so that small
 // matrices still put enough bytes in flight on every SM. Depends on the shape only.

@@ -114,14 +114,10 @@ void gemm_n_q8_1(DType wt, const void* w, int64_t M, int64_t K, const BlockQ8_1*
       const BlockQ8_1* xn = x + n * U;
       if (std::is_same<T, float>::value) {
         std::fill(acc.begin(), acc.end(), 0.f);
-        const int64_t items = plan::items_per_row(wt, K);
-        for (int64_t i = 0; i < items; ++i) {
-          const int64_t c = i / plan::kLanes;
-          float& a = acc[size_t((c % S) * plan::kLanes + i % plan::kLanes)];
-          for (int e = 0; e < 2; ++e) {
-            const int64_t u = plan::pair_unit(wt, i, e);
-            if (u < U) a = a + float(unit_value<float>(wt, units[size_t(u)], xn[u]));
-          }
+        for (int64_t u = 0; u < U; ++u) {
+          const int64_t c = u / plan::kLanes;
+          float& a = acc[size_t((c % S) * plan::kLanes + u % plan::kLanes)];
+          a = a + float(unit_value<float>(wt, units[size_t(u)], xn[u]));
         }
         y[n * M + m] = T(fold(acc, S));
       } else {
