@@ -7,6 +7,8 @@
 // batch logits). stdout: one line per position with the token, the argmax and its logit.
 // --backend cpu (default) is the reference forward pass (reference/forward.h) with activations
 // quantized to Q8_1 before each quantized matmul, like the GPU; --exact keeps them float.
+// --backend gpu is the GPU runner (runner/engine.h): one batched prefill keeping all logits.
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdio>
@@ -19,6 +21,7 @@
 #include "models/gguf.h"
 #include "reference/forward.h"
 #include "runner/cli.h"
+#include "runner/engine.h"
 
 namespace kiln {
 
@@ -66,20 +69,36 @@ int cli_logits(int argc, char** argv) {
   if (model.empty()) throw UsageError{"--model FILE.gguf is required"};
   if (tokens_arg.empty()) throw UsageError{"--tokens is required (comma-separated token ids, e.g. 2,17,99)"};
   const std::vector<int32_t> tokens = parse_tokens(tokens_arg);
-  if (backend == "gpu")
-    fail("--backend gpu: the GPU runner is not built yet; use --backend cpu (the reference forward pass)");
-  if (backend != "cpu") throw UsageError{"--backend must be cpu or gpu, got '" + backend + "'"};
+  if (backend != "cpu" && backend != "gpu") throw UsageError{"--backend must be cpu or gpu, got '" + backend + "'"};
+  if (backend == "gpu" && exact) throw UsageError{"--exact applies to the cpu backend (the GPU quantizes activations)"};
 
   const GgufFile file = GgufFile::open(model);
   const ref::Activations mode = exact ? ref::Activations::Exact : ref::Activations::Q8_1;
-  ref::Forward fw(file, mode, int(tokens.size()));
-  const int vocab = fw.config().n_vocab;
-  const std::vector<float> logits = fw.forward(tokens.data(), int(tokens.size()));
+  std::vector<float> logits;
+  ModelConfig cfg;
+  std::string how;
+  if (backend == "cpu") {
+    ref::Forward fw(file, mode, int(tokens.size()));
+    cfg = fw.config();
+    logits = fw.forward(tokens.data(), int(tokens.size()));
+    how = std::string("backend cpu (reference, activations ") + ref::activations_name(mode) + ")";
+  } else {
+    // The GPU runner: one batched prefill that keeps every position's logits.
+    EngineOptions o;
+    o.max_ctx = int(tokens.size());
+    o.max_chunk = int(std::min<size_t>(tokens.size(), 2048));
+    o.all_logits = true;
+    Engine e(file, nullptr, o);
+    cfg = e.config();
+    logits.resize(tokens.size() * size_t(cfg.n_vocab));
+    e.prefill(tokens.data(), int(tokens.size()), logits.data());
+    how = "backend gpu (" + e.props().name + ")";
+  }
+  const int vocab = cfg.n_vocab;
 
   if (!out.empty()) write_f32(out, logits);
-  printf("# %s, %s, backend cpu (reference, activations %s), %zu tokens x %d vocab%s%s\n",
-         arch_name(fw.config().arch), model.c_str(), ref::activations_name(mode), tokens.size(), vocab,
-         out.empty() ? "" : " -> ", out.c_str());
+  printf("# %s, %s, %s, %zu tokens x %d vocab%s%s\n", arch_name(cfg.arch), model.c_str(), how.c_str(),
+         tokens.size(), vocab, out.empty() ? "" : " -> ", out.c_str());
   printf("# pos  token  argmax  logit\n");
   for (size_t t = 0; t < tokens.size(); ++t) {
     const float* row = logits.data() + t * size_t(vocab);

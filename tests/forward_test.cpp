@@ -382,11 +382,14 @@ TEST(CliLogits, BadUsageAndBadInput) {
   EXPECT_THROW(run_cli({"logits", "--model", m, "--tokens", "1,2", "--bogus"}), UsageError);
   EXPECT_THROW(run_cli({"logits", "--model", m, "--tokens", "1,2,128"}), Error);  // vocab is 128
   EXPECT_THROW(run_cli({"logits", "--model", m + ".missing", "--tokens", "1"}), Error);
-  try {
-    run_cli({"logits", "--model", m, "--tokens", "1,2", "--backend", "gpu"});
-    ADD_FAILURE() << "--backend gpu should fail while the GPU runner is not built";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("GPU runner"), std::string::npos) << e.what();
+  EXPECT_THROW(run_cli({"logits", "--model", m, "--tokens", "1,2", "--backend", "gpu", "--exact"}), UsageError);
+  if (!testing::have_gpu()) {  // with a GPU the same call runs the runner (tests/runner_test.cpp)
+    try {
+      run_cli({"logits", "--model", m, "--tokens", "1,2", "--backend", "gpu"});
+      ADD_FAILURE() << "--backend gpu without a CUDA device must fail";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("no CUDA device"), std::string::npos) << e.what();
+    }
   }
 }
 
