@@ -1,5 +1,6 @@
-// Scaled causal attention with an optional sliding window, GQA, head_dim 128/256/512: the KV-cache
-// append, decode (one query, split-K flash-decoding) and prefill (T queries, tensor cores).
+// Scaled causal attention with an optional sliding window, GQA, head_dim 64/128/256/512: the
+// KV-cache append, decode (one query, split-K flash-decoding) and prefill (T queries, tensor
+// cores).
 //
 // Semantics (ref::attention, llama.cpp's standard SWA): the query at absolute position q attends
 // to cache positions p <= q with (window == 0 || q - p < window); weights softmax_p(scale * q.k_p)

@@ -37,7 +37,7 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
-// Sum over the 32 lanes of N values per lane (N = 8, 16 or 32) with the butterfly's pairing
+// Sum over the 32 lanes of N values per lane (N a power of two <= 32) with the butterfly's pairing
 // (lane i with lane i ^ o, o = 16, 8, ..., 1) but transposed: at each level a lane keeps half of
 // its values and trades the other half with its partner, so 32 sums cost 31 shuffles instead of
 // 160. Every sum adds exactly the operands the plain butterfly adds (a + b == b + a bitwise), so
@@ -68,7 +68,8 @@ __device__ __forceinline__ void transpose_reduce(float (&v)[32], int lane) {
 // the next NS-1 groups are always in flight (no registers held by outstanding loads).
 template <int HD>
 struct Ring {
-  static constexpr int NS = HD == 128 ? 8 : HD == 256 ? 4 : 3;
+  // 64 KiB per 4-warp CTA for hd 64-256 (96 KiB for hd 512): hd 64 keeps two tiles in flight
+  static constexpr int NS = HD == 64 ? 16 : HD == 128 ? 8 : HD == 256 ? 4 : 3;
   static constexpr int SLOT = 8 * HD * 2;                 // bytes
   static constexpr int WARP_BYTES = NS * SLOT;
 };
@@ -95,10 +96,12 @@ __device__ __forceinline__ void halves_to_float(const uint32_t* w, float (&f)[E]
   }
 }
 template <int E>
-struct RegRow {  // one row's E halves held in registers (E = 4, 8, 16)
+struct RegRow {  // one row's E halves held in registers (E = 2, 4, 8, 16)
   uint32_t w[E / 2];
   __device__ __forceinline__ void load(const uint16_t* p) {
-    if constexpr (E >= 8) {
+    if constexpr (E == 2) {
+      w[0] = __ldg(reinterpret_cast<const unsigned int*>(p));
+    } else if constexpr (E >= 8) {
 #pragma unroll
       for (int i = 0; i < E / 8; ++i) {
         const uint4 x = __ldg(reinterpret_cast<const uint4*>(p) + i);
@@ -140,10 +143,15 @@ __global__ void __launch_bounds__(W * 32)
 #pragma unroll
   for (int g = 0; g < G; ++g) {
     const float* qh = q + int64_t(kh * G + g) * HD + lane * E;
+    if constexpr (E == 2) {
+      const float2 x = *reinterpret_cast<const float2*>(qh);
+      qr[g][0] = x.x, qr[g][1] = x.y;
+    } else {
 #pragma unroll
-    for (int i = 0; i < E; i += 4) {
-      const float4 x = *reinterpret_cast<const float4*>(qh + i);
-      qr[g][i] = x.x, qr[g][i + 1] = x.y, qr[g][i + 2] = x.z, qr[g][i + 3] = x.w;
+      for (int i = 0; i < E; i += 4) {
+        const float4 x = *reinterpret_cast<const float4*>(qh + i);
+        qr[g][i] = x.x, qr[g][i + 1] = x.y, qr[g][i + 2] = x.z, qr[g][i + 3] = x.w;
+      }
     }
 #pragma unroll
     for (int i = 0; i < E; ++i) acc[g][i] = 0.f;
@@ -458,6 +466,7 @@ SplitKernel by_group(int G) {
 SplitKernel split_kernel(int hd, int G, DecodeLoads loads) {
   const bool ring = loads == DecodeLoads::SharedRing;
   SplitKernel k;
+  if (hd == 64) k = ring ? by_group<64, true>(G) : by_group<64, false>(G);
   if (hd == 128) k = ring ? by_group<128, true>(G) : by_group<128, false>(G);
   if (hd == 256) k = ring ? by_group<256, true>(G) : by_group<256, false>(G);
   if (hd == 512) k = ring ? by_group<512, true>(G) : by_group<512, false>(G);
@@ -484,7 +493,7 @@ int attention_decode_splits(int n_head_kv, int64_t max_ctx, int sm_count) {
 
 int attention_decode_splits(int n_head, int n_head_kv, int hd, int64_t max_ctx, int sm_count,
                             DecodeLoads loads) {
-  KILN_REQUIRE(n_head_kv > 0 && n_head % n_head_kv == 0 && (hd == 128 || hd == 256 || hd == 512),
+  KILN_REQUIRE(n_head_kv > 0 && n_head % n_head_kv == 0 && (hd == 64 || hd == 128 || hd == 256 || hd == 512),
                "attention_decode_splits: bad shape");
   const SplitKernel k = split_kernel(hd, n_head / n_head_kv, loads);
   int per_sm = 0;
@@ -499,8 +508,8 @@ void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
                       const uint16_t* v_cache, int64_t cap, int n_head, int n_head_kv, int hd,
                       float scale, int window, const int32_t* pos, int n_splits, void* workspace,
                       size_t workspace_bytes, float* out, cudaStream_t s, DecodeLoads loads) {
-  KILN_REQUIRE(hd == 128 || hd == 256 || hd == 512, "attention_decode: head_dim ", hd,
-               " not in {128, 256, 512}");
+  KILN_REQUIRE(hd == 64 || hd == 128 || hd == 256 || hd == 512, "attention_decode: head_dim ", hd,
+               " not in {64, 128, 256, 512}");
   KILN_REQUIRE(n_head_kv > 0 && n_head > 0 && n_head % n_head_kv == 0, "attention_decode: n_head ",
                n_head, " not a multiple of n_head_kv ", n_head_kv);
   KILN_REQUIRE(cap > 0 && cap <= INT32_MAX && window >= 0, "attention_decode: cap ", cap,

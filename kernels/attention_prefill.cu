@@ -1,7 +1,7 @@
 // Prefill attention on tensor cores: flash-attention-2 style tiled online softmax.
 //
 // CTA = 4 warps = 64 query rows of one head (16 rows per warp) x one slice of DV output dims
-// (DV = hd for 128/256; hd 512 runs two CTAs per row tile, each computing the full 512-wide
+// (DV = hd for 64/128/256; hd 512 runs two CTAs per row tile, each computing the full 512-wide
 // scores but only 256 output dims, which keeps the accumulator in registers). Key tiles of BC
 // positions stream through shared memory with cp.async (two stages); S = Q K^T and O += P V use
 // mma.sync.m16n8k16 with FP16 operands and F32 accumulation. Q is converted float -> FP16 when
@@ -149,7 +149,7 @@ __global__ void __launch_bounds__(kWarps * 32, (Cfg<HD, DV, BC>::MIN_BLOCKS))
     *reinterpret_cast<uint4*>(q_smem + swz(r, c, C::QC)) = v;
   }
 
-  // hd 128: the warp's Q fragments stay in registers for the whole key loop
+  // hd <= 128: the warp's Q fragments stay in registers for the whole key loop
   constexpr bool kQReg = C::Q_IN_REGS;
   uint32_t qf[kQReg ? HD / 16 : 1][4];
   if constexpr (kQReg) {
@@ -316,8 +316,8 @@ void launch_prefill(const float* q, int64_t q_stride, int T, const int32_t* pos,
 void attention_prefill(const float* q, int64_t q_stride, int T, const int32_t* pos,
                        const uint16_t* k_cache, const uint16_t* v_cache, int64_t cap, int n_head,
                        int n_head_kv, int hd, float scale, int window, float* out, cudaStream_t s) {
-  KILN_REQUIRE(hd == 128 || hd == 256 || hd == 512, "attention_prefill: head_dim ", hd,
-               " not in {128, 256, 512}");
+  KILN_REQUIRE(hd == 64 || hd == 128 || hd == 256 || hd == 512, "attention_prefill: head_dim ", hd,
+               " not in {64, 128, 256, 512}");
   KILN_REQUIRE(n_head_kv > 0 && n_head > 0 && n_head % n_head_kv == 0,
                "attention_prefill: n_head ", n_head, " not a multiple of n_head_kv ", n_head_kv);
   KILN_REQUIRE(T >= 0 && cap > 0 && cap <= INT32_MAX && window >= 0, "attention_prefill: T ", T,
@@ -332,6 +332,8 @@ void attention_prefill(const float* q, int64_t q_stride, int T, const int32_t* p
   const float sl2 = scale * 1.4426950408889634f;
   const int c = int(cap);
   switch (hd) {
+    // hd 64: 64-key tiles (8 KiB per K/V stage, Q = 8 KiB fits K stage 1), 32 KiB per CTA
+    case 64: launch_prefill<64, 64, 64>(q, q_stride, T, pos, k_cache, v_cache, c, n_head, n_head_kv, sl2, window, out, s); break;
     case 128: launch_prefill<128, 128, 64>(q, q_stride, T, pos, k_cache, v_cache, c, n_head, n_head_kv, sl2, window, out, s); break;
     case 256: launch_prefill<256, 256, 32>(q, q_stride, T, pos, k_cache, v_cache, c, n_head, n_head_kv, sl2, window, out, s); break;
     default: launch_prefill<512, 256, 32>(q, q_stride, T, pos, k_cache, v_cache, c, n_head, n_head_kv, sl2, window, out, s); break;

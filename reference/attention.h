@@ -29,8 +29,8 @@ void attention(const T* q, const T* k, const T* v, int64_t n_q, const int32_t* q
 //   In a split, tile i covers kDecodeTile consecutive positions from the split start; warp
 //   w = i % kDecodeWarps owns it; a warp's tiles go in increasing order. Per tile and head:
 //     score_j = (butterfly over 32 lanes of lane partials) * scale, lane l's partial being
-//       fmaf chain over d in [l*E, (l+1)*E), E = hd/32, starting at 0; butterfly: for
-//       o = 16, 8, 4, 2, 1: a[i] = a[i] + a[i+o] (i < o), result a[0];
+//       fmaf chain over d in [l*E, (l+1)*E), E = hd/32 (2 for hd 64), starting at 0; butterfly:
+//       for o = 16, 8, 4, 2, 1: a[i] = a[i] + a[i+o] (i < o), result a[0];
 //     mt = max_j score_j; m' = max(m, mt); c = kexp(m - m'); p_j = kexp(score_j - m');
 //     l = l*c + (butterfly sum of p_j over the tile's 32 lanes, p = 0 past the tile's end);
 //     acc[d] = acc[d]*c, then acc[d] = fmaf(p_j, v_j[d], acc[d]) for j in order; m = m'.

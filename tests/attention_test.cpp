@@ -72,7 +72,8 @@ TEST(AttentionRef, FloatWithinDoubleBounds) {
     int hd, window;
   };
   for (const C c : {C{1, 128, 0}, C{2, 256, 0}, C{511, 512, 0}, C{512, 128, 512}, C{513, 256, 512},
-                    C{4097, 128, 0}, C{4097, 256, 512}}) {
+                    C{4097, 128, 0}, C{4097, 256, 512}, C{1, 64, 0}, C{513, 64, 8},
+                    C{4097, 64, 0}}) {
     const int n_head = 4, n_head_kv = 1;
     const int64_t n_q = std::min<int64_t>(c.ctx, 8);  // the last n_q positions
     Inputs in = make_inputs(n_q, c.ctx, n_head, n_head_kv, c.hd, 100 + c.ctx);
@@ -100,7 +101,9 @@ TEST(AttentionRef, DecodeSplitWithinDoubleBounds) {
   };
   for (const C c : {C{1, 128, 0, 1, 2}, C{1, 256, 0, 7, 2}, C{2, 512, 0, 3, 2}, C{511, 128, 0, 16, 2},
                     C{512, 256, 512, 33, 2}, C{513, 512, 512, 8, 2}, C{513, 128, 0, 600, 1},
-                    C{4097, 256, 0, 64, 2}, C{4097, 128, 512, 64, 2}, C{16384, 128, 0, 66, 1}}) {
+                    C{4097, 256, 0, 64, 2}, C{4097, 128, 512, 64, 2}, C{16384, 128, 0, 66, 1},
+                    C{1, 64, 0, 3, 2}, C{2, 64, 0, 1, 1}, C{513, 64, 8, 5, 1}, C{4097, 64, 0, 64, 2},
+                    C{4097, 64, 512, 33, 2}}) {
     const int n_head = 4 * c.n_head_kv;
     Inputs in = make_inputs(1, c.ctx, n_head, c.n_head_kv, c.hd, 200 + c.ctx + c.hd);
     const int32_t qp = int32_t(c.ctx - 1);
@@ -120,46 +123,48 @@ TEST(AttentionRef, DecodeSplitWithinDoubleBounds) {
 // Mask semantics: exactly positions q - window + 1 .. q count. Perturbing K/V just outside the
 // window or in the future changes nothing (bitwise); perturbing the window's first position does.
 TEST(AttentionRef, MaskEdges) {
-  const int hd = 128, n_head = 2, n_head_kv = 1;
+  const int n_head = 2, n_head_kv = 1;
   const int64_t n_kv = 64;
   const int32_t qp = 40;
-  for (int window : {0, 1, 2, 17, 41, 64}) {
-    Inputs in = make_inputs(1, n_kv, n_head, n_head_kv, hd, 300 + window);
-    auto run = [&](const Inputs& x, std::vector<double>* od, std::vector<float>* of) {
-      const auto qd = to_double(x.q), kd = to_double(x.k), vd = to_double(x.v);
-      od->assign(x.q.size(), 0);
-      of->assign(x.q.size(), 0);
-      ref::attention<double>(qd.data(), kd.data(), vd.data(), 1, &qp, n_kv, n_head, n_head_kv, hd,
-                             0.1f, window, od->data());
-      ref::attention_decode_split(x.q.data(), x.k.data(), x.v.data(), qp, n_head, n_head_kv, hd,
-                                  0.1f, window, 3, of->data());
-    };
-    std::vector<double> base_d, d;
-    std::vector<float> base_f, f;
-    run(in, &base_d, &base_f);
-    for (float x : base_f) ASSERT_TRUE(std::isfinite(x));
-    const int64_t first = window ? std::max<int64_t>(0, qp - window + 1) : 0;
-    std::vector<int64_t> outside = {qp + 1, n_kv - 1};
-    if (first > 0) outside.push_back(first - 1);
-    for (int64_t p : outside) {
-      Inputs x = in;
-      for (int i = 0; i < hd; ++i) x.k[size_t(p * hd + i)] += 3.f, x.v[size_t(p * hd + i)] -= 5.f;
-      run(x, &d, &f);
-      EXPECT_EQ(d, base_d) << "window " << window << ": position " << p << " must not count";
-      EXPECT_EQ(0, std::memcmp(f.data(), base_f.data(), f.size() * 4)) << "split ref, p " << p;
-    }
-    for (int64_t p : {first, int64_t(qp)}) {
-      Inputs x = in;
-      for (int i = 0; i < hd; ++i) x.v[size_t(p * hd + i)] += 0.5f;
-      run(x, &d, &f);
-      EXPECT_NE(d, base_d) << "window " << window << ": position " << p << " must count";
-    }
-    if (window == 1) {  // attends to itself only: the output is v[qp] exactly
-      for (int h = 0; h < n_head; ++h)
-        for (int i = 0; i < hd; ++i) {
-          EXPECT_EQ(base_d[size_t(h * hd + i)], double(in.v[size_t(qp * hd + i)]));
-          EXPECT_EQ(base_f[size_t(h * hd + i)], in.v[size_t(qp * hd + i)]);
-        }
+  for (int hd : {64, 128}) {
+    for (int window : {0, 1, 2, 17, 41, 64}) {
+      Inputs in = make_inputs(1, n_kv, n_head, n_head_kv, hd, 300 + window + hd);
+      auto run = [&](const Inputs& x, std::vector<double>* od, std::vector<float>* of) {
+        const auto qd = to_double(x.q), kd = to_double(x.k), vd = to_double(x.v);
+        od->assign(x.q.size(), 0);
+        of->assign(x.q.size(), 0);
+        ref::attention<double>(qd.data(), kd.data(), vd.data(), 1, &qp, n_kv, n_head, n_head_kv, hd,
+                               0.1f, window, od->data());
+        ref::attention_decode_split(x.q.data(), x.k.data(), x.v.data(), qp, n_head, n_head_kv, hd,
+                                    0.1f, window, 3, of->data());
+      };
+      std::vector<double> base_d, d;
+      std::vector<float> base_f, f;
+      run(in, &base_d, &base_f);
+      for (float x : base_f) ASSERT_TRUE(std::isfinite(x));
+      const int64_t first = window ? std::max<int64_t>(0, qp - window + 1) : 0;
+      std::vector<int64_t> outside = {qp + 1, n_kv - 1};
+      if (first > 0) outside.push_back(first - 1);
+      for (int64_t p : outside) {
+        Inputs x = in;
+        for (int i = 0; i < hd; ++i) x.k[size_t(p * hd + i)] += 3.f, x.v[size_t(p * hd + i)] -= 5.f;
+        run(x, &d, &f);
+        EXPECT_EQ(d, base_d) << "window " << window << ": position " << p << " must not count";
+        EXPECT_EQ(0, std::memcmp(f.data(), base_f.data(), f.size() * 4)) << "split ref, p " << p;
+      }
+      for (int64_t p : {first, int64_t(qp)}) {
+        Inputs x = in;
+        for (int i = 0; i < hd; ++i) x.v[size_t(p * hd + i)] += 0.5f;
+        run(x, &d, &f);
+        EXPECT_NE(d, base_d) << "window " << window << ": position " << p << " must count";
+      }
+      if (window == 1) {  // attends to itself only: the output is v[qp] exactly
+        for (int h = 0; h < n_head; ++h)
+          for (int i = 0; i < hd; ++i) {
+            EXPECT_EQ(base_d[size_t(h * hd + i)], double(in.v[size_t(qp * hd + i)]));
+            EXPECT_EQ(base_f[size_t(h * hd + i)], in.v[size_t(qp * hd + i)]);
+          }
+      }
     }
   }
 }
@@ -192,8 +197,11 @@ TEST(AttentionShapes, HostValidationThrows) {
   alignas(16) static float buf[64];
   auto* cache = reinterpret_cast<uint16_t*>(buf);
   int32_t* pos = reinterpret_cast<int32_t*>(buf);
-  // head_dim 64 unsupported; group not dividing; workspace too small; q_stride too small
-  EXPECT_THROW(attention_prefill(buf, 0, 4, pos, cache, cache, 16, 4, 1, 64, 1.f, 0, buf, nullptr), Error);
+  // head_dim 96 / 32 unsupported; group not dividing; workspace too small; q_stride too small
+  EXPECT_THROW(attention_prefill(buf, 0, 4, pos, cache, cache, 16, 4, 1, 96, 1.f, 0, buf, nullptr), Error);
+  EXPECT_THROW(attention_prefill(buf, 0, 4, pos, cache, cache, 16, 4, 1, 32, 1.f, 0, buf, nullptr), Error);
+  EXPECT_THROW(attention_decode(buf, 0, cache, cache, 16, 4, 1, 32, 1.f, 0, pos, 4, buf, 1 << 20, buf, nullptr), Error);
+  EXPECT_THROW(attention_prefill(buf, 100, 4, pos, cache, cache, 16, 4, 1, 64, 1.f, 0, buf, nullptr), Error);
   EXPECT_THROW(attention_prefill(buf, 0, 4, pos, cache, cache, 16, 6, 4, 128, 1.f, 0, buf, nullptr), Error);
   EXPECT_THROW(attention_prefill(buf, 100, 4, pos, cache, cache, 16, 4, 1, 128, 1.f, 0, buf, nullptr), Error);
   EXPECT_THROW(attention_prefill(buf, 0, 4, pos, cache, cache, 16, 4, 1, 128, 1.f, -1, buf, nullptr), Error);
@@ -247,31 +255,33 @@ struct GpuCache {
 
 TEST(GpuKvAppend, BitExactRingAndSkip) {
   KILN_REQUIRE_GPU();
-  const int n_head_kv = 2, hd = 256, row = n_head_kv * hd, T = 7;
-  const int64_t cap = 7, stride = row + 64;  // tokens strided inside a wider buffer
-  auto k = random_normal(size_t(T * stride), 1), v = random_normal(size_t(T * stride), 2, 100.f);
-  k[3] = 70000.f;  // overflows FP16: inf, as f32_to_f16
-  // rows 4, 5, 6, 0, 1, 2 of a ring of 7 (wraps, distinct), one token skipped, row 3 untouched
-  const std::vector<int32_t> pos = {11, 12, -1, 13, 14, 15, 16};
-  auto dk = upload(k), dv = upload(v);
-  auto dpos = upload(pos);
-  DeviceBuffer<uint16_t> kc(size_t(cap * row)), vc(size_t(cap * row));
-  poison(kc);
-  poison(vc);
-  kv_append(dk.data(), dv.data(), stride, T, dpos.data(), kc.data(), vc.data(), cap, n_head_kv, hd, nullptr);
-  KILN_CUDA_CHECK(cudaDeviceSynchronize());
-  const auto hk = download(kc, size_t(cap * row)), hv = download(vc, size_t(cap * row));
-  std::vector<uint16_t> ek(size_t(cap * row), 0xffff), ev(size_t(cap * row), 0xffff);
-  for (int t = 0; t < T; ++t) {
-    if (pos[size_t(t)] < 0) continue;
-    const int64_t r = pos[size_t(t)] % cap;
-    for (int i = 0; i < row; ++i) {
-      ek[size_t(r * row + i)] = f32_to_f16(k[size_t(t * stride + i)]);
-      ev[size_t(r * row + i)] = f32_to_f16(v[size_t(t * stride + i)]);
-    }
+  for (int hd : {64, 256}) {
+    const int n_head_kv = 2, row = n_head_kv * hd, T = 7;
+    const int64_t cap = 7, stride = row + 64;  // tokens strided inside a wider buffer
+    auto k = random_normal(size_t(T * stride), 1), v = random_normal(size_t(T * stride), 2, 100.f);
+    k[3] = 70000.f;  // overflows FP16: inf, as f32_to_f16
+    // rows 4, 5, 6, 0, 1, 2 of a ring of 7 (wraps, distinct), one token skipped, row 3 untouched
+    const std::vector<int32_t> pos = {11, 12, -1, 13, 14, 15, 16};
+    auto dk = upload(k), dv = upload(v);
+    auto dpos = upload(pos);
+    DeviceBuffer<uint16_t> kc(size_t(cap * row)), vc(size_t(cap * row));
+    poison(kc);
+    poison(vc);
+    kv_append(dk.data(), dv.data(), stride, T, dpos.data(), kc.data(), vc.data(), cap, n_head_kv, hd, nullptr);
+    KILN_CUDA_CHECK(cudaDeviceSynchronize());
+    const auto hk = download(kc, size_t(cap * row)), hv = download(vc, size_t(cap * row));
+    std::vector<uint16_t> ek(size_t(cap * row), 0xffff), ev(size_t(cap * row), 0xffff);
+    for (int t = 0; t < T; ++t) {
+      if (pos[size_t(t)] < 0) continue;
+      const int64_t r = pos[size_t(t)] % cap;
+      for (int i = 0; i < row; ++i) {
+        ek[size_t(r * row + i)] = f32_to_f16(k[size_t(t * stride + i)]);
+        ev[size_t(r * row + i)] = f32_to_f16(v[size_t(t * stride + i)]);
+      }
   }
-  EXPECT_EQ(hk, ek);
-  EXPECT_EQ(hv, ev);
+  EXPECT_EQ(hk, ek) << "hd " << hd;
+  EXPECT_EQ(hv, ev) << "hd " << hd;
+  }
 }
 
 // ------------------------------------------------------------------------- gpu: decode
@@ -318,15 +328,21 @@ TEST(GpuAttentionDecode, BitExactVsSplitReference) {
   uint64_t seed = 1000;
   for (DecodeLoads loads : {DecodeLoads::Registers, DecodeLoads::SharedRing})
     for (int64_t ctx : {1, 2, 511, 512, 513, 4097})
-      for (int hd : {128, 256, 512})
+      for (int hd : {64, 128, 256, 512})
         for (int window : {0, 512}) check_decode({ctx, hd, window, 2, 16, 0, 0.f}, seed++, loads);
   // GQA groups 1, 2 and 8 (the transposed reduction's other value counts)
   for (DecodeLoads loads : {DecodeLoads::Registers, DecodeLoads::SharedRing}) {
     check_decode({1000, 128, 0, 8, 9, 0, 0.f}, seed++, loads);  // 8 kv heads, group 4
-    for (int hd : {128, 256, 512})
+    for (int hd : {64, 128, 256, 512})
       for (int group : {1, 2, 8})
         if (group * hd <= attn::kDecodeMaxGroupDims)
           check_decode({777, hd, 300, 2, 5, 0, 0.f, group}, seed++, loads);
+    // the tiny models' shapes (head_dim 64, GQA 2): qwen3-tiny (4/2 heads) and gemma4-tiny's
+    // sliding layers (2/1 heads, window 8 on a ring of 8 rows, scale 1)
+    for (int64_t ctx : {1, 2, 32, 513, 4097}) {
+      check_decode({ctx, 64, 0, 2, 4, 0, 0.f, 2}, seed++, loads);
+      check_decode({ctx, 64, 8, 1, 3, 8, 1.f, 2}, seed++, loads);
+    }
   }
 }
 
@@ -343,6 +359,12 @@ TEST(GpuAttentionDecode, LongContextSplitsRingAndScale) {
   check_decode({700, 256, 512, 2, 300, 512, 1.f}, 2003);  // ring of 512, more splits than tiles
   check_decode({4096 + 37, 128, 100, 8, 7, 100, 0.f}, 2004);  // ring == window, wraps many times
   check_decode({33, 128, 1, 2, 4, 0, 0.f}, 2005);         // window 1: itself only
+  for (DecodeLoads loads : {DecodeLoads::Registers, DecodeLoads::SharedRing}) {  // head_dim 64
+    check_decode({16384, 64, 0, 8, 66, 0, 0.f}, 2200, loads);      // many tiles per warp
+    check_decode({700, 64, 512, 2, 300, 512, 1.f}, 2201, loads);   // ring of 512, splits > tiles
+    check_decode({4096 + 37, 64, 100, 8, 7, 100, 0.f}, 2202, loads);  // ring == window, wraps
+    check_decode({33, 64, 1, 2, 4, 0, 0.f, 2}, 2203, loads);       // window 1: itself only
+  }
 }
 
 // One captured graph serves every position: the position lives in device memory.
@@ -463,13 +485,18 @@ TEST(GpuAttentionPrefill, WithinToleranceOfDouble) {
   KILN_REQUIRE_GPU();
   uint64_t seed = 5000;
   for (int64_t T : {1, 2, 511, 512, 513, 4097})
-    for (int hd : {128, 256, 512})
+    for (int hd : {64, 128, 256, 512})
       for (int window : {0, 512}) check_prefill({T, hd, window, 4, 1, 0.f}, seed++);
   check_prefill({1000, 256, 512, 8, 2, 1.f}, seed++);  // Gemma 4 sliding: scale 1, GQA 4
   check_prefill({1000, 512, 0, 8, 2, 1.f}, seed++);    // Gemma 4 global
   check_prefill({700, 128, 0, 32, 8, 0.f}, seed++);    // Qwen3 heads
   check_prefill({300, 128, 1, 4, 1, 0.f}, seed++);     // window 1
   check_prefill({300, 256, 63, 4, 1, 0.f}, seed++);    // window not a tile multiple
+  check_prefill({32, 64, 0, 4, 2, 0.f}, seed++);       // qwen3-tiny: head_dim 64, 4/2 heads
+  check_prefill({48, 64, 8, 2, 1, 1.f}, seed++);       // gemma4-tiny sliding: window 8, scale 1
+  check_prefill({1000, 64, 8, 2, 1, 1.f}, seed++);
+  check_prefill({700, 64, 63, 32, 8, 0.f}, seed++);    // hd 64, many heads, odd window
+  check_prefill({300, 64, 1, 4, 1, 0.f}, seed++);      // window 1
 }
 
 TEST(GpuAttentionPrefill, LongSequences) {
@@ -478,6 +505,7 @@ TEST(GpuAttentionPrefill, LongSequences) {
   check_prefill({16384, 256, 512, 1, 1, 1.f}, 6001);
   check_prefill({32768, 128, 0, 1, 1, 0.f}, 6002);
   check_prefill({8192, 512, 0, 1, 1, 1.f}, 6003);
+  check_prefill({16384, 64, 0, 2, 1, 0.f}, 6004);
 }
 
 // Chunked prefill on a ring cache: chunks appended with kv_append then attended (new queries see
@@ -490,7 +518,9 @@ TEST(GpuAttentionPrefill, ChunkedWithOffsetsAndRing) {
     int64_t total, chunk, cap;
   };
   for (const C c : {C{256, 512, 2000, 300, 512 + 300 - 1}, C{128, 64, 777, 100, 163},
-                    C{512, 0, 1500, 512, 1500}, C{128, 0, 4097, 1000, 4097}}) {
+                    C{512, 0, 1500, 512, 1500}, C{128, 0, 4097, 1000, 4097},
+                    C{64, 512, 2000, 300, 512 + 300 - 1}, C{64, 64, 777, 100, 163},
+                    C{64, 8, 48, 5, 8 + 5 - 1}, C{64, 8, 48, 1, 8}, C{64, 0, 1500, 512, 1500}}) {
     const int n_head = 4, n_head_kv = 1, row = n_head_kv * c.hd;
     const float scale = 1.f / std::sqrt(float(c.hd));
     Inputs in = make_inputs(c.total, c.total, n_head, n_head_kv, c.hd, 7000 + c.total);
@@ -526,7 +556,7 @@ TEST(GpuAttentionPrefill, ChunkedWithOffsetsAndRing) {
 // of a prefill over T + 1 tokens within the two contracts' combined tolerance.
 TEST(GpuAttentionPrefill, DecodeAfterPrefillMatchesLongerPrefill) {
   KILN_REQUIRE_GPU();
-  for (int hd : {128, 256, 512})
+  for (int hd : {64, 128, 256, 512})
     for (int window : {0, 512}) {
       const int n_head = 8, n_head_kv = 2, row = n_head_kv * hd, splits = 32;
       const int64_t T = 1500;
