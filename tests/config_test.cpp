@@ -227,5 +227,34 @@ TEST(Config, MissingKeyAndBadHeads) {
   EXPECT_THAT(config_error(h), HasSubstr("do not divide"));
 }
 
+
+// The tiny presets have the same metadata keys and the same tensor names, types and shapes as the
+// parity files, which were written by llama.cpp's own gguf package and loaded by llama.cpp: the
+// evidence, short of running llama.cpp here, that llama.cpp loads kiln's synthetic files.
+TEST(Synth, TinyPresetsMatchTheLayoutOfTheLlamaCppParityFiles) {
+  const std::string dir = testing::parity_dir();
+  if (dir.empty()) GTEST_SKIP() << "parity set not found (../shared/parity or $KILN_PARITY_DIR)";
+  for (const auto& c : {std::make_pair("gemma4-tiny", "gemma4-tiny-s1.gguf"),
+                        std::make_pair("qwen3-tiny", "qwen3-tiny-s1.gguf")}) {
+    const GgufFile mine = GgufFile::open(write_preset(c.first, 1));
+    const GgufFile theirs = GgufFile::open(dir + "/" + c.second);
+    for (const auto& kv : theirs.metadata()) {
+      const GgufValue* v = mine.find(kv.first);
+      ASSERT_NE(v, nullptr) << c.first << " lacks key " << kv.first;
+      EXPECT_EQ(v->type, kv.second.type) << kv.first;
+      if (kv.first != "general.name" && kv.first != "general.synthetic_seed") {
+        EXPECT_EQ(v->to_string(64), kv.second.to_string(64)) << c.first << " " << kv.first;
+      }
+    }
+    ASSERT_EQ(mine.tensors().size(), theirs.tensors().size()) << c.first;
+    for (const GgufTensor& t : theirs.tensors()) {
+      const GgufTensor* m = mine.find_tensor(t.name);
+      ASSERT_NE(m, nullptr) << c.first << " lacks tensor " << t.name;
+      EXPECT_EQ(m->type, t.type) << t.name;
+      EXPECT_EQ(m->ne, t.ne) << t.name;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace kiln
