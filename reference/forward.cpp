@@ -178,8 +178,10 @@ void attend(Activations mode, const float* q, const float* k, const float* v, in
     }
 }
 
+// K/V cache storage: FP16 in the GPU-mirroring Q8_1 mode (kernels/attention.cuh stores FP16) and
+// in the llama.cpp mode (its default f16 cache); float in the exact mode.
 void cache_round(Activations mode, std::vector<float>& x) {
-  if (mode != Activations::LlamaCpu) return;
+  if (mode == Activations::Exact) return;
   for (float& v : x) v = round_f16(v);
 }
 

@@ -32,6 +32,7 @@ namespace kiln::ref {
 //          before every product with a block-quantized weight (Q8_0, Q4_K, Q6_K), integer dot
 //          products per block, as the GPU's integer path does. Products with float weights
 //          (F32, F16, BF16: e.g. Gemma 4's per_layer_model_proj) stay float in both modes.
+//          K and V are stored rounded to FP16, as the GPU's KV cache stores them.
 //   LlamaCpu: a diagnostic mode that rounds like llama.cpp's CPU backend (the producer of the
 //          parity goldens) so semantic differences are not hidden under quantization noise:
 //          activations rounded to the weight's vec_dot_type (Q8_0 weights: Q8_0 blocks of 32;

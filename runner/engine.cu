@@ -57,9 +57,15 @@ size_t up(size_t b) { return (b + kAlign - 1) / kAlign * kAlign; }
 
 }  // namespace
 
+// Runs before any member that touches CUDA (the stream) is built, so a machine without a GPU gets
+// this message rather than a driver error.
+static ModelConfig config_on_gpu(const GgufFile& file) {
+  if (cuda_device_count() == 0) fail("no CUDA device found (the GPU runner needs one)");
+  return parse_config(file);
+}
+
 Engine::Engine(const GgufFile& file, const SynthModel* synth, const EngineOptions& opt)
-    : cfg_(parse_config(file)), opt_(opt) {
-  if (cuda_device_count() == 0) fail("no CUDA device found");
+    : cfg_(config_on_gpu(file)), opt_(opt) {
   KILN_REQUIRE(opt_.max_ctx >= 1 && opt_.max_chunk >= 1, "Engine: max_ctx and max_chunk must be positive");
   if (opt_.max_ctx > cfg_.n_ctx)
     fail("requested context of ", opt_.max_ctx, " tokens exceeds the model's context_length ", cfg_.n_ctx);
