@@ -121,6 +121,8 @@ ModelConfig parse_config(const GgufFile& f) {
   if (embd.ne.size() != 2 || embd.ne[0] != c.d_model)
     fail(f.path(), ": tensor 'token_embd.weight' has shape ", embd.shape_string(), ", expected [", c.d_model,
          ", n_vocab]");
+  if (embd.ne[1] > (int64_t(1) << 30))
+    fail(f.path(), ": tensor 'token_embd.weight' has ", embd.ne[1], " rows; kiln's vocabulary limit is 2^30");
   c.n_vocab = int(embd.ne[1]);
   if (const GgufValue* v = f.find(p + "vocab_size"); v && int64_t(v->as_u64()) != c.n_vocab)
     fail(f.path(), ": ", p, "vocab_size = ", v->as_u64(), " but token_embd.weight has ", c.n_vocab, " rows");
@@ -209,7 +211,12 @@ ModelConfig parse_config(const GgufFile& f) {
     if (l.n_rot <= 0 || l.n_rot > l.head_dim || l.n_rot % 2 != 0)
       fail(f.path(), ": layer ", il, ": rope dimension ", l.n_rot, " must be even and at most head_dim ", l.head_dim);
     if (l.n_ff <= 0) fail(f.path(), ": layer ", il, ": feed_forward_length must be positive");
-    const int q = l.n_head * l.head_dim, kv = l.n_head_kv * l.head_dim;
+    // Widths in 64 bits (heads may be up to 2^30 in the file), then bounded so the int widths the
+    // forward passes compute with cannot overflow.
+    const int64_t q = int64_t(l.n_head) * l.head_dim, kv = int64_t(l.n_head_kv) * l.head_dim;
+    if (q > (int64_t(1) << 24))
+      fail(f.path(), ": layer ", il, ": ", l.n_head, " heads of ", l.head_dim, " make a Q width of ", q,
+           " (kiln's limit is 2^24)");
     expect(f, blk(il, "attn_norm"), d, 0);
     expect(f, blk(il, "attn_q"), d, q);
     expect(f, blk(il, "attn_output"), q, d);

@@ -23,6 +23,12 @@ constexpr uint32_t kMagic = 0x46554747u;  // "GGUF" little endian
 constexpr int kMaxDims = 4;               // GGML_MAX_DIMS
 constexpr int kMaxArrayDepth = 8;         // nested arrays deeper than this are rejected
 constexpr size_t kMaxNameLen = 1024;
+// Each parsed metadata value costs ~100 bytes of host memory however few bytes it took in the file
+// (a u8 array element takes one), so counts are capped in absolute terms, not only by the file
+// size: without the caps a 64 MB file of u8 array elements made the reader allocate 6 GB.
+// Real models stay far below both (a 262k-token vocabulary is ~0.8M values, a model < 10k tensors).
+constexpr uint64_t kMaxMetadataValues = uint64_t(1) << 23;
+constexpr uint64_t kMaxTensors = uint64_t(1) << 20;
 
 struct Row {
   uint32_t id;
@@ -67,6 +73,7 @@ class Cursor {
   Cursor(const uint8_t* base, size_t size, const std::string& file) : base_(base), size_(size), file_(file) {}
   size_t pos() const { return pos_; }
   size_t remaining() const { return size_ - pos_; }
+  uint64_t values = 0;  // metadata values (keys' values and array elements) read so far
 
   [[noreturn]] void bad(const std::string& what, size_t at) const {
     fail(file_, ": ", what, " (at byte ", at, " of ", size_, ")");
@@ -137,6 +144,11 @@ GgufValue read_value(Cursor& c, GgufType type, int depth, const std::string& key
         c.bad(detail::concat("metadata '", key, "': array length ", n, " exceeds what the ", c.remaining(),
                              " bytes left can hold"),
               at);
+      if (n > kMaxMetadataValues - c.values)
+        c.bad(detail::concat("metadata '", key, "': array length ", n, " takes the file past kiln's limit of ",
+                             kMaxMetadataValues, " metadata values"),
+              at);
+      c.values += n;
       v.arr.reserve(size_t(n));
       for (uint64_t k = 0; k < n; ++k) v.arr.push_back(read_value(c, v.elem, depth + 1, key));
       break;
@@ -327,6 +339,11 @@ void GgufFile::parse_all() {
     c.bad(detail::concat("metadata count ", n_kv, " exceeds what the file can hold"), at_counts + 8);
   if (n_tensors > c.remaining() / 24)
     c.bad(detail::concat("tensor count ", n_tensors, " exceeds what the file can hold"), at_counts);
+  if (n_tensors > kMaxTensors)
+    c.bad(detail::concat("tensor count ", n_tensors, " exceeds kiln's limit of ", kMaxTensors), at_counts);
+  if (n_kv > kMaxMetadataValues)
+    c.bad(detail::concat("metadata count ", n_kv, " exceeds kiln's limit of ", kMaxMetadataValues), at_counts + 8);
+  c.values = n_kv;
 
   kv_.reserve(size_t(n_kv));
   for (uint64_t k = 0; k < n_kv; ++k) {
