@@ -5,6 +5,9 @@
 #
 #   bash ci/gpu-suite.sh                 # probe + gpu tests + benchmarks
 #   bash ci/gpu-suite.sh --sanitize      # gpu tests under compute-sanitizer memcheck + racecheck
+#                                        # + initcheck (each initcheck run capped by
+#                                        # KILN_INITCHECK_TIMEOUT s, default 300: slower tests are
+#                                        # reported as skipped, not failed)
 #   KILN_BENCH_FILTER='gemm_n' bash ci/gpu-suite.sh --bench-only
 # Logs go to $OUT (or /tmp/kiln-gpu). The external parity set is read from ../shared/parity, or
 # from .parity/ in the checkout (copy it there to carry it to a remote GPU machine).
@@ -39,14 +42,26 @@ if [ "$mode" = all ] || [ "$mode" = tests ]; then
   tail -n 25 "$LOG/gpu-tests.txt"
 fi
 if [ "$mode" = sanitize ]; then
+  # memcheck (out-of-bounds / misaligned device accesses, API errors), racecheck (shared-memory
+  # hazards) and initcheck (reads of uninitialized device memory). Binaries without Gpu* tests are
+  # skipped. initcheck is the slowest tool: each run is capped and a timeout is reported, not failed.
+  san_tools="${KILN_SANITIZE_TOOLS:-memcheck racecheck initcheck}"
   for t in build-gpu/tests/*_test; do
     n=$(basename "$t")
-    for tool in memcheck racecheck; do
-      compute-sanitizer --tool "$tool" --error-exitcode 99 "$t" --gtest_filter='*Gpu*' \
+    "$t" --gtest_list_tests --gtest_filter='*Gpu*' 2>/dev/null | grep -q '^  ' || continue
+    for tool in $san_tools; do
+      limit=0
+      [ "$tool" = initcheck ] && limit="${KILN_INITCHECK_TIMEOUT:-300}"
+      ts=$(date +%s)
+      timeout "$limit" compute-sanitizer --tool "$tool" --error-exitcode 99 "$t" --gtest_filter='*Gpu*' \
         >"$LOG/sanitize-$n-$tool.txt" 2>&1
       rc=$?
       errs=$(grep -Eo "ERROR SUMMARY: [0-9]+" "$LOG/sanitize-$n-$tool.txt" | tail -1)
-      echo "sanitize $n $tool: rc=$rc ${errs:-no summary}"
+      if [ $rc -eq 124 ]; then
+        echo "sanitize $n $tool: skipped (over ${limit} s)"
+        continue
+      fi
+      echo "sanitize $n $tool: rc=$rc ${errs:-no summary} ($(( $(date +%s) - ts )) s)"
       [ $rc -eq 0 ] || status=1
     done
   done

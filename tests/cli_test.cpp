@@ -1,0 +1,466 @@
+// The `kiln` binary (KILN_CLI) against bad input: for every row of docs/bad-input.md, run the real
+// command and check the exit code (1: bad input or runtime failure, 2: usage) and the exact first
+// line it prints on stderr. Inputs are written to the build tree; models are kiln's synthetic
+// presets (weights left as a sparse hole where nothing reads them) or hand-built GGUF bytes.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "kernels/common/error.h"
+#include "models/gguf.h"
+#include "models/synth.h"
+#include "tests/testing.h"
+
+namespace kiln {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::MatchesRegex;
+using ::testing::StartsWith;
+
+std::string dir() {
+  static const std::string d = [] {
+    const std::string p = testing::temp_dir() + "/cli";
+    mkdir(p.c_str(), 0755);
+    return p;
+  }();
+  return d;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+struct CliResult {
+  int code = -1;
+  std::string out, err;
+  std::string first_err() const { return err.substr(0, err.find('\n')); }
+};
+
+// Runs `kiln <args>` (args are shell words, already quoted where needed) with TMPDIR in the build
+// tree; returns the exit status and both streams.
+CliResult kiln(const std::string& args) {
+  static int n = 0;
+  const std::string base = dir() + "/run" + std::to_string(getpid()) + "_" + std::to_string(n++);
+  const std::string cmd = "TMPDIR='" + dir() + "' '" + std::string(KILN_CLI) + "' " + args + " >'" + base +
+                          ".out' 2>'" + base + ".err' </dev/null";
+  const int st = std::system(cmd.c_str());
+  CliResult r;
+  r.code = (st != -1 && WIFEXITED(st)) ? WEXITSTATUS(st) : -1;
+  r.out = slurp(base + ".out");
+  r.err = slurp(base + ".err");
+  std::remove((base + ".out").c_str());
+  std::remove((base + ".err").c_str());
+  return r;
+}
+
+// Little-endian GGUF builder for files no writer would produce.
+struct Bytes {
+  std::vector<uint8_t> b;
+  template <class T>
+  Bytes& pod(T v) {
+    const auto* p = reinterpret_cast<const uint8_t*>(&v);
+    b.insert(b.end(), p, p + sizeof v);
+    return *this;
+  }
+  Bytes& str(const std::string& s) {
+    pod<uint64_t>(s.size());
+    b.insert(b.end(), s.begin(), s.end());
+    return *this;
+  }
+  Bytes& header(uint64_t n_tensors, uint64_t n_kv, uint32_t version = 3, uint32_t magic = 0x46554747u) {
+    return pod<uint32_t>(magic).pod<uint32_t>(version).pod<uint64_t>(n_tensors).pod<uint64_t>(n_kv);
+  }
+  // A tensor info; `type_at` receives the byte offset of its type field.
+  Bytes& tensor(const std::string& name, std::vector<uint64_t> ne, uint32_t type, uint64_t offset,
+                size_t* type_at = nullptr) {
+    str(name).pod<uint32_t>(uint32_t(ne.size()));
+    for (uint64_t n : ne) pod<uint64_t>(n);
+    if (type_at) *type_at = b.size();
+    return pod<uint32_t>(type).pod<uint64_t>(offset);
+  }
+  Bytes& pad() {
+    while (b.size() % 32) b.push_back(0);
+    return *this;
+  }
+  Bytes& data(size_t n) {
+    for (size_t i = 0; i < n; ++i) b.push_back(uint8_t(i * 13 + 7));
+    return *this;
+  }
+  std::string write(const std::string& name) const {
+    const std::string p = dir() + "/" + name;
+    std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
+    return p;
+  }
+};
+
+std::string sz(const Bytes& b) { return std::to_string(b.b.size()); }
+
+// qwen3-tiny with an edit applied, written with its weights as a sparse hole (inspect reads none).
+template <class Edit>
+std::string qwen_variant(const std::string& name, Edit edit, bool with_data = false) {
+  SynthModel m = synth_model("qwen3-tiny", 5);
+  edit(m);
+  const std::string p = dir() + "/" + name;
+  synth_write(m, p, {}, with_data);
+  return p;
+}
+void set_meta(SynthModel& m, const std::string& key, GgufValue v) {
+  for (auto& kv : m.metadata)
+    if (kv.first == key) {
+      kv.second = std::move(v);
+      return;
+    }
+  FAIL() << "no key " << key;
+}
+void drop_meta(SynthModel& m, const std::string& key) {
+  for (size_t i = 0; i < m.metadata.size(); ++i)
+    if (m.metadata[i].first == key) {
+      m.metadata.erase(m.metadata.begin() + long(i));
+      return;
+    }
+  FAIL() << "no key " << key;
+}
+SynthTensor& tensor_of(SynthModel& m, const std::string& name) {
+  for (SynthTensor& t : m.tensors)
+    if (t.name == name) return t;
+  throw Error("no tensor " + name);
+}
+
+void expect_error(const CliResult& r, int code, const std::string& line) {
+  EXPECT_EQ(r.code, code) << r.err;
+  EXPECT_EQ(r.first_err(), line);
+}
+
+// ---- GGUF files ------------------------------------------------------------------------------
+
+TEST(CliGguf, ValidModelInspectsCleanly) {  // the control: the same path succeeds on a good file
+  const std::string p = qwen_variant("good.gguf", [](SynthModel&) {});
+  const CliResult r = kiln("inspect '" + p + "'");
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.err, "");
+  EXPECT_THAT(r.out, HasSubstr("arch qwen3"));
+  EXPECT_THAT(r.out, HasSubstr("weight bytes read per decode token"));
+}
+
+TEST(CliGguf, MissingFile) {
+  const std::string p = dir() + "/does-not-exist.gguf";
+  expect_error(kiln("inspect '" + p + "'"), 1, "kiln inspect: error: " + p + ": cannot open (No such file or directory)");
+}
+
+TEST(CliGguf, DirectoryInsteadOfFile) {
+  expect_error(kiln("inspect '" + dir() + "'"), 1, "kiln inspect: error: " + dir() + ": not a regular file");
+}
+
+TEST(CliGguf, EmptyFile) {
+  const std::string p = Bytes().write("empty.gguf");
+  expect_error(kiln("inspect '" + p + "'"), 1,
+               "kiln inspect: error: " + p + ": truncated file: magic needs 4 bytes, 0 left (at byte 0 of 0)");
+}
+
+TEST(CliGguf, BadMagic) {
+  Bytes b;
+  b.header(0, 0, 3, 0x4c4d4747u);  // "GGML"
+  const std::string p = b.write("magic.gguf");
+  expect_error(kiln("inspect '" + p + "'"), 1,
+               "kiln inspect: error: " + p + ": bad magic 0x4c4d4747: not a GGUF file (at byte 0 of 24)");
+}
+
+TEST(CliGguf, UnsupportedVersion) {
+  Bytes b;
+  b.header(0, 0, 1);
+  const std::string p = b.write("v1.gguf");
+  expect_error(kiln("inspect '" + p + "'"), 1,
+               "kiln inspect: error: " + p + ": unsupported GGUF version 1 (kiln reads versions 2 and 3) (at byte 4 of 24)");
+}
+
+TEST(CliGguf, TruncatedHeader) {
+  Bytes b;
+  b.header(0, 1).str("general.architecture");  // the value type and value are missing
+  const std::string p = b.write("trunc-header.gguf");
+  expect_error(kiln("inspect '" + p + "'"), 1,
+               "kiln inspect: error: " + p + ": truncated file: metadata value type needs 4 bytes, 0 left (at byte " +
+                   sz(b) + " of " + sz(b) + ")");
+}
+
+TEST(CliGguf, TruncatedTensorData) {
+  Bytes b;
+  b.header(1, 0).tensor("w", {64}, 0, 0).pad().data(100);  // 64 F32 need 256 bytes
+  const std::string p = b.write("trunc-data.gguf");
+  expect_error(kiln("inspect '" + p + "'"), 1,
+               "kiln inspect: error: " + p +
+                   ": tensor 'w': data [0, 256) lies outside the data section of 100 bytes (truncated file?)");
+}
+
+TEST(CliGguf, TruncatedRealModel) {
+  const std::string full = qwen_variant("full.gguf", [](SynthModel&) {}, /*with_data=*/true);
+  const std::string s = slurp(full);
+  const std::string p = dir() + "/half.gguf";
+  std::ofstream(p, std::ios::binary).write(s.data(), std::streamsize(s.size() / 2));
+  const CliResult r = kiln("inspect '" + p + "'");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.first_err(), StartsWith("kiln inspect: error: " + p + ": tensor '"));
+  EXPECT_THAT(r.first_err(), HasSubstr("lies outside the data section of"));
+  EXPECT_THAT(r.first_err(), HasSubstr("(truncated file?)"));
+}
+
+TEST(CliGguf, UnknownTensorType) {
+  Bytes b;
+  size_t at = 0;
+  b.header(1, 0).tensor("w", {32}, 99, 0, &at).pad().data(128);
+  const std::string p = b.write("type99.gguf");
+  expect_error(kiln("inspect '" + p + "'"), 1,
+               "kiln inspect: error: " + p + ": tensor 'w': unknown tensor type id 99 (at byte " + std::to_string(at) +
+                   " of " + sz(b) + ")");
+}
+
+TEST(CliGguf, UnsupportedQuantType) {
+  Bytes b;
+  size_t at = 0;
+  b.header(1, 0).tensor("blk.0.attn_q.weight", {32}, 2, 0, &at).pad().data(32);  // Q4_0
+  const std::string p = b.write("q4_0.gguf");
+  expect_error(kiln("inspect '" + p + "'"), 1,
+               "kiln inspect: error: " + p +
+                   ": tensor 'blk.0.attn_q.weight': unsupported tensor type Q4_0 (kiln supports F32, F16, BF16, Q8_0, "
+                   "Q4_K, Q6_K) (at byte " + std::to_string(at) + " of " + sz(b) + ")");
+}
+
+TEST(CliGguf, RowNotAMultipleOfTheBlock) {
+  Bytes b;
+  b.header(1, 0).tensor("w", {48}, 8, 0).pad().data(64);  // Q8_0 rows are multiples of 32
+  const std::string p = b.write("q8-48.gguf");
+  expect_error(kiln("inspect '" + p + "'"), 1,
+               "kiln inspect: error: " + p +
+                   ": tensor 'w': row length 48 is not a multiple of the Q8_0 block size 32 (at byte 24 of " + sz(b) + ")");
+}
+
+TEST(CliGguf, OverflowingDimensions) {
+  Bytes b;
+  b.header(1, 0).tensor("w", {1ull << 40, 1ull << 40}, 0, 0).pad();
+  const std::string p = b.write("overflow.gguf");
+  expect_error(kiln("inspect '" + p + "'"), 1,
+               "kiln inspect: error: " + p + ": tensor 'w': element count overflows 64 bits (at byte 24 of " + sz(b) + ")");
+}
+
+TEST(CliGguf, OffsetOutsideTheFile) {
+  Bytes b;
+  b.header(1, 0).tensor("w", {8}, 0, 1ull << 50).pad().data(32);
+  const std::string p = b.write("offset.gguf");
+  expect_error(kiln("inspect '" + p + "'"), 1,
+               "kiln inspect: error: " + p +
+                   ": tensor 'w': data [1125899906842624, 1125899906842656) lies outside the data section of 32 bytes "
+                   "(truncated file?)");
+}
+
+TEST(CliGguf, ArrayLongerThanTheFile) {
+  Bytes b;
+  b.header(0, 1).str("tokenizer.ggml.tokens").pod<uint32_t>(9).pod<uint32_t>(8).pod<uint64_t>(1ull << 40);
+  const std::string p = b.write("array.gguf");
+  expect_error(kiln("inspect '" + p + "'"), 1,
+               "kiln inspect: error: " + p +
+                   ": metadata 'tokenizer.ggml.tokens': array length 1099511627776 exceeds what the 0 bytes left can "
+                   "hold (at byte 57 of 69)");
+}
+
+TEST(CliGguf, UnsupportedArchitecture) {
+  const std::string p = qwen_variant("mamba.gguf", [](SynthModel& m) {
+    set_meta(m, "general.architecture", GgufValue::string("mamba"));
+  });
+  expect_error(kiln("inspect '" + p + "'"), 1,
+               "kiln inspect: error: " + p + ": unsupported architecture 'mamba' (kiln supports gemma4, qwen3, llama)");
+}
+
+TEST(CliGguf, MissingMetadataKey) {
+  const std::string p = qwen_variant("nokey.gguf", [](SynthModel& m) { drop_meta(m, "qwen3.embedding_length"); });
+  expect_error(kiln("inspect '" + p + "'"), 1,
+               "kiln inspect: error: " + p + ": missing metadata key 'qwen3.embedding_length'");
+}
+
+TEST(CliGguf, WrongMetadataType) {
+  const std::string p = qwen_variant("strkey.gguf", [](SynthModel& m) {
+    set_meta(m, "qwen3.block_count", GgufValue::string("4"));
+  });
+  expect_error(kiln("inspect '" + p + "'"), 1,
+               "kiln inspect: error: " + p + ": metadata 'qwen3.block_count': expected an integer value, found string");
+}
+
+TEST(CliGguf, MissingTensor) {
+  const std::string p = qwen_variant("notensor.gguf", [](SynthModel& m) {
+    for (size_t i = 0; i < m.tensors.size(); ++i)
+      if (m.tensors[i].name == "blk.1.ffn_up.weight") m.tensors.erase(m.tensors.begin() + long(i));
+  });
+  expect_error(kiln("inspect '" + p + "'"), 1, "kiln inspect: error: " + p + ": missing tensor 'blk.1.ffn_up.weight'");
+}
+
+TEST(CliGguf, MisShapedTensor) {
+  const std::string p = qwen_variant("shape.gguf", [](SynthModel& m) {
+    tensor_of(m, "blk.0.attn_q.weight").ne = {256, 128};
+  });
+  expect_error(kiln("inspect '" + p + "'"), 1,
+               "kiln inspect: error: " + p +
+                   ": tensor 'blk.0.attn_q.weight' has shape [256, 128], expected [256, 256]");
+}
+
+TEST(CliGguf, NormVectorNotF32) {
+  const std::string p = qwen_variant("normtype.gguf", [](SynthModel& m) {
+    tensor_of(m, "output_norm.weight").spec.type = DType::F16;
+  });
+  expect_error(kiln("inspect '" + p + "'"), 1,
+               "kiln inspect: error: " + p +
+                   ": tensor 'output_norm.weight' is F16; norm and scale vectors must be F32");
+}
+
+TEST(CliGguf, HeadCountOverflowsTheQWidth) {  // the fuzzer's finding, through the CLI
+  const std::string p = qwen_variant("heads.gguf", [](SynthModel& m) {
+    set_meta(m, "qwen3.attention.head_count", GgufValue::u32(0x02000004u));
+  });
+  expect_error(kiln("inspect '" + p + "'"), 1,
+               "kiln inspect: error: " + p +
+                   ": layer 0: 33554436 heads of 64 make a Q width of 2147483904 (kiln's limit is 2^24)");
+}
+
+// ---- command-line arguments --------------------------------------------------------------------
+
+TEST(CliArgs, NoCommand) {
+  const CliResult r = kiln("");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.first_err(), "usage: kiln <command> [options]");
+}
+
+TEST(CliArgs, HelpIsNotAnError) {
+  const CliResult r = kiln("--help");
+  EXPECT_EQ(r.code, 0);
+  EXPECT_THAT(r.out, StartsWith("usage: kiln <command> [options]"));
+  EXPECT_EQ(r.err, "");
+}
+
+TEST(CliArgs, UnknownCommand) {
+  const CliResult r = kiln("frobnicate");
+  expect_error(r, 2, "kiln: unknown command 'frobnicate'");
+  EXPECT_THAT(r.err, HasSubstr("usage: kiln <command>"));
+}
+
+TEST(CliArgs, BadFlagValue) {
+  expect_error(kiln("run --prompt-tokens abc"), 2,
+               "kiln run: --prompt-tokens must be an integer in [1, 1048576], got 'abc' (see kiln --help)");
+}
+
+TEST(CliArgs, FlagValueOutOfRange) {
+  expect_error(kiln("run --gen -5"), 2, "kiln run: --gen must be an integer in [0, 1048576], got '-5' (see kiln --help)");
+}
+
+TEST(CliArgs, FlagWithoutValue) {
+  expect_error(kiln("logits --tokens 1 --model"), 2, "kiln logits: --model needs a value (see kiln --help)");
+}
+
+TEST(CliArgs, UnexpectedArgument) {
+  expect_error(kiln("inspect x.gguf --bogus"), 2, "kiln inspect: unexpected argument '--bogus' (see kiln --help)");
+}
+
+TEST(CliArgs, InspectWithoutAFile) {
+  expect_error(kiln("inspect"), 2, "kiln inspect: expected exactly one FILE.gguf (see kiln --help)");
+}
+
+TEST(CliArgs, ModelAndPresetTogether) {
+  expect_error(kiln("run --model a.gguf --preset qwen3-tiny"), 2,
+               "kiln run: give --model or --preset, not both (see kiln --help)");
+}
+
+TEST(CliArgs, BadBackend) {
+  expect_error(kiln("logits --model a.gguf --tokens 1 --backend tpu"), 2,
+               "kiln logits: --backend must be cpu or gpu, got 'tpu' (see kiln --help)");
+}
+
+TEST(CliArgs, BadTokenList) {
+  expect_error(kiln("logits --model a.gguf --tokens 1,,2"), 2,
+               "kiln logits: --tokens must be an integer in [0, 2147483647], got '' (see kiln --help)");
+}
+
+TEST(CliArgs, UnknownPreset) {
+  expect_error(kiln("synth --preset nope --out '" + dir() + "/nope.gguf'"), 1,
+               "kiln synth: error: unknown preset 'nope' (presets: gemma4-e4b, qwen3-8b, gemma4-tiny, qwen3-tiny)");
+}
+
+// ---- runtime limits ----------------------------------------------------------------------------
+
+TEST(CliLimits, PromptLongerThanTheContext) {
+  expect_error(kiln("run --backend cpu --preset qwen3-tiny --prompt-tokens 4000 --gen 100"), 1,
+               "kiln run: error: prompt (4000) + generated (100) tokens exceed the model's context of 4096");
+}
+
+TEST(CliLimits, ModelTooLargeForTheCpuPath) {
+  // qwen3-8b's metadata with its 5 GB of weights as a sparse hole: refused before any compute.
+  const CliResult r = kiln("run --backend cpu --preset qwen3-8b --prompt-tokens 4 --gen 1");
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_THAT(r.first_err(),
+              MatchesRegex("kiln run: error: preset qwen3-8b: [0-9]+ MB of weights is too large for the CPU "
+                           "reference path \\(limit 1073 MB\\); run it on a GPU"));
+  const long mb = std::atol(r.first_err().c_str() + std::string("kiln run: error: preset qwen3-8b: ").size());
+  EXPECT_GT(mb, 4000);  // Qwen3-8B at Q4_K_M reads ~4.7 GB per token
+}
+
+TEST(CliLimits, TokenOutsideTheVocabulary) {
+  const std::string p = qwen_variant("vocab.gguf", [](SynthModel&) {});
+  expect_error(kiln("logits --model '" + p + "' --tokens 1,600"), 1,
+               "kiln logits: error: reference forward: token 600 at index 1 is outside the vocabulary [0, 512)");
+}
+
+TEST(CliLimits, ArchitectureWithoutACpuReference) {
+  // A valid llama file (qwen3-tiny renamed, no Q/K norms): inspect accepts it, logits cannot run it.
+  const std::string p = qwen_variant("llama.gguf", [](SynthModel& m) {
+    for (auto& kv : m.metadata)
+      if (kv.first.rfind("qwen3.", 0) == 0) kv.first = "llama." + kv.first.substr(6);
+    set_meta(m, "general.architecture", GgufValue::string("llama"));
+    std::vector<SynthTensor> keep;
+    for (SynthTensor& t : m.tensors)
+      if (t.name.find("attn_q_norm") == std::string::npos && t.name.find("attn_k_norm") == std::string::npos)
+        keep.push_back(t);
+    m.tensors = keep;
+  });
+  EXPECT_EQ(kiln("inspect '" + p + "'").code, 0);
+  expect_error(kiln("logits --model '" + p + "' --tokens 1,2"), 1,
+               "kiln logits: error: " + p + ": the reference forward pass supports gemma4 and qwen3, not llama");
+}
+
+TEST(CliLimits, MissingCudaDevice) {
+  if (testing::have_gpu()) GTEST_SKIP() << "a CUDA device is present";
+  expect_error(kiln("run --backend gpu --preset qwen3-tiny"), 1, "kiln run: error: --backend gpu: no CUDA device found");
+}
+
+TEST(CliLimits, OutputFileThatCannotBeWritten) {
+  const std::string p = qwen_variant("out.gguf", [](SynthModel&) {}, /*with_data=*/true);
+  const std::string out = dir() + "/no-such-dir/logits.f32";
+  expect_error(kiln("logits --model '" + p + "' --tokens 1 --out '" + out + "'"), 1,
+               "kiln logits: error: cannot open '" + out + "' for writing: No such file or directory");
+}
+
+// GPU: a model whose weights do not fit in device memory is refused before anything is allocated.
+// qwen3-tiny with a 2^29-token vocabulary: ~190 GB of weights (a sparse file), more than any
+// single H100/H200 holds.
+TEST(GpuCli, ModelLargerThanGpuMemory) {
+  KILN_REQUIRE_GPU();
+  const int64_t vocab = int64_t(1) << 29;
+  const std::string p = qwen_variant("huge.gguf", [&](SynthModel& m) {
+    set_meta(m, "qwen3.vocab_size", GgufValue::u32(uint32_t(vocab)));
+    tensor_of(m, "token_embd.weight").ne = {256, vocab};
+    tensor_of(m, "output.weight").ne = {256, vocab};
+  });
+  const CliResult r = kiln("run --backend gpu --model '" + p + "' --prompt-tokens 1 --gen 1");
+  std::remove(p.c_str());
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_THAT(r.first_err(), MatchesRegex("kiln run: error: the model needs [0-9]+ MB of GPU memory \\(weights [0-9]+ "
+                                          "MB, KV cache [0-9]+ MB, activations [0-9]+ MB\\) but .* has [0-9]+ MB free"));
+}
+
+}  // namespace
+}  // namespace kiln
