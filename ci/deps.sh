@@ -5,8 +5,12 @@ set -euo pipefail
 
 missing=()
 have_cmake_pkg() {  # name of a CMake package config file
-  find /usr/lib/cmake /usr/lib/*/cmake /usr/share /usr/local/lib/cmake /usr/local/share -maxdepth 4 \
-       -name "$1" 2>/dev/null | grep -q .
+  # find exits non-zero for search roots that do not exist; only its output matters here
+  # (under pipefail its status would otherwise decide the pipeline).
+  local hits
+  hits=$(find /usr/lib/cmake /usr/lib/*/cmake /usr/share /usr/local/lib/cmake /usr/local/share -maxdepth 4 \
+         -name "$1" 2>/dev/null || true)
+  [ -n "$hits" ]
 }
 command -v cmake >/dev/null || missing+=(cmake)
 command -v ninja >/dev/null || missing+=(ninja-build)

@@ -77,6 +77,9 @@ int cli_logits(int argc, char** argv) {
   std::vector<float> logits;
   ModelConfig cfg;
   std::string how;
+  const ModelConfig file_cfg = parse_config(file);
+  if (int64_t(tokens.size()) > file_cfg.n_ctx)
+    fail(tokens.size(), " tokens exceed the model's context_length of ", file_cfg.n_ctx);
   if (backend == "cpu") {
     ref::Forward fw(file, mode, int(tokens.size()));
     cfg = fw.config();

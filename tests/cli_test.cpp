@@ -398,6 +398,15 @@ TEST(CliLimits, PromptLongerThanTheContext) {
                "kiln run: error: prompt (4000) + generated (100) tokens exceed the model's context of 4096");
 }
 
+TEST(CliLimits, LogitsPromptLongerThanTheContext) {
+  const std::string m = dir() + "/ctx-qwen3-tiny.gguf";
+  ASSERT_EQ(kiln("synth --preset qwen3-tiny --out '" + m + "'").code, 0);
+  std::string toks = "1";
+  for (int i = 1; i < 4097; ++i) toks += ",1";
+  expect_error(kiln("logits --model '" + m + "' --tokens " + toks), 1,
+               "kiln logits: error: 4097 tokens exceed the model's context_length of 4096");
+}
+
 TEST(CliLimits, ModelTooLargeForTheCpuPath) {
   // qwen3-8b's metadata with its 5 GB of weights as a sparse hole: refused before any compute.
   const CliResult r = kiln("run --backend cpu --preset qwen3-8b --prompt-tokens 4 --gen 1");
