@@ -81,7 +81,7 @@ RunReport run_cpu(const Options& o, const GgufFile& f, const std::string& label)
   r.gen_tokens = o.gen;
   r.kv_bytes_per_token = o.gen ? kv / o.gen : 0;
   r.host_us_per_token = o.gen ? r.decode_s * 1e6 / o.gen : 0;
-  r.notes.emplace_back("cpu", "CPU reference forward (Q8_1 activations, float KV): a correctness path, not tuned");
+  r.notes.emplace_back("cpu", "CPU reference forward (Q8_1 activations, FP16-rounded K/V held as float): a correctness path, not tuned");
   return r;
 }
 
