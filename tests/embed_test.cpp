@@ -9,6 +9,7 @@
 #include "kernels/common/device.cuh"
 #include "kernels/embed.cuh"
 #include "reference/embed.h"
+#include "tests/device_testing.h"
 #include "tests/testing.h"
 #include "models/quant.h"
 #include "reference/rmsnorm.h"
@@ -19,49 +20,12 @@ namespace {
 using ::kiln::testing::random_floats;
 using ::kiln::testing::random_normal;
 
-// ---- small device helpers local to this test -------------------------------------------------
-template <class T>
-DeviceBuffer<T> up(const std::vector<T>& h, cudaStream_t s) {
-  DeviceBuffer<T> d(h.size());
-  copy_to_device(d.view(), h.data(), h.size(), s);
-  return d;
-}
-template <class T>
-std::vector<T> down(const DeviceBuffer<T>& d, cudaStream_t s) {
-  std::vector<T> h(d.size());
-  copy_to_host(h.data(), View<const T>(d.data(), d.size()), h.size(), s);
-  KILN_CUDA_CHECK(cudaStreamSynchronize(s));
-  return h;
-}
-template <class T>
-DeviceBuffer<T> poisoned(size_t n, cudaStream_t s) {  // 0xff bytes: NaN floats, 0xffff f16 NaN Q8_1 scales
-  DeviceBuffer<T> d(n);
-  KILN_CUDA_CHECK(cudaMemsetAsync(d.data(), 0xff, d.bytes(), s));
-  return d;
-}
-// First index whose bytes differ (n elements of T), or -1.
-template <class T>
-int64_t first_diff(const T* a, const T* b, size_t n) {
-  for (size_t i = 0; i < n; ++i)
-    if (std::memcmp(a + i, b + i, sizeof(T)) != 0) return int64_t(i);
-  return -1;
-}
-#define EXPECT_BITS_EQ(got, want, n, what)                                                   \
-  do {                                                                                       \
-    const int64_t d_ = first_diff((got), (want), (n));                                       \
-    EXPECT_EQ(d_, -1) << what << ": first differing element " << d_;                         \
-  } while (0)
-#define EXPECT_FLOATS_BITS_EQ(got, want, n, what)                                             \
-  do {                                                                                       \
-    const int64_t d_ = first_diff((got), (want), (n));                                       \
-    EXPECT_EQ(d_, -1) << what << ": first differing element " << d_ << " got "               \
-                      << (d_ >= 0 ? (got)[d_] : 0.f) << " want " << (d_ >= 0 ? (want)[d_] : 0.f); \
-  } while (0)
-// max |a - b| / max(|b|, floor)
-inline double rel_err(const std::vector<float>& a, const std::vector<double>& b, double floor) {
-  return ::kiln::testing::max_rel_err(a.data(), b.data(), a.size(), floor);
-}
-// -----------------------------------------------------------------------------------------------
+// Device helpers: tests/device_testing.h
+using ::kiln::testing::down;
+using ::kiln::testing::first_diff;
+using ::kiln::testing::poisoned;
+using ::kiln::testing::rel_err;
+using ::kiln::testing::up;
 
 struct Table {
   DType type;
