@@ -5,6 +5,7 @@
 #include <tuple>
 
 #include "kernels/common/device.cuh"
+#include "kernels/rmsnorm.cuh"  // empty_kernel
 
 namespace kiln::bench {
 
@@ -92,6 +93,35 @@ void report_flops(benchmark::State& state, double flops_per_launch, double secon
   state.counters["TFLOP/s"] = tf;
   state.counters["cublas_bf16_TFLOP/s"] = peak;
   state.counters["pct_cublas"] = tf / peak * 100.0;
+}
+
+double empty_floor_us() {
+  static double us = -1;
+  if (us >= 0) return us;
+  cudaStream_t s = stream();
+  for (int i = 0; i < 20; ++i) empty_kernel(s);
+  KILN_CUDA_CHECK(cudaStreamSynchronize(s));
+  Event a, b;
+  double tot = 0;
+  const int n = 200;
+  for (int i = 0; i < n; ++i) {
+    a.record(s);
+    empty_kernel(s);
+    b.record(s);
+    b.sync();
+    tot += double(b.ms_since(a)) * 1e3;
+  }
+  us = tot / n;
+  return us;
+}
+
+void timed(benchmark::State& st, double bytes, int64_t T, const std::function<void(int)>& one) {
+  const int per = T == 1 ? 1 : kBatch;
+  const double sec = run(st, [&](int i) {
+    for (int r = 0; r < per; ++r) one(i * per + r);
+  });
+  report_bytes(st, bytes, sec / per);
+  if (T == 1 && sec > 0) st.counters["empty_floor_us"] = empty_floor_us();
 }
 
 }  // namespace kiln::bench

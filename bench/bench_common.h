@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <functional>
 
+#include "kernels/common/device.cuh"
 #include "kernels/probe.cuh"
 
 namespace kiln::bench {
@@ -37,5 +38,30 @@ double run(benchmark::State& state, const std::function<void(int)>& launch);
 void report_bytes(benchmark::State& state, double bytes_per_launch, double seconds);
 // Counters: TFLOP/s and % of the cuBLAS BF16 rate measured at the given GEMM shape.
 void report_flops(benchmark::State& state, double flops_per_launch, double seconds, int m, int n, int k);
+
+// ---- helpers of the fused-kernel benchmarks (T = 1 latency, T = 512 batched) ----------------
+// T = 1 runs one launch per iteration (latency, reported next to the empty-kernel floor); T > 1
+// runs kBatch launches per iteration on rotated buffers and reports the per-launch time.
+constexpr int kBatch = 20;
+
+// Mean event-timed duration of an empty kernel launch: the floor a T = 1 time is compared to.
+double empty_floor_us();
+
+// Times one(i) as described above and reports bytes, GB/s and % of copy bandwidth (plus the
+// empty-kernel floor when T == 1).
+void timed(benchmark::State& st, double bytes, int64_t T, const std::function<void(int)>& one);
+
+// A device buffer holding `copies` rotated copies of `count` elements, filled with small values
+// (0x3c bytes: ~0.0115f as floats; valid Q8 blocks).
+template <class T>
+struct Rot {
+  DeviceBuffer<T> buf;
+  size_t count = 0;
+  int copies = 1;
+  Rot(size_t n, int c) : buf(n * size_t(c)), count(n), copies(c) {
+    KILN_CUDA_CHECK(cudaMemset(buf.data(), 0x3c, buf.bytes()));
+  }
+  T* at(int i) const { return buf.data() + size_t(i % copies) * count; }
+};
 
 }  // namespace kiln::bench

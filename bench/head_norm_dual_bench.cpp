@@ -14,52 +14,9 @@
 namespace kiln {
 namespace {
 
-// ---- helpers local to this benchmark --------------------------------------------------------
-// T=1 runs one launch per iteration (latency, reported next to the empty-kernel floor); T=512
-// runs kBatch launches per iteration on rotated buffers and reports the per-launch time.
-constexpr int kBatch = 20;
-
-double empty_floor_us() {
-  static double us = -1;
-  if (us >= 0) return us;
-  cudaStream_t s = bench::stream();
-  for (int i = 0; i < 20; ++i) empty_kernel(s);
-  KILN_CUDA_CHECK(cudaStreamSynchronize(s));
-  Event a, b;
-  double tot = 0;
-  const int n = 200;
-  for (int i = 0; i < n; ++i) {
-    a.record(s);
-    empty_kernel(s);
-    b.record(s);
-    b.sync();
-    tot += double(b.ms_since(a)) * 1e3;
-  }
-  us = tot / n;
-  return us;
-}
-
-void timed(benchmark::State& st, double bytes, int64_t T, const std::function<void(int)>& one) {
-  const int per = T == 1 ? 1 : kBatch;
-  const double sec = bench::run(st, [&](int i) {
-    for (int r = 0; r < per; ++r) one(i * per + r);
-  });
-  bench::report_bytes(st, bytes, sec / per);
-  if (T == 1 && sec > 0) st.counters["empty_floor_us"] = empty_floor_us();
-}
-
-// A device buffer holding `copies` rotated copies of `count` elements, filled with small values.
-template <class T>
-struct Rot {
-  DeviceBuffer<T> buf;
-  size_t count = 0;
-  int copies = 1;
-  Rot(size_t n, int c) : buf(n * size_t(c)), count(n), copies(c) {
-    KILN_CUDA_CHECK(cudaMemset(buf.data(), 0x3c, buf.bytes()));  // 0x3c3c3c3c ~ 0.0115f; Q8 bytes valid
-  }
-  T* at(int i) const { return buf.data() + size_t(i % copies) * count; }
-};
-// -----------------------------------------------------------------------------------------------
+using bench::kBatch;  // shared helpers: bench/bench_common.h
+using bench::Rot;
+using bench::timed;
 
 // shape 0: Qwen3 (32 q + 8 k heads x 128, RoPE); 1: Gemma 4 sliding (8 + 2 + 2 V x 256, RoPE);
 // 2: Gemma 4 full (8 + 2 + 2 V x 512, RoPE)
