@@ -47,6 +47,7 @@ void fill_f32(float* p, size_t n, float scale) {
 }
 
 void BM_decode(benchmark::State& state) {
+  if (!bench::gpu_or_skip(state)) return;
   const Shape& sh = kShapes[state.range(0)];
   const int64_t ctx = state.range(1);
   int splits = int(state.range(2));
@@ -89,6 +90,7 @@ void BM_decode(benchmark::State& state) {
 }
 
 void BM_prefill(benchmark::State& state) {
+  if (!bench::gpu_or_skip(state)) return;
   const Shape& sh = kShapes[state.range(0)];
   const int T = int(state.range(1));
   const int window = int(state.range(2));

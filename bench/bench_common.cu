@@ -16,6 +16,12 @@ bool have_gpu() {
 }
 }  // namespace
 
+bool gpu_or_skip(benchmark::State& state) {
+  if (have_gpu()) return true;
+  state.SkipWithError("no CUDA device");
+  return false;
+}
+
 cudaStream_t stream() {
   static Stream* s = new Stream();  // lives for the process
   return s->get();

@@ -20,6 +20,10 @@ const Ceilings& ceilings();
 // cuBLAS BF16 GEMM TFLOP/s at m x n x k, measured once per shape in this process.
 double bf16_gemm_tflops(int m, int n, int k);
 
+// False (and the benchmark skipped with "no CUDA device") when there is no GPU: the first line
+// of every benchmark, before it allocates anything.
+bool gpu_or_skip(benchmark::State& state);
+
 // The stream benchmarks launch on.
 cudaStream_t stream();
 

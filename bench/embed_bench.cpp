@@ -21,6 +21,7 @@ using bench::timed;
 
 // fused 1: Gemma 4 first layer (x0 = row * sqrt(d), x_q, attn_norm Q8_1). fused 0: plain gather.
 void BM_embed(benchmark::State& st) {
+  if (!bench::gpu_or_skip(st)) return;
   const DType t = DType(st.range(0));
   const int64_t n = st.range(1), T = st.range(2);
   const bool fused = st.range(3) != 0;

@@ -21,6 +21,7 @@ using bench::timed;
 // form 0: Gemma 4 PLE gate (n = 256, b strided in [T][42][256]) -> Q8_1
 // form 1: Gemma 4 GeGLU (n = 10240) -> Q8_1;  form 2: Qwen3 SwiGLU (n = 12288) -> Q8_1
 void BM_gated(benchmark::State& st) {
+  if (!bench::gpu_or_skip(st)) return;
   const int form = int(st.range(0));
   const int64_t T = st.range(1);
   const int64_t n = form == 0 ? 256 : form == 1 ? 10240 : 12288;

@@ -100,6 +100,7 @@ DeviceBuffer<float> float_acts(int64_t N, int64_t K) {
 }
 
 void BM_int(benchmark::State& state, DType t, Shape sh, int64_t N) {
+  if (!bench::gpu_or_skip(state)) return;
   if (cuda_device_count() == 0) return state.SkipWithError("no CUDA device");
   const Weights& w = weights(t, sh.M, sh.K);
   auto x = q8_1_acts(N, sh.K);
@@ -112,6 +113,7 @@ void BM_int(benchmark::State& state, DType t, Shape sh, int64_t N) {
 }
 
 void BM_float(benchmark::State& state, DType t, Shape sh, int64_t N) {
+  if (!bench::gpu_or_skip(state)) return;
   if (cuda_device_count() == 0) return state.SkipWithError("no CUDA device");
   const Weights& w = weights(t, sh.M, sh.K);
   auto x = float_acts(N, sh.K);
@@ -125,6 +127,7 @@ void BM_float(benchmark::State& state, DType t, Shape sh, int64_t N) {
 
 // Qwen3 Q4_K_M attention input: Q (4096, Q4_K), K (1024, Q4_K), V (1024, Q6_K), K = 4096.
 void BM_qkv(benchmark::State& state, bool fused) {
+  if (!bench::gpu_or_skip(state)) return;
   if (cuda_device_count() == 0) return state.SkipWithError("no CUDA device");
   g_weights.reset();
   const int64_t K = 4096;
@@ -158,6 +161,7 @@ void BM_qkv(benchmark::State& state, bool fused) {
 }
 
 void BM_tc(benchmark::State& state, DType t, Shape sh, int64_t N) {
+  if (!bench::gpu_or_skip(state)) return;
   if (cuda_device_count() == 0) return state.SkipWithError("no CUDA device");
   static cublasHandle_t h = [] {
     cublasHandle_t hh = nullptr;

@@ -20,6 +20,7 @@ using bench::timed;
 #include "kernels/common/dtype.h"
 
 void BM_ple_proj_norm(benchmark::State& st) {
+  if (!bench::gpu_or_skip(st)) return;
   const int64_t T = st.range(0);
   const int L = 42, P = 256;
   const DType t = DType::Q8_0;

@@ -11,6 +11,7 @@ namespace kiln {
 namespace {
 
 void BM_quantize(benchmark::State& state, int64_t rows, int64_t k) {
+  if (!bench::gpu_or_skip(state)) return;
   if (cuda_device_count() == 0) return state.SkipWithError("no CUDA device");
   const size_t n = size_t(rows * k);
   const int copies = bench::rotation(n * 4);

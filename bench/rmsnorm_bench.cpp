@@ -20,6 +20,7 @@ using bench::timed;
 
 // mode 0: plain -> f32 out; 1: Qwen3 add + norm -> Q8_1; 2: Gemma post-norm add * scale + norm -> Q8_1
 void BM_rmsnorm(benchmark::State& st) {
+  if (!bench::gpu_or_skip(st)) return;
   const int64_t n = st.range(0), T = st.range(1);
   const int mode = int(st.range(2));
   const size_t N = size_t(T * n), NB = size_t(T * (n / 32));
@@ -58,6 +59,7 @@ BENCHMARK(BM_rmsnorm)
     ->UseManualTime();
 
 void BM_empty_kernel(benchmark::State& st) {
+  if (!bench::gpu_or_skip(st)) return;
   const double sec = bench::run(st, [&](int) { empty_kernel(bench::stream()); });
   st.counters["us"] = sec * 1e6;
 }

@@ -20,6 +20,7 @@ using bench::timed;
 
 // shape 0: Qwen3 (32 + 8 heads x 128); 1: Gemma 4 sliding (8 + 2 x 256); 2: Gemma 4 full (8 + 2 x 512)
 void BM_rope(benchmark::State& st) {
+  if (!bench::gpu_or_skip(st)) return;
   const int shape = int(st.range(0));
   const int64_t T = st.range(1);
   const int nq = shape == 0 ? 32 : 8, nkv = shape == 0 ? 8 : 2, hd = shape == 0 ? 128 : shape == 1 ? 256 : 512;

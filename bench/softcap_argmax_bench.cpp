@@ -19,6 +19,7 @@ using bench::Rot;
 using bench::timed;
 
 void BM_softcap_argmax(benchmark::State& st) {
+  if (!bench::gpu_or_skip(st)) return;
   const int64_t n = st.range(0), rows = st.range(1);
   const bool capped = st.range(2) != 0;
   const size_t N = size_t(rows * n);
