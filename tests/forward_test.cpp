@@ -33,6 +33,8 @@
 namespace kiln {
 namespace {
 
+using testing::random_tokens;
+
 using ref::Activations;
 
 // ---- synthetic model files ---------------------------------------------------------------------
@@ -175,12 +177,6 @@ const GgufFile& qwen3_file() {
   return f;
 }
 
-std::vector<int32_t> random_tokens(int n, int vocab, uint64_t seed) {
-  std::mt19937_64 g(seed);
-  std::vector<int32_t> t(static_cast<size_t>(n));
-  for (auto& x : t) x = int32_t(g() % uint64_t(vocab));
-  return t;
-}
 
 double max_abs(const float* a, size_t n) {
   double m = 0;

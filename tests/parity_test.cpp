@@ -35,6 +35,8 @@
 namespace kiln {
 namespace {
 
+using testing::read_f32;
+
 // ---- a minimal JSON reader (objects, arrays, numbers, strings, literals) ---------------------
 
 struct Json {
@@ -145,16 +147,6 @@ std::string read_text(const std::string& path) {
   return ss.str();
 }
 
-std::vector<float> read_f32(const std::string& path, size_t n) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail("cannot read ", path);
-  std::vector<float> v(n + 1);
-  in.read(reinterpret_cast<char*>(v.data()), std::streamsize((n + 1) * sizeof(float)));
-  if (size_t(in.gcount()) != n * sizeof(float))
-    fail(path, ": ", in.gcount(), " bytes, expected ", n * sizeof(float), " (tokens x vocab float32)");
-  v.resize(n);
-  return v;
-}
 
 struct Entry {
   std::string name, arch;

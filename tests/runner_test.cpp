@@ -24,18 +24,14 @@
 namespace kiln {
 namespace {
 
+using testing::random_tokens;
+
 std::string preset_file(const std::string& preset) {
   const std::string path = testing::temp_dir() + "/runner-" + preset + ".gguf";
   synth_write(synth_model(preset, 7), path);
   return path;
 }
 
-std::vector<int32_t> random_tokens(int n, int vocab, uint64_t seed) {
-  std::mt19937_64 g(seed);
-  std::vector<int32_t> t(static_cast<size_t>(n));
-  for (int32_t& x : t) x = int32_t(g() % uint64_t(vocab));
-  return t;
-}
 
 // Top-2 gap of a logit row.
 float gap(const float* row, int n) {
@@ -156,14 +152,6 @@ INSTANTIATE_TEST_SUITE_P(Presets, GpuRunner, ::testing::Values("gemma4-tiny", "q
                            return s;
                          });
 
-std::vector<float> read_f32(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  EXPECT_TRUE(in.good()) << path;
-  std::vector<char> b((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<float> v(b.size() / 4);
-  memcpy(v.data(), b.data(), v.size() * 4);
-  return v;
-}
 
 std::vector<int32_t> read_tokens(const std::string& path) {
   std::ifstream in(path);
@@ -189,7 +177,7 @@ TEST(GpuRunnerParity, ExternalParityFiles) {
     const std::vector<float> got = gpu_prefill_logits(f, toks, 64);
     ref::Forward fw(f, ref::Activations::Q8_1, int(toks.size()));
     const std::vector<float> cpu = fw.forward(toks.data(), int(toks.size()));
-    const std::vector<float> llama = read_f32(base + ".batch.f32");
+    const std::vector<float> llama = testing::read_f32(base + ".batch.f32", got.size());
     ASSERT_EQ(llama.size(), got.size());
     const int V = fw.config().n_vocab;
     const double e_cpu = testing::nmse(got.data(), cpu.data(), cpu.size());

@@ -5,6 +5,9 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+
+#include "kernels/common/error.h"
 
 #include "kernels/common/device.cuh"
 
@@ -32,6 +35,24 @@ std::vector<float> random_normal(size_t n, uint64_t seed, float stddev) {
   std::normal_distribution<float> d(0.f, stddev);
   std::vector<float> v(n);
   for (float& x : v) x = d(g);
+  return v;
+}
+
+std::vector<int32_t> random_tokens(int n, int vocab, uint64_t seed) {
+  std::mt19937_64 g(seed);
+  std::vector<int32_t> t(static_cast<size_t>(n));
+  for (int32_t& x : t) x = int32_t(g() % uint64_t(vocab));
+  return t;
+}
+
+std::vector<float> read_f32(const std::string& path, size_t n) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("cannot read ", path);
+  std::vector<float> v(n + 1);
+  in.read(reinterpret_cast<char*>(v.data()), std::streamsize((n + 1) * sizeof(float)));
+  if (size_t(in.gcount()) != n * sizeof(float))
+    fail(path, ": ", in.gcount(), " bytes, expected ", n * sizeof(float), " (tokens x vocab float32)");
+  v.resize(n);
   return v;
 }
 

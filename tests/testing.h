@@ -27,6 +27,11 @@ std::vector<float> random_floats(size_t n, uint64_t seed, float lo = -1.f, float
 // Normal(0, stddev).
 std::vector<float> random_normal(size_t n, uint64_t seed, float stddev = 1.f);
 
+// n token ids uniform in [0, vocab), deterministic from the seed.
+std::vector<int32_t> random_tokens(int n, int vocab, uint64_t seed);
+// Exactly n little-endian float32 values from a raw file (throws kiln::Error otherwise).
+std::vector<float> read_f32(const std::string& path, size_t n);
+
 // Sum (a-b)^2 / sum b^2.
 double nmse(const float* a, const float* b, size_t n);
 // Max |a-b| / max(|b|, floor).
