@@ -60,10 +60,9 @@ elif [ "${KILN_CI_FUZZ:-1}" != 0 ]; then
   stamp fuzz "$s"
 fi
 
-s=$(date +%s)
+# The main ctest runs last so its summary ("N% tests passed, ...") closes the output.
+echo "ci/test.sh: $(IFS=,; echo "${step_times[*]}"); $(( $(date +%s) - t0 )) s before the main ctest"
 ctest --test-dir build-ci -L cpu --output-on-failure -j "$KILN_JOBS" "$@" || failed+=("cpu tests")
-stamp ctest "$s"
-echo "ci/test.sh: $(IFS=,; echo "${step_times[*]}"); total $(( $(date +%s) - t0 )) s"
 if [ ${#failed[@]} -gt 0 ]; then
   echo "ci/test.sh: FAILED: ${failed[*]}"
   exit 1
