@@ -18,6 +18,7 @@
 #include "kernels/common/error.h"
 #include "models/gguf.h"
 #include "models/synth.h"
+#include "tests/gguf_bytes.h"
 #include "tests/testing.h"
 
 namespace kiln {
@@ -64,45 +65,7 @@ CliResult kiln(const std::string& args) {
   return r;
 }
 
-// Little-endian GGUF builder for files no writer would produce.
-struct Bytes {
-  std::vector<uint8_t> b;
-  template <class T>
-  Bytes& pod(T v) {
-    const auto* p = reinterpret_cast<const uint8_t*>(&v);
-    b.insert(b.end(), p, p + sizeof v);
-    return *this;
-  }
-  Bytes& str(const std::string& s) {
-    pod<uint64_t>(s.size());
-    b.insert(b.end(), s.begin(), s.end());
-    return *this;
-  }
-  Bytes& header(uint64_t n_tensors, uint64_t n_kv, uint32_t version = 3, uint32_t magic = 0x46554747u) {
-    return pod<uint32_t>(magic).pod<uint32_t>(version).pod<uint64_t>(n_tensors).pod<uint64_t>(n_kv);
-  }
-  // A tensor info; `type_at` receives the byte offset of its type field.
-  Bytes& tensor(const std::string& name, std::vector<uint64_t> ne, uint32_t type, uint64_t offset,
-                size_t* type_at = nullptr) {
-    str(name).pod<uint32_t>(uint32_t(ne.size()));
-    for (uint64_t n : ne) pod<uint64_t>(n);
-    if (type_at) *type_at = b.size();
-    return pod<uint32_t>(type).pod<uint64_t>(offset);
-  }
-  Bytes& pad() {
-    while (b.size() % 32) b.push_back(0);
-    return *this;
-  }
-  Bytes& data(size_t n) {
-    for (size_t i = 0; i < n; ++i) b.push_back(uint8_t(i * 13 + 7));
-    return *this;
-  }
-  std::string write(const std::string& name) const {
-    const std::string p = dir() + "/" + name;
-    std::ofstream(p, std::ios::binary).write(reinterpret_cast<const char*>(b.data()), std::streamsize(b.size()));
-    return p;
-  }
-};
+using Bytes = testing::GgufBytes;  // tests/gguf_bytes.h
 
 std::string sz(const Bytes& b) { return std::to_string(b.b.size()); }
 
@@ -163,7 +126,7 @@ TEST(CliGguf, DirectoryInsteadOfFile) {
 }
 
 TEST(CliGguf, EmptyFile) {
-  const std::string p = Bytes().write("empty.gguf");
+  const std::string p = Bytes().write(dir() + "/empty.gguf");
   expect_error(kiln("inspect '" + p + "'"), 1,
                "kiln inspect: error: " + p + ": truncated file: magic needs 4 bytes, 0 left (at byte 0 of 0)");
 }
@@ -171,7 +134,7 @@ TEST(CliGguf, EmptyFile) {
 TEST(CliGguf, BadMagic) {
   Bytes b;
   b.header(0, 0, 3, 0x4c4d4747u);  // "GGML"
-  const std::string p = b.write("magic.gguf");
+  const std::string p = b.write(dir() + "/magic.gguf");
   expect_error(kiln("inspect '" + p + "'"), 1,
                "kiln inspect: error: " + p + ": bad magic 0x4c4d4747: not a GGUF file (at byte 0 of 24)");
 }
@@ -179,7 +142,7 @@ TEST(CliGguf, BadMagic) {
 TEST(CliGguf, UnsupportedVersion) {
   Bytes b;
   b.header(0, 0, 1);
-  const std::string p = b.write("v1.gguf");
+  const std::string p = b.write(dir() + "/v1.gguf");
   expect_error(kiln("inspect '" + p + "'"), 1,
                "kiln inspect: error: " + p + ": unsupported GGUF version 1 (kiln reads versions 2 and 3) (at byte 4 of 24)");
 }
@@ -187,7 +150,7 @@ TEST(CliGguf, UnsupportedVersion) {
 TEST(CliGguf, TruncatedHeader) {
   Bytes b;
   b.header(0, 1).str("general.architecture");  // the value type and value are missing
-  const std::string p = b.write("trunc-header.gguf");
+  const std::string p = b.write(dir() + "/trunc-header.gguf");
   expect_error(kiln("inspect '" + p + "'"), 1,
                "kiln inspect: error: " + p + ": truncated file: metadata value type needs 4 bytes, 0 left (at byte " +
                    sz(b) + " of " + sz(b) + ")");
@@ -196,7 +159,7 @@ TEST(CliGguf, TruncatedHeader) {
 TEST(CliGguf, TruncatedTensorData) {
   Bytes b;
   b.header(1, 0).tensor("w", {64}, 0, 0).pad().data(100);  // 64 F32 need 256 bytes
-  const std::string p = b.write("trunc-data.gguf");
+  const std::string p = b.write(dir() + "/trunc-data.gguf");
   expect_error(kiln("inspect '" + p + "'"), 1,
                "kiln inspect: error: " + p +
                    ": tensor 'w': data [0, 256) lies outside the data section of 100 bytes (truncated file?)");
@@ -218,7 +181,7 @@ TEST(CliGguf, UnknownTensorType) {
   Bytes b;
   size_t at = 0;
   b.header(1, 0).tensor("w", {32}, 99, 0, &at).pad().data(128);
-  const std::string p = b.write("type99.gguf");
+  const std::string p = b.write(dir() + "/type99.gguf");
   expect_error(kiln("inspect '" + p + "'"), 1,
                "kiln inspect: error: " + p + ": tensor 'w': unknown tensor type id 99 (at byte " + std::to_string(at) +
                    " of " + sz(b) + ")");
@@ -228,7 +191,7 @@ TEST(CliGguf, UnsupportedQuantType) {
   Bytes b;
   size_t at = 0;
   b.header(1, 0).tensor("blk.0.attn_q.weight", {32}, 2, 0, &at).pad().data(32);  // Q4_0
-  const std::string p = b.write("q4_0.gguf");
+  const std::string p = b.write(dir() + "/q4_0.gguf");
   expect_error(kiln("inspect '" + p + "'"), 1,
                "kiln inspect: error: " + p +
                    ": tensor 'blk.0.attn_q.weight': unsupported tensor type Q4_0 (kiln supports F32, F16, BF16, Q8_0, "
@@ -238,7 +201,7 @@ TEST(CliGguf, UnsupportedQuantType) {
 TEST(CliGguf, RowNotAMultipleOfTheBlock) {
   Bytes b;
   b.header(1, 0).tensor("w", {48}, 8, 0).pad().data(64);  // Q8_0 rows are multiples of 32
-  const std::string p = b.write("q8-48.gguf");
+  const std::string p = b.write(dir() + "/q8-48.gguf");
   expect_error(kiln("inspect '" + p + "'"), 1,
                "kiln inspect: error: " + p +
                    ": tensor 'w': row length 48 is not a multiple of the Q8_0 block size 32 (at byte 24 of " + sz(b) + ")");
@@ -247,7 +210,7 @@ TEST(CliGguf, RowNotAMultipleOfTheBlock) {
 TEST(CliGguf, OverflowingDimensions) {
   Bytes b;
   b.header(1, 0).tensor("w", {1ull << 40, 1ull << 40}, 0, 0).pad();
-  const std::string p = b.write("overflow.gguf");
+  const std::string p = b.write(dir() + "/overflow.gguf");
   expect_error(kiln("inspect '" + p + "'"), 1,
                "kiln inspect: error: " + p + ": tensor 'w': element count overflows 64 bits (at byte 24 of " + sz(b) + ")");
 }
@@ -255,7 +218,7 @@ TEST(CliGguf, OverflowingDimensions) {
 TEST(CliGguf, OffsetOutsideTheFile) {
   Bytes b;
   b.header(1, 0).tensor("w", {8}, 0, 1ull << 50).pad().data(32);
-  const std::string p = b.write("offset.gguf");
+  const std::string p = b.write(dir() + "/offset.gguf");
   expect_error(kiln("inspect '" + p + "'"), 1,
                "kiln inspect: error: " + p +
                    ": tensor 'w': data [1125899906842624, 1125899906842656) lies outside the data section of 32 bytes "
@@ -265,7 +228,7 @@ TEST(CliGguf, OffsetOutsideTheFile) {
 TEST(CliGguf, ArrayLongerThanTheFile) {
   Bytes b;
   b.header(0, 1).str("tokenizer.ggml.tokens").pod<uint32_t>(9).pod<uint32_t>(8).pod<uint64_t>(1ull << 40);
-  const std::string p = b.write("array.gguf");
+  const std::string p = b.write(dir() + "/array.gguf");
   expect_error(kiln("inspect '" + p + "'"), 1,
                "kiln inspect: error: " + p +
                    ": metadata 'tokenizer.ggml.tokens': array length 1099511627776 exceeds what the 0 bytes left can "

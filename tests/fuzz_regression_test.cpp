@@ -18,6 +18,7 @@
 #include "kernels/common/error.h"
 #include "models/config.h"
 #include "models/gguf.h"
+#include "tests/gguf_bytes.h"
 #include "tests/testing.h"
 
 // The fuzz target, verbatim: LLVMFuzzerTestOneInput is an ordinary function without libFuzzer.
@@ -52,26 +53,7 @@ std::string config_error(const std::vector<uint8_t>& image) {
   return "";
 }
 
-// Little-endian GGUF builder for inputs too large to store.
-struct Bytes {
-  std::vector<uint8_t> b;
-  template <class T>
-  Bytes& pod(T v) {
-    const auto* p = reinterpret_cast<const uint8_t*>(&v);
-    b.insert(b.end(), p, p + sizeof v);
-    return *this;
-  }
-  Bytes& str(const std::string& s) {
-    pod<uint64_t>(s.size());
-    b.insert(b.end(), s.begin(), s.end());
-    return *this;
-  }
-  Bytes& header(uint64_t n_tensors, uint64_t n_kv) {
-    return pod<uint32_t>(0x46554747u).pod<uint32_t>(3).pod<uint64_t>(n_tensors).pod<uint64_t>(n_kv);
-  }
-  Bytes& kv_u32(const std::string& k, uint32_t v) { return str(k).pod<uint32_t>(4).pod<uint32_t>(v); }
-  Bytes& kv_str(const std::string& k, const std::string& v) { return str(k).pod<uint32_t>(8).str(v); }
-};
+using Bytes = testing::GgufBytes;  // tests/gguf_bytes.h
 
 TEST(FuzzRegression, EveryStoredArtifactReplaysWithoutAFinding) {
   DIR* d = opendir(kDataDir.c_str());

@@ -9,6 +9,7 @@
 
 #include "kernels/common/error.h"
 #include "models/gguf.h"
+#include "tests/gguf_bytes.h"
 #include "tests/testing.h"
 
 namespace kiln {
@@ -16,38 +17,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// Byte-level builder so tests can write any file, including invalid ones.
-struct Raw {
-  std::vector<uint8_t> b;
-  template <class T>
-  Raw& pod(T v) {
-    const auto* p = reinterpret_cast<const uint8_t*>(&v);
-    b.insert(b.end(), p, p + sizeof v);
-    return *this;
-  }
-  Raw& str(const std::string& s) {
-    pod<uint64_t>(s.size());
-    b.insert(b.end(), s.begin(), s.end());
-    return *this;
-  }
-  Raw& header(uint64_t n_tensors, uint64_t n_kv, uint32_t version = 3) {
-    return pod<uint32_t>(0x46554747u).pod<uint32_t>(version).pod<uint64_t>(n_tensors).pod<uint64_t>(n_kv);
-  }
-  Raw& kv_u32(const std::string& k, uint32_t v) { return str(k).pod<uint32_t>(4).pod<uint32_t>(v); }
-  Raw& tensor(const std::string& name, std::vector<uint64_t> ne, uint32_t type, uint64_t offset) {
-    str(name).pod<uint32_t>(uint32_t(ne.size()));
-    for (uint64_t n : ne) pod<uint64_t>(n);
-    return pod<uint32_t>(type).pod<uint64_t>(offset);
-  }
-  Raw& pad(size_t align = 32) {
-    while (b.size() % align) b.push_back(0);
-    return *this;
-  }
-  Raw& data(size_t n) {
-    for (size_t i = 0; i < n; ++i) b.push_back(uint8_t(i * 7 + 1));
-    return *this;
-  }
-};
+using Raw = testing::GgufBytes;  // tests/gguf_bytes.h
 
 std::string parse_error(const Raw& r) {
   try {
