@@ -70,10 +70,10 @@ double run(benchmark::State& state, const std::function<void(int)>& launch) {
   int64_t n = 0;
   for (auto _ : state) {
     a.record(s);
-    launch(i++);
+    for (int r = 0; r < kBatch; ++r) launch(i++);
     b.record(s);
     b.sync();
-    const double sec = double(b.ms_since(a)) * 1e-3;
+    const double sec = double(b.ms_since(a)) * 1e-3 / kBatch;
     state.SetIterationTime(sec);
     total += sec;
     ++n;
@@ -112,21 +112,18 @@ double empty_floor_us() {
   const int n = 200;
   for (int i = 0; i < n; ++i) {
     a.record(s);
-    empty_kernel(s);
+    for (int r = 0; r < kBatch; ++r) empty_kernel(s);
     b.record(s);
     b.sync();
-    tot += double(b.ms_since(a)) * 1e3;
+    tot += double(b.ms_since(a)) * 1e3 / kBatch;
   }
   us = tot / n;
   return us;
 }
 
 void timed(benchmark::State& st, double bytes, int64_t T, const std::function<void(int)>& one) {
-  const int per = T == 1 ? 1 : kBatch;
-  const double sec = run(st, [&](int i) {
-    for (int r = 0; r < per; ++r) one(i * per + r);
-  });
-  report_bytes(st, bytes, sec / per);
+  const double sec = run(st, one);
+  report_bytes(st, bytes, sec);
   if (T == 1 && sec > 0) st.counters["empty_floor_us"] = empty_floor_us();
 }
 

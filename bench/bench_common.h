@@ -31,10 +31,12 @@ cudaStream_t stream();
 // touch more than 2x the L2 (at least 1, at most 64).
 int rotation(size_t bytes);
 
-// Runs the benchmark loop: each iteration calls launch(i) (i counts up, for rotation) on
-// stream(), timed with CUDA events; reports per-iteration time via manual timing. Warms up
-// first. Returns the mean event-timed seconds per launch (0 and the benchmark skipped with a
-// message when there is no GPU).
+// Runs the benchmark loop: each iteration calls launch(i) kBatch times back to back (i counts up,
+// for rotation) on stream(), timed with CUDA events around the batch, and reports the per-launch
+// time via manual timing. Back to back is how the runner's graphs issue kernels; one launch
+// between two events would also time the host's submission latency (~5-8 us on an idle GPU),
+// which no kernel in a captured graph pays. Warms up first. Returns the mean event-timed seconds
+// per launch (0 and the benchmark skipped with a message when there is no GPU).
 double run(benchmark::State& state, const std::function<void(int)>& launch);
 
 // Counters from the event-timed mean: bytes per launch, GB/s, % of the measured copy bandwidth
@@ -43,16 +45,15 @@ void report_bytes(benchmark::State& state, double bytes_per_launch, double secon
 // Counters: TFLOP/s and % of the cuBLAS BF16 rate measured at the given GEMM shape.
 void report_flops(benchmark::State& state, double flops_per_launch, double seconds, int m, int n, int k);
 
-// ---- helpers of the fused-kernel benchmarks (T = 1 latency, T = 512 batched) ----------------
-// T = 1 runs one launch per iteration (latency, reported next to the empty-kernel floor); T > 1
-// runs kBatch launches per iteration on rotated buffers and reports the per-launch time.
-constexpr int kBatch = 20;
+constexpr int kBatch = 20;  // launches per timed iteration (run())
 
-// Mean event-timed duration of an empty kernel launch: the floor a T = 1 time is compared to.
+// ---- helpers of the fused-kernel benchmarks (T = 1 latency, T = 512 batched) ----------------
+// Mean per-launch time of an empty kernel launched back to back (timed like run()): the floor a
+// T = 1 time is compared to.
 double empty_floor_us();
 
-// Times one(i) as described above and reports bytes, GB/s and % of copy bandwidth (plus the
-// empty-kernel floor when T == 1).
+// Times one(i) with run() and reports bytes, GB/s and % of copy bandwidth (plus the empty-kernel
+// floor when T == 1).
 void timed(benchmark::State& st, double bytes, int64_t T, const std::function<void(int)>& one);
 
 // A device buffer holding `copies` rotated copies of `count` elements, filled with small values

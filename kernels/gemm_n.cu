@@ -4,6 +4,7 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <atomic>
 
 #include "kernels/common/device.cuh"
 #include "kernels/common/error.h"
@@ -17,8 +18,7 @@ namespace plan = gemm_n_plan;
 
 constexpr int kWarps = plan::kWarpsPerCta;
 constexpr int kThreads = kWarps * 32;
-constexpr int kRows = 4;           // rows per warp (R)
-constexpr int kRowBuf = 1088 + 32;  // staging bytes per row: largest chunk (32 Q8_0 blocks) + misalignment + 1 word
+constexpr int kRows = 4;  // float path: rows per warp
 
 struct Mat {
   const uint8_t* data;
@@ -29,7 +29,8 @@ struct Mat {
   int type;
   int S;
   int cta_begin;
-  int rows_per_cta;
+  int ctas;          // CTAs of the grid working on this matrix
+  int rows_per_cta;  // float path: rows per CTA (one CTA per row block)
 };
 
 struct Params {
@@ -41,6 +42,7 @@ struct Params {
   int64_t x_stride;  // elements (float) or blocks (Q8_1) between columns
   int add;
   int vec;  // float path: 16-byte vector loads allowed
+  int rowbuf;  // integer path: staging bytes per row and ring stage
 };
 
 __device__ __forceinline__ uint4 ld_stream_v4(const uint8_t* p) {
@@ -109,6 +111,16 @@ __device__ __forceinline__ void finish(const Mat& m, int64_t row0, int warp, int
 }
 
 // ---------------------------------------------------------------- integer path
+//
+// Schedule (numerics are fixed by gemm_n_plan.h; none of this changes a bit of the result):
+// the grid is persistent -- a few CTAs per SM, sized from the occupancy calculator -- and each
+// CTA's 4 warps form 4/S "slots" of S warps (the plan's split-K). Every slot owns a contiguous
+// range of row groups (R rows each) and streams through them: a per-warp cp.async ring of kStages
+// chunks runs ahead across row-group boundaries, so the pipeline is filled once per launch instead
+// of once per CTA, and a slot's share differs from any other's by at most one row group. (A grid
+// of one CTA per row group left a partial second wave on 20-60 MB matrices -- 1.2 waves, ~50% of
+// the time -- and refilled the pipeline for every 2-3 chunks of work.) The S warps of a slot
+// combine their partial sums in shared memory behind a named barrier (ids 1..4: one per slot).
 
 __device__ __forceinline__ void cp_async16(uint8_t* dst, const uint8_t* src, int src_bytes) {
   const uint32_t d = uint32_t(__cvta_generic_to_shared(dst));
@@ -119,16 +131,46 @@ template <int PENDING>
 __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;" ::"n"(PENDING) : "memory");
 }
+__device__ __forceinline__ void named_barrier(int id, int threads) {
+  asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory");
+}
 
-constexpr int kStages = 3;  // chunks in flight per warp (cp.async ring)
-constexpr size_t kQSmem = size_t(kWarps) * kStages * kRows * kRowBuf;
+constexpr int kAnyType = -1;  // kernel template argument: weight type read per matrix at run time
 
-// Issues the asynchronous copy of chunk c of rows row0.. into one ring stage: aligned 16-byte
-// segments covering each row's chunk; bytes past the end of the matrix are zero-filled, not read.
+// Rows per warp: 2 for N <= 2 (smaller row groups balance better and halve the ring), 4 above
+// (activation columns are reused across more rows).
+template <int N>
+KILN_HD constexpr int rows_per_warp() { return N <= 2 ? 2 : 4; }
+
+// Staging bytes per row and ring stage: one chunk (32 units) + up to 15 bytes of misalignment
+// rounded up to whole 16-byte segments + one padding word for the unaligned reads, rounded up to
+// 16 bytes so every row of every stage is a valid cp.async destination.
+KILN_HD constexpr int chunk_bytes(DType t) { return t == DType::Q8_0 ? 32 * 34 : (t == DType::Q4_K ? 4 * 144 : 4 * 210); }
+KILN_HD constexpr int row_buf(DType t) { return (chunk_bytes(t) + 32 + 15) / 16 * 16; }
+constexpr int kMaxRowBuf = row_buf(DType::Q8_0);
+KILN_HD constexpr int row_buf_of(int tt) { return tt == kAnyType ? kMaxRowBuf : row_buf(DType(tt)); }
+
+// The persistent grid's plan per SM. Decode is bound by bytes in flight: a 3 TB/s HBM with
+// several microseconds of loaded latency needs well over 100 KB in flight per SM, and with few
+// resident warps that has to come from a deep per-warp ring. CTAs per SM: Q8_0 (34 bytes per 32
+// weights: cheap to decode per byte) runs 2 CTAs = 8 warps with deep rings; the 4- and 6-bit
+// formats cost ~2x the instructions per byte and run 4 CTAs = 16 warps so that every scheduler
+// has warps to switch between. The ring depth then fills the shared memory.
+constexpr int kSmemPerSm = 216 * 1024;  // dynamic shared memory planned per SM (of 227 KB)
+KILN_HD constexpr int ctas_per_sm(int tt) { return tt == int(DType::Q8_0) ? 2 : 4; }
+template <int TT, int N>
+KILN_HD constexpr int ring_stages() {
+  const int s = kSmemPerSm / (ctas_per_sm(TT) * kWarps * rows_per_warp<N>() * row_buf_of(TT));
+  return s < 3 ? 3 : (s > 16 ? 16 : s);
+}
+
+// Issues the asynchronous copy of chunk c of rows row0..row0+R-1 into one ring stage: aligned
+// 16-byte segments covering each row's chunk; bytes past the end of the matrix are zero-filled.
+template <int R>
 __device__ __forceinline__ void issue_chunk(const Mat& m, int64_t row0, int64_t c, int bpc, int bb, int len,
-                                            uint8_t (*buf)[kRowBuf], int lane) {
+                                            uint8_t* stage, int rowbuf, int lane) {
 #pragma unroll
-  for (int r = 0; r < kRows; ++r) {
+  for (int r = 0; r < R; ++r) {
     const int64_t row = row0 + r;
     if (row >= m.M) continue;
     const uint8_t* g = m.data + row * m.row_bytes + c * int64_t(bpc) * bb;
@@ -137,70 +179,78 @@ __device__ __forceinline__ void issue_chunk(const Mat& m, int64_t row0, int64_t 
     for (int i = lane; i < nseg; i += 32) {
       const uint8_t* src = a0 + 16 * i;
       const int64_t left = m.end - src;
-      cp_async16(&buf[r][16 * i], src, left >= 16 ? 16 : int(left));
+      cp_async16(stage + r * rowbuf + 16 * i, src, left >= 16 ? 16 : int(left));
     }
   }
 }
 
-template <int N>
-__global__ void __launch_bounds__(kThreads, N <= 4 ? 4 : 3) gemm_n_q8_1_kernel(const __grid_constant__ Params p) {
+template <int TT, int N>
+__global__ void __launch_bounds__(kThreads) gemm_n_q8_1_kernel(const __grid_constant__ Params p) {
+  constexpr int R = rows_per_warp<N>();
+  constexpr int kStages = ring_stages<TT, N>();  // chunks per warp in the cp.async ring (kStages - 1 in flight)
   extern __shared__ __align__(16) uint8_t qsmem[];
-  __shared__ float red[kWarps][kRows][N];
+  __shared__ float red[2][kWarps][R][N];  // double-buffered by row-group parity: one barrier per group
   const int mi = find_mat(p, blockIdx.x);
   const Mat& m = p.mats[mi];
+  const DType type = TT == kAnyType ? DType(m.type) : DType(TT);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  const int S = m.S;
-  const int local = blockIdx.x - m.cta_begin;
-  const int64_t row0 = int64_t(local) * m.rows_per_cta + int64_t(warp / S) * kRows;
-  const int ws = warp % S;
-  const DType type = DType(m.type);
-  const int upb = type == DType::Q8_0 ? 1 : 8;        // units per block
+  const int S = m.S, slot = warp / S, ws = warp % S, slots = kWarps / S;
+  const int upb = type == DType::Q8_0 ? 1 : 8;  // units per block
   const int bb = type == DType::Q8_0 ? 34 : (type == DType::Q4_K ? 144 : 210);
-  const int bpc = plan::kLanes / upb;                 // blocks per chunk
+  const int bpc = plan::kLanes / upb;           // blocks per chunk
   const int64_t blocks_per_row = p.units / upb;
-  const int64_t nchunks = (p.units + plan::kLanes - 1) / plan::kLanes;
+  const int nchunks = int((p.units + plan::kLanes - 1) / plan::kLanes);
   const BlockQ8_1* x = static_cast<const BlockQ8_1*>(p.x);
-  auto ring = reinterpret_cast<uint8_t(*)[kRows][kRowBuf]>(qsmem) + size_t(warp) * kStages;
+  const int rowbuf = p.rowbuf;
+  uint8_t* ring = qsmem + size_t(warp) * kStages * R * rowbuf;
 
-  float acc[kRows][N];
-#pragma unroll
-  for (int r = 0; r < kRows; ++r)
-#pragma unroll
-    for (int n = 0; n < N; ++n) acc[r][n] = 0.f;
+  // This slot's row groups [g_begin, g_end) and this warp's chunks of each: ws, ws + S, ...
+  const int64_t G = (m.M + R - 1) / R;
+  const int64_t Z = int64_t(m.ctas) * slots;
+  const int64_t z = int64_t(blockIdx.x - m.cta_begin) * slots + slot;
+  const int64_t g_begin = z * G / Z, g_end = (z + 1) * G / Z;
+  const int J = (nchunks - ws + S - 1) / S;  // >= 1: gemm_n_split keeps S <= nchunks
+  auto chunk_len = [&](int64_t c) {
+    const int64_t left = blocks_per_row - c * bpc;
+    return int(left < bpc ? left : bpc) * bb;
+  };
 
-  if (row0 < m.M) {
-    const int64_t J = ws < nchunks ? (nchunks - ws + S - 1) / S : 0;  // this warp's chunks
-    auto chunk_len = [&](int64_t c) {
-      const int64_t left = blocks_per_row - c * bpc;
-      return int(left < bpc ? left : bpc) * bb;
-    };
-#pragma unroll
-    for (int j = 0; j < kStages - 1; ++j) {
-      if (j < J) issue_chunk(m, row0, ws + j * S, bpc, bb, chunk_len(ws + j * S), ring[j], lane);
-      cp_async_commit();
+  // Prefetch cursor (row group, chunk index within the warp's J), kStages - 1 tasks ahead.
+  int64_t pg = g_begin;
+  int pj = 0;
+  auto issue_next = [&](int stage) {
+    if (pg < g_end) {
+      const int64_t c = ws + int64_t(pj) * S;
+      issue_chunk<R>(m, pg * R, c, bpc, bb, chunk_len(c), ring + size_t(stage) * R * rowbuf, rowbuf, lane);
+      if (++pj == J) pj = 0, ++pg;
     }
-    for (int64_t j = 0; j < J; ++j) {
-      const int64_t jn = j + kStages - 1;
-      if (jn < J) issue_chunk(m, row0, ws + jn * S, bpc, bb, chunk_len(ws + jn * S), ring[jn % kStages], lane);
-      cp_async_commit();
+    cp_async_commit();  // possibly empty: keeps one group per task for wait_group
+  };
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) issue_next(s);
+
+  int stage = 0;  // ring stage of the task being computed
+  for (int64_t g = g_begin; g < g_end; ++g) {
+    const int64_t row0 = g * R;
+    float acc[R][N];
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+      for (int n = 0; n < N; ++n) acc[r][n] = 0.f;
+    for (int j = 0; j < J; ++j) {
+      issue_next(stage == 0 ? kStages - 1 : stage - 1);  // the stage freed by the previous task
       cp_async_wait<kStages - 1>();
       __syncwarp();
-      const int64_t c = ws + j * S;
-      uint8_t(*buf)[kRowBuf] = ring[j % kStages];
-      const int nblk = chunk_len(c) / bb;
-      int offs[kRows];
-#pragma unroll
-      for (int r = 0; r < kRows; ++r)
-        offs[r] = int(reinterpret_cast<uintptr_t>(m.data + (row0 + r) * m.row_bytes + c * int64_t(bpc) * bb) & 15);
-      // ---- decode this lane's unit of each row, then apply it to every column
-      const int nunits = nblk * upb;
+      const int64_t c = ws + int64_t(j) * S;
+      const uint8_t* buf = ring + size_t(stage) * R * rowbuf;
+      const int nunits = (chunk_len(c) / bb) * upb;
       if (lane < nunits) {
         const int64_t ug = c * plan::kLanes + lane;
-        uint32_t wq[kRows][8];
-        float f0[kRows], f1[kRows];
-        int i0[kRows], i1[kRows];
+        uint32_t wq[R][8];
+        float f0[R], f1[R];
+        int i0[R], i1[R];
 #pragma unroll
-        for (int r = 0; r < kRows; ++r) {
+        for (int r = 0; r < R; ++r) {
           f0[r] = f1[r] = 0.f;
           i0[r] = i1[r] = 0;
           if (row0 + r >= m.M) {
@@ -208,30 +258,44 @@ __global__ void __launch_bounds__(kThreads, N <= 4 ? 4 : 3) gemm_n_q8_1_kernel(c
             for (int i = 0; i < 8; ++i) wq[r][i] = 0;
             continue;
           }
-          const uint8_t* b = buf[r];
+          const uint8_t* b = buf + r * rowbuf;
+          const int off = int(reinterpret_cast<uintptr_t>(m.data + (row0 + r) * m.row_bytes + c * int64_t(bpc) * bb) & 15);
           if (type == DType::Q8_0) {
-            const int bo = offs[r] + 34 * lane;
+            const int bo = off + 34 * lane;
             f0[r] = h2f(lds_u16(b, bo));
             lds_words<8>(b, bo + 2, wq[r]);
           } else if (type == DType::Q4_K) {
-            const int bo = offs[r] + 144 * (lane >> 3), j = lane & 7;
-            const float d = h2f(lds_u16(b, bo)), dmin = h2f(lds_u16(b, bo + 2));
-            uint32_t sw[3];
-            lds_words<3>(b, bo + 4, sw);
-            uint8_t sb[12];
-#pragma unroll
-            for (int i = 0; i < 12; ++i) sb[i] = uint8_t(sw[i >> 2] >> (8 * (i & 3)));
+            const int bo = off + 144 * (lane >> 3), j8 = lane & 7;
+            uint32_t sw[3], q[8];
+            if (off == 0) {  // 144-byte blocks keep 16-byte alignment: plain word and vector reads
+              const uint32_t* w32 = reinterpret_cast<const uint32_t*>(b + bo);
+              sw[0] = w32[1], sw[1] = w32[2], sw[2] = w32[3];
+              const uint4* qv = reinterpret_cast<const uint4*>(b + bo + 16 + 32 * (j8 >> 1));
+              const uint4 qa = qv[0], qb = qv[1];
+              q[0] = qa.x, q[1] = qa.y, q[2] = qa.z, q[3] = qa.w, q[4] = qb.x, q[5] = qb.y, q[6] = qb.z, q[7] = qb.w;
+            } else {
+              lds_words<3>(b, bo + 4, sw);
+              lds_words<8>(b, bo + 16 + 32 * (j8 >> 1), q);
+            }
+            const uint32_t dd = lds_u16(b, bo) | (lds_u16(b, bo + 2) << 16);
+            const float d = h2f(dd & 0xffffu), dmin = h2f(dd >> 16);
+            // The 6-bit scale and min of sub-block j8 (the packing q4k_scale_min documents).
+            const int sh8 = 8 * (j8 & 3);
             int sc, mn;
-            q4k_scale_min(sb, j, sc, mn);
+            if (j8 < 4) {
+              sc = int((sw[0] >> sh8) & 63u);
+              mn = int((sw[1] >> sh8) & 63u);
+            } else {
+              sc = int(((sw[2] >> sh8) & 0x0fu) | (((sw[0] >> sh8) >> 6 & 3u) << 4));
+              mn = int(((sw[2] >> sh8) >> 4 & 0x0fu) | (((sw[1] >> sh8) >> 6 & 3u) << 4));
+            }
             f0[r] = d * float(sc);
             f1[r] = dmin * float(mn);
-            uint32_t q[8];
-            lds_words<8>(b, bo + 16 + 32 * (j >> 1), q);
-            const int sh = 4 * (j & 1);
+            const int sh = 4 * (j8 & 1);
 #pragma unroll
             for (int i = 0; i < 8; ++i) wq[r][i] = (q[i] >> sh) & 0x0f0f0f0fu;
           } else {  // Q6_K
-            const int bo = offs[r] + 210 * (lane >> 3), pp = lane & 7, h = pp >> 2, qt = pp & 3;
+            const int bo = off + 210 * (lane >> 3), pp = lane & 7, h = pp >> 2, qt = pp & 3;
             uint32_t ql[8], qh[8];
             lds_words<8>(b, bo + 64 * h + 32 * (qt & 1), ql);
             lds_words<8>(b, bo + 128 + 32 * h, qh);
@@ -249,14 +313,14 @@ __global__ void __launch_bounds__(kThreads, N <= 4 ? 4 : 3) gemm_n_q8_1_kernel(c
 #pragma unroll
         for (int n = 0; n < N; ++n) {
           const BlockQ8_1* xb = x + int64_t(n) * p.x_stride + ug;
-          const int* xw = reinterpret_cast<const int*>(xb);
+          const int* xw = reinterpret_cast<const int*>(xb);  // 36-byte blocks: 4-byte aligned only
           const uint32_t ds = uint32_t(__ldg(xw));
           const float dx = h2f(ds & 0xffffu), sx = h2f(ds >> 16);
           int xq[8];
 #pragma unroll
           for (int i = 0; i < 8; ++i) xq[i] = __ldg(xw + 1 + i);
 #pragma unroll
-          for (int r = 0; r < kRows; ++r) {
+          for (int r = 0; r < R; ++r) {
             if (row0 + r >= m.M) continue;
             int sa = 0, sb2 = 0;
 #pragma unroll
@@ -275,10 +339,43 @@ __global__ void __launch_bounds__(kThreads, N <= 4 ? 4 : 3) gemm_n_q8_1_kernel(c
         }
       }
       __syncwarp();
+      stage = stage + 1 == kStages ? 0 : stage + 1;
     }
-    cp_async_wait<0>();
+    // ---- row group done: fold lanes, combine the slot's S warps in order, store
+#pragma unroll
+    for (int r = 0; r < R; ++r)
+#pragma unroll
+      for (int n = 0; n < N; ++n) acc[r][n] = warp_fold(acc[r][n]);
+    if (S == 1) {
+#pragma unroll
+      for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int n = 0; n < N; ++n)
+          if (lane == r * N + n && row0 + r < m.M) {
+            float* y = m.y + int64_t(n) * m.M + row0 + r;
+            *y = p.add ? *y + acc[r][n] : acc[r][n];
+          }
+    } else {
+      float(*rb)[R][N] = red[(g - g_begin) & 1];
+      if (lane == 0) {
+#pragma unroll
+        for (int r = 0; r < R; ++r)
+#pragma unroll
+          for (int n = 0; n < N; ++n) rb[warp][r][n] = acc[r][n];
+      }
+      named_barrier(1 + slot, 32 * S);
+      if (ws == 0 && lane < R * N) {
+        const int r = lane / N, n = lane % N;
+        if (row0 + r < m.M) {
+          float t = rb[warp][r][n];
+          for (int w = 1; w < S; ++w) t = t + rb[warp + w][r][n];
+          float* y = m.y + int64_t(n) * m.M + row0 + r;
+          *y = p.add ? *y + t : t;
+        }
+      }
+    }
   }
-  finish<N>(m, row0, warp, S, lane, p.add, acc, red);
+  cp_async_wait<0>();
 }
 
 // ---------------------------------------------------------------- float path
@@ -390,15 +487,71 @@ __global__ void __launch_bounds__(kThreads) gemm_n_f_kernel(const __grid_constan
 
 // ---------------------------------------------------------------- host side
 
-template <int NC>
-void launch_q(dim3 grid, dim3 block, cudaStream_t s, const Params& q) {
-  static const bool configured = [] {  // once per instantiation (not a stream operation)
-    KILN_CUDA_CHECK(cudaFuncSetAttribute(gemm_n_q8_1_kernel<NC>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         int(kQSmem)));
+int sm_count() {  // of the current device, cached per device (not a stream operation)
+  static std::atomic<int> cache[64];
+  int dev = 0;
+  KILN_CUDA_CHECK(cudaGetDevice(&dev));
+  if (dev >= 64) return device_props(dev).sm_count;
+  int v = cache[dev].load(std::memory_order_relaxed);
+  if (v == 0) {
+    KILN_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev));
+    cache[dev].store(v, std::memory_order_relaxed);
+  }
+  return v;
+}
+
+// Persistent-grid launch of the integer kernel: ctas_per_sm CTAs per SM (fewer if the occupancy
+// calculator says so), shared among the matrices in proportion to their bytes, never more CTAs
+// for a matrix than it has slots' worth of row groups.
+template <int TT, int NC>
+void launch_q(Params q, cudaStream_t s) {
+  constexpr int R = rows_per_warp<NC>();
+  constexpr int kStages = ring_stages<TT, NC>();
+  auto kernel = gemm_n_q8_1_kernel<TT, NC>;
+  constexpr int max_smem = kWarps * kStages * R * row_buf_of(TT);
+  static const bool configured = [&] {  // once per instantiation (not a stream operation)
+    KILN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, max_smem));
     return true;
   }();
   (void)configured;
-  gemm_n_q8_1_kernel<NC><<<grid, block, kQSmem, s>>>(q);
+  const int smem = kWarps * kStages * R * q.rowbuf;
+  if (smem > max_smem) fail("gemm_n: internal: staging buffer exceeds the configured shared memory");
+  static const int occ = [&] {
+    int o = 0;
+    KILN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o, kernel, kThreads, size_t(max_smem)));
+    return std::max(o, 1);
+  }();
+  const int64_t budget = int64_t(sm_count()) * std::min(occ, ctas_per_sm(TT));
+  int64_t want[kGemmNMaxMats], bytes[kGemmNMaxMats], total_want = 0, total_bytes = 0;
+  for (int i = 0; i < q.count; ++i) {
+    const Mat& m = q.mats[i];
+    const int64_t groups = (m.M + R - 1) / R, slots = kWarps / m.S;
+    want[i] = (groups + slots - 1) / slots;
+    bytes[i] = m.M * m.row_bytes;
+    total_want += want[i];
+    total_bytes += bytes[i];
+  }
+  int64_t ctas = 0;
+  for (int i = 0; i < q.count; ++i) {
+    int64_t c = want[i];
+    if (total_want > budget) c = std::min(want[i], std::max<int64_t>(1, budget * bytes[i] / total_bytes));
+    q.mats[i].cta_begin = int(ctas);
+    q.mats[i].ctas = int(c);
+    ctas += c;
+  }
+  kernel<<<dim3(unsigned(ctas)), dim3(kThreads), size_t(smem), s>>>(q);
+}
+
+template <int NC>
+void launch_q_typed(const Params& q, cudaStream_t s) {
+  const DType t = DType(q.mats[0].type);
+  for (int i = 1; i < q.count; ++i)
+    if (DType(q.mats[i].type) != t) return launch_q<kAnyType, NC>(q, s);
+  switch (t) {
+    case DType::Q8_0: return launch_q<int(DType::Q8_0), NC>(q, s);
+    case DType::Q4_K: return launch_q<int(DType::Q4_K), NC>(q, s);
+    default: return launch_q<int(DType::Q6_K), NC>(q, s);
+  }
 }
 
 bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
@@ -446,7 +599,8 @@ void launch(bool quant, const GemmNTarget* mats, int count, const XT* x, int64_t
   p.x_stride = quant ? K / QK8_1 : K;
   p.add = ep == Epilogue::Add;
   p.vec = vec;
-  int64_t ctas = 0;
+  int64_t ctas = 0;  // float path grid: one CTA per block of rows_per_cta rows
+  p.rowbuf = 0;
   for (int i = 0; i < count; ++i) {
     Mat& m = p.mats[i];
     const WeightDesc& w = mats[i].w;
@@ -457,6 +611,7 @@ void launch(bool quant, const GemmNTarget* mats, int count, const XT* x, int64_t
     m.M = w.rows;
     m.type = int(w.type);
     m.S = plan::gemm_n_split(w.type, w.rows, K);
+    if (quant) p.rowbuf = std::max(p.rowbuf, row_buf(w.type));
     m.rows_per_cta = kRows * (kWarps / m.S);
     m.cta_begin = int(ctas);
     ctas += (w.rows + m.rows_per_cta - 1) / m.rows_per_cta;
@@ -471,7 +626,7 @@ void launch(bool quant, const GemmNTarget* mats, int count, const XT* x, int64_t
 #define KILN_GEMM_N_CASE(NC)                                              \
   case NC:                                                                \
     if (quant)                                                            \
-      launch_q<NC>(grid, block, s, q);                   \
+      launch_q_typed<NC>(q, s);                                           \
     else                                                                  \
       gemm_n_f_kernel<NC><<<grid, block, 0, s>>>(q);                      \
     break;
