@@ -4,10 +4,25 @@
 // (DV = hd for 64/128/256; hd 512 runs two CTAs per row tile, each computing the full 512-wide
 // scores but only 256 output dims, which keeps the accumulator in registers). Key tiles of BC
 // positions stream through shared memory with cp.async (two stages); S = Q K^T and O += P V use
-// mma.sync.m16n8k16 with FP16 operands and F32 accumulation. Q is converted float -> FP16 when
-// staged. Softmax in the exp2 domain (x = s * scale * log2 e), running max per row, fully masked
-// rows use 0 as their reference so no -inf - -inf = NaN arises; unwritten/out-of-range key rows
-// are zero-filled, so garbage in the cache beyond the last position cannot reach P.V.
+// mma.sync.m16n8k16 with FP16 operands and F32 accumulation. Softmax in the exp2 domain
+// (x = s * scale * log2 e), running max per row, fully masked rows use 0 as their reference so
+// no -inf - -inf = NaN arises; unwritten/out-of-range key rows are zero-filled, so garbage in the
+// cache beyond the last position cannot reach P.V.
+//
+// Split precision. K and V are exact FP16 (the cache's storage), but Q and P are float: rounding
+// them to FP16 operands (relative error 2^-11 each) was the kernel's dominant error, visible as a
+// model-level disagreement with the float reference. Both are therefore split into two FP16
+// halves, x = hi + lo with hi = fp16(x), lo = fp16(x - hi) (x - hi is exact in float), and each
+// product is two mma into the same F32 accumulator: S = Q_hi K + Q_lo K, O += P_hi V + P_lo V.
+// x - (hi + lo) is then at most 2^-22 |x| (lo's own rounding), or 2^-25 absolute where lo falls
+// into FP16's subnormals; P is computed as 2^15 p (p <= 1, so <= 32768 < 65504; l carries the same
+// factor, which the final 1 / l cancels), which moves that floor to 2^-40 in units of p, so small
+// probabilities keep their relative accuracy. Cost: twice the mma, one more Q tile (hd >= 256:
+// shared memory; hd <= 128: registers, which costs hd 128 its third CTA per SM).
+//
+// Contract (kernels/attention.cuh): per output row attending n keys, max_d |out - ref| <=
+// (3e-5 + (n / 8) * 2^-23) max_d |ref| vs the double reference on the same FP16 K/V; the n term
+// is the tensor cores' truncating F32 accumulation into O, one possible ulp per mma step.
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -51,9 +66,15 @@ __device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], 
       : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
-__device__ __forceinline__ uint32_t pack_half2(float lo, float hi) {
-  __half2 h = __floats2half2_rn(lo, hi);
-  return *reinterpret_cast<uint32_t*>(&h);
+// Splits the pair (a, b) into FP16 halves: hi = fp16 (a, b) rounded to nearest, lo = fp16 of the
+// remainders, so a ~= hi.x + lo.x, b ~= hi.y + lo.y to 2^-22 relative (see the file comment).
+// a - float(hi.x) is exact in float (a and hi.x are within half an FP16 ulp of each other).
+__device__ __forceinline__ void split_half2(float a, float b, uint32_t& hi, uint32_t& lo) {
+  const __half2 h = __floats2half2_rn(a, b);
+  const float2 hf = __half22float2(h);
+  const __half2 l = __floats2half2_rn(a - hf.x, b - hf.y);
+  hi = *reinterpret_cast<const uint32_t*>(&h);
+  lo = *reinterpret_cast<const uint32_t*>(&l);
 }
 
 // Byte offset of 16-byte chunk c of row r in a tile whose rows are `chunks` chunks long; the
@@ -69,14 +90,21 @@ struct Cfg {
   static constexpr int Q_BYTES = BR * HD * 2;
   static constexpr int K_BYTES = BC * HD * 2;
   static constexpr int V_BYTES = BC * DV * 2;
-  // hd <= 128: Q is only staged once (its fragments then live in registers), in the space of
-  // K stage 1, which the first prefetch overwrites after Q has been read.
+  // Q_hi and Q_lo tiles, Q_BYTES each. hd <= 128: they are only staged once (their fragments then
+  // live in registers), Q_hi in the space of K stage 1 and Q_lo in that of V stage 1, which the
+  // first prefetch overwrites after Q has been read. hd >= 256: both stay in shared memory ahead
+  // of the K/V stages (hd 512: 64 + 64 + 2 * (32 + 16) = 224 KiB, under the 227 KiB per block).
   static constexpr bool Q_IN_REGS = HD <= 128;
   static constexpr int Q_OFFSET = Q_IN_REGS ? K_BYTES : 0;
-  static constexpr int K_OFFSET = Q_IN_REGS ? 0 : Q_BYTES;
-  static constexpr int SMEM = (Q_IN_REGS ? 0 : Q_BYTES) + 2 * (K_BYTES + V_BYTES);
-  static constexpr int MIN_BLOCKS = Q_IN_REGS ? 3 : 1;
-  static_assert(!Q_IN_REGS || Q_BYTES <= K_BYTES, "Q must fit in K stage 1");
+  static constexpr int QLO_OFFSET = Q_IN_REGS ? 2 * K_BYTES + V_BYTES : Q_BYTES;
+  static constexpr int K_OFFSET = Q_IN_REGS ? 0 : 2 * Q_BYTES;
+  static constexpr int SMEM = (Q_IN_REGS ? 0 : 2 * Q_BYTES) + 2 * (K_BYTES + V_BYTES);
+  // Register budget: hd 64 fits 3 CTAs/SM (168 registers); hd 128's 2 x 32 Q fragment registers
+  // plus 64 accumulators do not, so it runs 2 CTAs/SM (255 registers) instead of spilling.
+  static constexpr int MIN_BLOCKS = HD <= 64 ? 3 : Q_IN_REGS ? 2 : 1;
+  static_assert(!Q_IN_REGS || (Q_BYTES <= K_BYTES && Q_BYTES <= V_BYTES),
+                "Q_hi / Q_lo must fit in K / V stage 1");
+  static_assert(SMEM <= 227 * 1024, "dynamic shared memory per block");
 };
 
 template <int HD, int DV, int BC>
@@ -88,9 +116,11 @@ __global__ void __launch_bounds__(kWarps * 32, (Cfg<HD, DV, BC>::MIN_BLOCKS))
   using C = Cfg<HD, DV, BC>;
   extern __shared__ __align__(128) unsigned char smem[];
   const uint32_t sQ = smem_u32(smem) + C::Q_OFFSET;
+  const uint32_t sQlo = smem_u32(smem) + C::QLO_OFFSET;
   const uint32_t sK0 = smem_u32(smem) + C::K_OFFSET;
   const uint32_t sV0 = sK0 + 2 * C::K_BYTES;
   unsigned char* const q_smem = smem + C::Q_OFFSET;
+  unsigned char* const qlo_smem = smem + C::QLO_OFFSET;
 
   asm volatile("griddepcontrol.wait;" ::: "memory");
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
@@ -135,29 +165,36 @@ __global__ void __launch_bounds__(kWarps * 32, (Cfg<HD, DV, BC>::MIN_BLOCKS))
   load_kv(0, 0);
   cp_async_commit();
 
-  // Q: float -> FP16, 8 values (one 16-byte chunk) per step; rows past T are zero.
+  // Q: float -> FP16 hi + lo, 8 values (one 16-byte chunk of each tile) per step; rows past T
+  // are zero.
   for (int i = tid; i < BR * C::QC; i += kWarps * 32) {
     const int r = i / C::QC, c = i % C::QC;
-    uint4 v = make_uint4(0, 0, 0, 0);
+    uint4 hi = make_uint4(0, 0, 0, 0), lo = make_uint4(0, 0, 0, 0);
     if (r < rows) {
       const float* src = q + int64_t(q0 + r) * q_stride + int64_t(h) * HD + c * 8;
       const float4 a = *reinterpret_cast<const float4*>(src);
       const float4 b = *reinterpret_cast<const float4*>(src + 4);
-      v = make_uint4(pack_half2(a.x, a.y), pack_half2(a.z, a.w), pack_half2(b.x, b.y),
-                     pack_half2(b.z, b.w));
+      split_half2(a.x, a.y, hi.x, lo.x);
+      split_half2(a.z, a.w, hi.y, lo.y);
+      split_half2(b.x, b.y, hi.z, lo.z);
+      split_half2(b.z, b.w, hi.w, lo.w);
     }
-    *reinterpret_cast<uint4*>(q_smem + swz(r, c, C::QC)) = v;
+    *reinterpret_cast<uint4*>(q_smem + swz(r, c, C::QC)) = hi;
+    *reinterpret_cast<uint4*>(qlo_smem + swz(r, c, C::QC)) = lo;
   }
 
-  // hd <= 128: the warp's Q fragments stay in registers for the whole key loop
+  // hd <= 128: the warp's Q_hi and Q_lo fragments stay in registers for the whole key loop
   constexpr bool kQReg = C::Q_IN_REGS;
-  uint32_t qf[kQReg ? HD / 16 : 1][4];
+  uint32_t qf[kQReg ? HD / 16 : 1][4], qlf[kQReg ? HD / 16 : 1][4];
   if constexpr (kQReg) {
     __syncthreads();
 #pragma unroll
-    for (int kk = 0; kk < HD / 16; ++kk)
-      ldsm_x4(qf[kk], sQ + swz(warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, 2 * kk + (lane >> 4), C::QC));
-    __syncthreads();  // every warp holds its Q before K stage 1 (Q's space) is refilled
+    for (int kk = 0; kk < HD / 16; ++kk) {
+      const uint32_t off = swz(warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, 2 * kk + (lane >> 4), C::QC);
+      ldsm_x4(qf[kk], sQ + off);
+      ldsm_x4(qlf[kk], sQlo + off);
+    }
+    __syncthreads();  // every warp holds its Q before K/V stage 1 (Q's space) is refilled
   }
 
   float o[DV / 8][4];
@@ -180,24 +217,29 @@ __global__ void __launch_bounds__(kWarps * 32, (Cfg<HD, DV, BC>::MIN_BLOCKS))
     const uint32_t sK = sK0 + (j & 1) * C::K_BYTES, sV = sV0 + (j & 1) * C::V_BYTES;
     const int kb = kv_lo + j * BC;
 
-    // S = Q K^T (16 x BC per warp)
+    // S = Q_hi K^T + Q_lo K^T (16 x BC per warp)
     float sacc[BC / 8][4];
 #pragma unroll
     for (int n = 0; n < BC / 8; ++n) sacc[n][0] = sacc[n][1] = sacc[n][2] = sacc[n][3] = 0.f;
 #pragma unroll
     for (int kk = 0; kk < HD / 16; ++kk) {
-      uint32_t a[4];
+      uint32_t a[4], al[4];
       if constexpr (kQReg) {
         a[0] = qf[kk][0], a[1] = qf[kk][1], a[2] = qf[kk][2], a[3] = qf[kk][3];
+        al[0] = qlf[kk][0], al[1] = qlf[kk][1], al[2] = qlf[kk][2], al[3] = qlf[kk][3];
       } else {
-        ldsm_x4(a, sQ + swz(wr0 + (lane & 7) + ((lane >> 3) & 1) * 8, 2 * kk + (lane >> 4), C::QC));
+        const uint32_t off = swz(wr0 + (lane & 7) + ((lane >> 3) & 1) * 8, 2 * kk + (lane >> 4), C::QC);
+        ldsm_x4(a, sQ + off);
+        ldsm_x4(al, sQlo + off);
       }
 #pragma unroll
       for (int n2 = 0; n2 < BC / 16; ++n2) {
         uint32_t b[4];
         ldsm_x4(b, sK + swz(n2 * 16 + (lane & 7) + (lane >> 4) * 8, 2 * kk + ((lane >> 3) & 1), C::QC));
         mma16816(sacc[2 * n2], a, b[0], b[1]);
+        mma16816(sacc[2 * n2], al, b[0], b[1]);
         mma16816(sacc[2 * n2 + 1], a, b[2], b[3]);
+        mma16816(sacc[2 * n2 + 1], al, b[2], b[3]);
       }
     }
 
@@ -229,16 +271,15 @@ __global__ void __launch_bounds__(kWarps * 32, (Cfg<HD, DV, BC>::MIN_BLOCKS))
       corr[r] = exp2f(mrow[r] - muse[r]);
       mrow[r] = mn;
     }
+    // P = 2^15 exp2(x - m) (exact power-of-two factor, see the file comment), in place of S
+    constexpr float kPScale = 32768.f;
     float ls[2] = {0.f, 0.f};
-    uint32_t pa[BC / 16][4];
 #pragma unroll
     for (int n = 0; n < BC / 8; ++n) {
-      const float p0 = exp2f(sacc[n][0] - muse[0]), p1 = exp2f(sacc[n][1] - muse[0]);
-      const float p2 = exp2f(sacc[n][2] - muse[1]), p3 = exp2f(sacc[n][3] - muse[1]);
-      ls[0] += p0 + p1;
-      ls[1] += p2 + p3;
-      pa[n >> 1][(n & 1) * 2 + 0] = pack_half2(p0, p1);
-      pa[n >> 1][(n & 1) * 2 + 1] = pack_half2(p2, p3);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) sacc[n][e] = exp2f(sacc[n][e] - muse[e >> 1]) * kPScale;
+      ls[0] += sacc[n][0] + sacc[n][1];
+      ls[1] += sacc[n][2] + sacc[n][3];
     }
     lrow[0] = lrow[0] * corr[0] + ls[0];
     lrow[1] = lrow[1] * corr[1] + ls[1];
@@ -250,15 +291,22 @@ __global__ void __launch_bounds__(kWarps * 32, (Cfg<HD, DV, BC>::MIN_BLOCKS))
       o[n][3] *= corr[1];
     }
 
-    // O += P V
+    // O += P_hi V + P_lo V; the A fragment of keys kk*16..+15 is S accumulator columns 2kk, 2kk+1
 #pragma unroll
     for (int kk = 0; kk < BC / 16; ++kk) {
+      uint32_t ph[4], pl[4];
+      split_half2(sacc[2 * kk][0], sacc[2 * kk][1], ph[0], pl[0]);
+      split_half2(sacc[2 * kk][2], sacc[2 * kk][3], ph[1], pl[1]);
+      split_half2(sacc[2 * kk + 1][0], sacc[2 * kk + 1][1], ph[2], pl[2]);
+      split_half2(sacc[2 * kk + 1][2], sacc[2 * kk + 1][3], ph[3], pl[3]);
 #pragma unroll
       for (int n2 = 0; n2 < DV / 16; ++n2) {
         uint32_t b[4];
         ldsm_x4_t(b, sV + swz(kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, 2 * n2 + (lane >> 4), C::VC));
-        mma16816(o[2 * n2], pa[kk], b[0], b[1]);
-        mma16816(o[2 * n2 + 1], pa[kk], b[2], b[3]);
+        mma16816(o[2 * n2], ph, b[0], b[1]);
+        mma16816(o[2 * n2], pl, b[0], b[1]);
+        mma16816(o[2 * n2 + 1], ph, b[2], b[3]);
+        mma16816(o[2 * n2 + 1], pl, b[2], b[3]);
       }
     }
     __syncthreads();  // this stage is overwritten by the load issued next iteration
