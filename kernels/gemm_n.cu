@@ -43,6 +43,8 @@ struct Params {
   int add;
   int vec;  // float path: 16-byte vector loads allowed
   int rowbuf;  // integer path: staging bytes per row and ring stage
+  int x_stage;      // integer path: activations staged in shared memory (N <= 2, small enough)
+  int x_col_bytes;  // bytes per staged activation column
 };
 
 __device__ __forceinline__ uint4 ld_stream_v4(const uint8_t* p) {
@@ -150,42 +152,65 @@ KILN_HD constexpr int row_buf(DType t) { return (chunk_bytes(t) + 32 + 15) / 16 
 constexpr int kMaxRowBuf = row_buf(DType::Q8_0);
 KILN_HD constexpr int row_buf_of(int tt) { return tt == kAnyType ? kMaxRowBuf : row_buf(DType(tt)); }
 
-// The persistent grid's plan per SM. Decode is bound by bytes in flight: a 3 TB/s HBM with
-// several microseconds of loaded latency needs well over 100 KB in flight per SM, and with few
-// resident warps that has to come from a deep per-warp ring. CTAs per SM: Q8_0 (34 bytes per 32
-// weights: cheap to decode per byte) runs 2 CTAs = 8 warps with deep rings; the 4- and 6-bit
-// formats cost ~2x the instructions per byte and run 4 CTAs = 16 warps so that every scheduler
-// has warps to switch between. The ring depth then fills the shared memory.
+// The persistent grid's plan per SM. A warp computes a staged chunk in a chain of dependent
+// shared-memory reads, dp4a and float ops, so bandwidth needs many resident warps (measured on
+// H100: 8 warps per SM with a 12-deep ring streamed a Q8_0 LM head at 76% of copy bandwidth; 16
+// warps with a 3-deep ring at 95%) and enough bytes in flight (~100+ KB per SM). So: 4 CTAs
+// (16 warps) per SM, 3 above N = 4 (registers: ~128 per thread for N = 3..4, more above), and
+// the ring depth fills the shared memory left after the activation stage (below).
+//
+// Activation stage (N <= 2): every lane reads its unit's 36-byte Q8_1 block; straight from
+// global memory those reads are strided 36 bytes across the warp, ~9 L1 wavefronts per 4-byte
+// load, 81 per unit -- for Q4_K more L1 traffic than the weights themselves, which capped Q4_K
+// at ~42% of copy bandwidth however many warps ran. So each CTA first copies the activation
+// columns (up to kXStageMax bytes) into shared memory with contiguous cp.async, and lanes read
+// them there (stride 9 words: conflict-free). Larger activations and N > 2 (where R = 4 rows
+// share each load) read global memory.
 constexpr int kSmemPerSm = 216 * 1024;  // dynamic shared memory planned per SM (of 227 KB)
-KILN_HD constexpr int ctas_per_sm(int tt) { return tt == int(DType::Q8_0) ? 2 : 4; }
+constexpr int kXStageMax = 16 * 1024;   // activation stage per CTA (N <= 2): K up to ~14k at N = 1
+template <int N>
+KILN_HD constexpr bool x_stage_capable() { return N <= 2; }
+template <int TT, int N>
+KILN_HD constexpr int ctas_per_sm() { return N > 4 ? 3 : 4; }
 template <int TT, int N>
 KILN_HD constexpr int ring_stages() {
-  const int s = kSmemPerSm / (ctas_per_sm(TT) * kWarps * rows_per_warp<N>() * row_buf_of(TT));
+  const int budget = kSmemPerSm - ctas_per_sm<TT, N>() * (x_stage_capable<N>() ? kXStageMax : 0);
+  const int s = budget / (ctas_per_sm<TT, N>() * kWarps * rows_per_warp<N>() * row_buf_of(TT));
   return s < 3 ? 3 : (s > 16 ? 16 : s);
 }
+// Bytes of one activation column in the stage: the column's blocks plus the misalignment of its
+// start (columns are K/32 * 36 bytes apart, so a column may start 4, 8 or 12 bytes into a
+// 16-byte segment), in whole 16-byte segments.
+inline int64_t x_stage_col_bytes(int64_t units) { return ((units * 36 + 15) / 16 + 1) * 16; }
 
 // Issues the asynchronous copy of chunk c of rows row0..row0+R-1 into one ring stage: aligned
 // 16-byte segments covering each row's chunk; bytes past the end of the matrix are zero-filled.
+// (The kernel is instruction-bound for the 4- and 6-bit formats -- ncu on H100: issue slots 65%
+// busy, ALU the busiest pipe -- so the per-segment work is 32-bit: one 64-bit distance to the
+// matrix end per row, then offsets.)
 template <int R>
-__device__ __forceinline__ void issue_chunk(const Mat& m, int64_t row0, int64_t c, int bpc, int bb, int len,
-                                            uint8_t* stage, int rowbuf, int lane) {
+__device__ __forceinline__ void issue_chunk(const Mat& m, int64_t row0, int c, int cb, int len, uint8_t* stage,
+                                            int rowbuf, int lane) {
+  const uint8_t* g0 = m.data + row0 * m.row_bytes + c * cb;  // c * cb < row_bytes
 #pragma unroll
   for (int r = 0; r < R; ++r) {
-    const int64_t row = row0 + r;
-    if (row >= m.M) continue;
-    const uint8_t* g = m.data + row * m.row_bytes + c * int64_t(bpc) * bb;
-    const uint8_t* a0 = reinterpret_cast<const uint8_t*>(reinterpret_cast<uintptr_t>(g) & ~uintptr_t(15));
-    const int nseg = (int(g - a0) + len + 15) >> 4;
+    if (row0 + r >= m.M) break;
+    const uint8_t* g = g0 + r * m.row_bytes;
+    const int mis = int(reinterpret_cast<uintptr_t>(g) & 15);
+    const uint8_t* a0 = g - mis;
+    const int nseg = (mis + len + 15) >> 4;
+    const int64_t left64 = m.end - a0;  // only the matrix's last row can end inside a segment
+    const int left = left64 < (int64_t(1) << 30) ? int(left64) : (1 << 30);
     for (int i = lane; i < nseg; i += 32) {
-      const uint8_t* src = a0 + 16 * i;
-      const int64_t left = m.end - src;
-      cp_async16(stage + r * rowbuf + 16 * i, src, left >= 16 ? 16 : int(left));
+      const int l = left - 16 * i;
+      cp_async16(stage + r * rowbuf + 16 * i, a0 + 16 * i, l >= 16 ? 16 : l);
     }
   }
 }
 
 template <int TT, int N>
-__global__ void __launch_bounds__(kThreads) gemm_n_q8_1_kernel(const __grid_constant__ Params p) {
+__global__ void __launch_bounds__(kThreads, TT == kAnyType ? 1 : ctas_per_sm<TT, N>())
+    gemm_n_q8_1_kernel(const __grid_constant__ Params p) {
   constexpr int R = rows_per_warp<N>();
   constexpr int kStages = ring_stages<TT, N>();  // chunks per warp in the cp.async ring (kStages - 1 in flight)
   extern __shared__ __align__(16) uint8_t qsmem[];
@@ -198,11 +223,27 @@ __global__ void __launch_bounds__(kThreads) gemm_n_q8_1_kernel(const __grid_cons
   const int upb = type == DType::Q8_0 ? 1 : 8;  // units per block
   const int bb = type == DType::Q8_0 ? 34 : (type == DType::Q4_K ? 144 : 210);
   const int bpc = plan::kLanes / upb;           // blocks per chunk
-  const int64_t blocks_per_row = p.units / upb;
+  const int blocks_per_row = int(p.units / upb);
+  const int cb = bpc * bb;  // bytes per full chunk
   const int nchunks = int((p.units + plan::kLanes - 1) / plan::kLanes);
   const BlockQ8_1* x = static_cast<const BlockQ8_1*>(p.x);
   const int rowbuf = p.rowbuf;
   uint8_t* ring = qsmem + size_t(warp) * kStages * R * rowbuf;
+  const bool xs_on = x_stage_capable<N>() && p.x_stage;
+  uint8_t* xstage = qsmem + size_t(kWarps) * kStages * R * rowbuf;
+  if (xs_on) {  // the activation columns, copied by the whole CTA (group committed before the ring's)
+    for (int n = 0; n < N; ++n) {
+      const uint8_t* col = reinterpret_cast<const uint8_t*>(x + int64_t(n) * p.x_stride);
+      const uint8_t* cend = col + p.units * 36;
+      const uint8_t* a0 = reinterpret_cast<const uint8_t*>(reinterpret_cast<uintptr_t>(col) & ~uintptr_t(15));
+      const int nseg = int((cend - a0 + 15) >> 4);
+      for (int i = threadIdx.x; i < nseg; i += kThreads) {
+        const uint8_t* src = a0 + 16 * i;
+        cp_async16(xstage + n * p.x_col_bytes + 16 * i, src, cend - src >= 16 ? 16 : int(cend - src));
+      }
+    }
+    cp_async_commit();
+  }
 
   // This slot's row groups [g_begin, g_end) and this warp's chunks of each: ws, ws + S, ...
   const int64_t G = (m.M + R - 1) / R;
@@ -210,9 +251,9 @@ __global__ void __launch_bounds__(kThreads) gemm_n_q8_1_kernel(const __grid_cons
   const int64_t z = int64_t(blockIdx.x - m.cta_begin) * slots + slot;
   const int64_t g_begin = z * G / Z, g_end = (z + 1) * G / Z;
   const int J = (nchunks - ws + S - 1) / S;  // >= 1: gemm_n_split keeps S <= nchunks
-  auto chunk_len = [&](int64_t c) {
-    const int64_t left = blocks_per_row - c * bpc;
-    return int(left < bpc ? left : bpc) * bb;
+  auto chunk_len = [&](int c) {
+    const int left = blocks_per_row - c * bpc;
+    return (left < bpc ? left : bpc) * bb;
   };
 
   // Prefetch cursor (row group, chunk index within the warp's J), kStages - 1 tasks ahead.
@@ -220,18 +261,25 @@ __global__ void __launch_bounds__(kThreads) gemm_n_q8_1_kernel(const __grid_cons
   int pj = 0;
   auto issue_next = [&](int stage) {
     if (pg < g_end) {
-      const int64_t c = ws + int64_t(pj) * S;
-      issue_chunk<R>(m, pg * R, c, bpc, bb, chunk_len(c), ring + size_t(stage) * R * rowbuf, rowbuf, lane);
+      const int c = ws + pj * S;
+      issue_chunk<R>(m, pg * R, c, cb, chunk_len(c), ring + size_t(stage) * R * rowbuf, rowbuf, lane);
       if (++pj == J) pj = 0, ++pg;
     }
     cp_async_commit();  // possibly empty: keeps one group per task for wait_group
   };
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) issue_next(s);
+  if (xs_on) {  // the stage's group is older than the kStages - 1 ring groups just committed
+    cp_async_wait<kStages - 1>();
+    __syncthreads();
+  }
 
   int stage = 0;  // ring stage of the task being computed
   for (int64_t g = g_begin; g < g_end; ++g) {
     const int64_t row0 = g * R;
+    uint32_t base_lo[R];  // low address bits of each row start: staging offsets are (base + c * cb) & 15
+#pragma unroll
+    for (int r = 0; r < R; ++r) base_lo[r] = uint32_t(reinterpret_cast<uintptr_t>(m.data + (row0 + r) * m.row_bytes));
     float acc[R][N];
 #pragma unroll
     for (int r = 0; r < R; ++r)
@@ -241,11 +289,11 @@ __global__ void __launch_bounds__(kThreads) gemm_n_q8_1_kernel(const __grid_cons
       issue_next(stage == 0 ? kStages - 1 : stage - 1);  // the stage freed by the previous task
       cp_async_wait<kStages - 1>();
       __syncwarp();
-      const int64_t c = ws + int64_t(j) * S;
+      const int c = ws + j * S;
       const uint8_t* buf = ring + size_t(stage) * R * rowbuf;
       const int nunits = (chunk_len(c) / bb) * upb;
       if (lane < nunits) {
-        const int64_t ug = c * plan::kLanes + lane;
+        const int ug = c * plan::kLanes + lane;
         uint32_t wq[R][8];
         float f0[R], f1[R];
         int i0[R], i1[R];
@@ -259,25 +307,25 @@ __global__ void __launch_bounds__(kThreads) gemm_n_q8_1_kernel(const __grid_cons
             continue;
           }
           const uint8_t* b = buf + r * rowbuf;
-          const int off = int(reinterpret_cast<uintptr_t>(m.data + (row0 + r) * m.row_bytes + c * int64_t(bpc) * bb) & 15);
+          const int off = int((base_lo[r] + uint32_t(c * cb)) & 15u);
           if (type == DType::Q8_0) {
             const int bo = off + 34 * lane;
             f0[r] = h2f(lds_u16(b, bo));
             lds_words<8>(b, bo + 2, wq[r]);
           } else if (type == DType::Q4_K) {
             const int bo = off + 144 * (lane >> 3), j8 = lane & 7;
-            uint32_t sw[3], q[8];
+            uint32_t sw[3], q[8], dd;
             if (off == 0) {  // 144-byte blocks keep 16-byte alignment: plain word and vector reads
               const uint32_t* w32 = reinterpret_cast<const uint32_t*>(b + bo);
-              sw[0] = w32[1], sw[1] = w32[2], sw[2] = w32[3];
+              dd = w32[0], sw[0] = w32[1], sw[1] = w32[2], sw[2] = w32[3];
               const uint4* qv = reinterpret_cast<const uint4*>(b + bo + 16 + 32 * (j8 >> 1));
               const uint4 qa = qv[0], qb = qv[1];
               q[0] = qa.x, q[1] = qa.y, q[2] = qa.z, q[3] = qa.w, q[4] = qb.x, q[5] = qb.y, q[6] = qb.z, q[7] = qb.w;
             } else {
+              dd = lds_u16(b, bo) | (lds_u16(b, bo + 2) << 16);
               lds_words<3>(b, bo + 4, sw);
               lds_words<8>(b, bo + 16 + 32 * (j8 >> 1), q);
             }
-            const uint32_t dd = lds_u16(b, bo) | (lds_u16(b, bo + 2) << 16);
             const float d = h2f(dd & 0xffffu), dmin = h2f(dd >> 16);
             // The 6-bit scale and min of sub-block j8 (the packing q4k_scale_min documents).
             const int sh8 = 8 * (j8 & 3);
@@ -313,12 +361,21 @@ __global__ void __launch_bounds__(kThreads) gemm_n_q8_1_kernel(const __grid_cons
 #pragma unroll
         for (int n = 0; n < N; ++n) {
           const BlockQ8_1* xb = x + int64_t(n) * p.x_stride + ug;
-          const int* xw = reinterpret_cast<const int*>(xb);  // 36-byte blocks: 4-byte aligned only
-          const uint32_t ds = uint32_t(__ldg(xw));
-          const float dx = h2f(ds & 0xffffu), sx = h2f(ds >> 16);
+          uint32_t ds;
           int xq[8];
+          if (xs_on) {
+            const int xo = int(reinterpret_cast<uintptr_t>(x + int64_t(n) * p.x_stride) & 15);
+            const uint32_t* xw = reinterpret_cast<const uint32_t*>(xstage + n * p.x_col_bytes + xo) + 9 * ug;
+            ds = xw[0];
 #pragma unroll
-          for (int i = 0; i < 8; ++i) xq[i] = __ldg(xw + 1 + i);
+            for (int i = 0; i < 8; ++i) xq[i] = int(xw[1 + i]);
+          } else {
+            const int* xw = reinterpret_cast<const int*>(xb);  // 36-byte blocks: 4-byte aligned only
+            ds = uint32_t(__ldg(xw));
+#pragma unroll
+            for (int i = 0; i < 8; ++i) xq[i] = __ldg(xw + 1 + i);
+          }
+          const float dx = h2f(ds & 0xffffu), sx = h2f(ds >> 16);
 #pragma unroll
           for (int r = 0; r < R; ++r) {
             if (row0 + r >= m.M) continue;
@@ -508,20 +565,23 @@ void launch_q(Params q, cudaStream_t s) {
   constexpr int R = rows_per_warp<NC>();
   constexpr int kStages = ring_stages<TT, NC>();
   auto kernel = gemm_n_q8_1_kernel<TT, NC>;
-  constexpr int max_smem = kWarps * kStages * R * row_buf_of(TT);
+  constexpr int max_smem = kWarps * kStages * R * row_buf_of(TT) + (x_stage_capable<NC>() ? kXStageMax : 0);
   static const bool configured = [&] {  // once per instantiation (not a stream operation)
     KILN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, max_smem));
     return true;
   }();
   (void)configured;
-  const int smem = kWarps * kStages * R * q.rowbuf;
+  const int64_t xcol = x_stage_col_bytes(q.units);
+  q.x_stage = x_stage_capable<NC>() && NC * xcol <= kXStageMax;
+  q.x_col_bytes = q.x_stage ? int(xcol) : 0;
+  const int smem = kWarps * kStages * R * q.rowbuf + NC * q.x_col_bytes;
   if (smem > max_smem) fail("gemm_n: internal: staging buffer exceeds the configured shared memory");
   static const int occ = [&] {
     int o = 0;
     KILN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o, kernel, kThreads, size_t(max_smem)));
     return std::max(o, 1);
   }();
-  const int64_t budget = int64_t(sm_count()) * std::min(occ, ctas_per_sm(TT));
+  const int64_t budget = int64_t(sm_count()) * std::min(occ, ctas_per_sm<TT, NC>());
   int64_t want[kGemmNMaxMats], bytes[kGemmNMaxMats], total_want = 0, total_bytes = 0;
   for (int i = 0; i < q.count; ++i) {
     const Mat& m = q.mats[i];

@@ -300,6 +300,8 @@ TEST(GpuGemmN, IntegerPathBitExactAcrossShapesAndN) {
       {DType::Q8_0, 1029, 1056}, {DType::Q8_0, 2049, 4096}, {DType::Q8_0, 6150, 512}, {DType::Q4_K, 1, 256},
       {DType::Q4_K, 37, 512},   {DType::Q4_K, 259, 2560},  {DType::Q4_K, 1537, 4096}, {DType::Q4_K, 6147, 768},
       {DType::Q6_K, 3, 256},    {DType::Q6_K, 77, 2560},   {DType::Q6_K, 1030, 1280}, {DType::Q6_K, 6145, 512},
+      // Activations too large for the shared-memory stage (N = 1 and/or N = 2 read global memory).
+      {DType::Q8_0, 67, 16384}, {DType::Q4_K, 45, 8192},   {DType::Q6_K, 29, 15360},
   };
   for (const Shape& sh : shapes) {
     const int64_t Nmax = 8;
