@@ -5,9 +5,10 @@
 #
 #   bash ci/gpu-suite.sh                 # probe + gpu tests + benchmarks
 #   bash ci/gpu-suite.sh --sanitize      # gpu tests under compute-sanitizer memcheck + racecheck
-#                                        # + initcheck (each initcheck run capped by
-#                                        # KILN_INITCHECK_TIMEOUT s, default 300: slower tests are
-#                                        # reported as skipped, not failed)
+#                                        # + initcheck (each run capped by KILN_SANITIZE_TIMEOUT s,
+#                                        # default 900, initcheck by KILN_INITCHECK_TIMEOUT, default
+#                                        # 300: slower runs are reported as skipped, not failed;
+#                                        # KILN_SANITIZE_TESTS='gemm_n|runner' picks test binaries)
 #   KILN_BENCH_FILTER='gemm_n' bash ci/gpu-suite.sh --bench-only
 # Logs go to $OUT (or /tmp/kiln-gpu). The external parity set is read from ../shared/parity, or
 # from .parity/ in the checkout (copy it there to carry it to a remote GPU machine).
@@ -48,15 +49,16 @@ if [ "$mode" = sanitize ]; then
   san_tools="${KILN_SANITIZE_TOOLS:-memcheck racecheck initcheck}"
   for t in build-gpu/tests/*_test; do
     n=$(basename "$t")
+    [[ "$n" =~ ${KILN_SANITIZE_TESTS:-.} ]] || continue
     "$t" --gtest_list_tests --gtest_filter='*Gpu*' 2>/dev/null | grep -q '^  ' || continue
     for tool in $san_tools; do
-      limit=0
+      limit="${KILN_SANITIZE_TIMEOUT:-900}"
       [ "$tool" = initcheck ] && limit="${KILN_INITCHECK_TIMEOUT:-300}"
       ts=$(date +%s)
       timeout "$limit" compute-sanitizer --tool "$tool" --error-exitcode 99 "$t" --gtest_filter='*Gpu*' \
         >"$LOG/sanitize-$n-$tool.txt" 2>&1
       rc=$?
-      errs=$(grep -Eo "ERROR SUMMARY: [0-9]+" "$LOG/sanitize-$n-$tool.txt" | tail -1)
+      errs=$(grep -Eo "(ERROR|RACECHECK) SUMMARY: [^(]*" "$LOG/sanitize-$n-$tool.txt" | tail -1)
       if [ $rc -eq 124 ]; then
         echo "sanitize $n $tool: skipped (over ${limit} s)"
         continue

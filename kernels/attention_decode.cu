@@ -387,17 +387,9 @@ __global__ void __launch_bounds__(256)
   for (int s = 0; s < S; ++s) L = L + lv[s] * f[s];
   const float* po = part_o + int64_t(h) * S * hd;
   for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-    float O = 0.f;
-    int s = 0;
-    for (; s + 4 <= S; s += 4) {
-      const float o0 = po[int64_t(s) * hd + d], o1 = po[int64_t(s + 1) * hd + d];
-      const float o2 = po[int64_t(s + 2) * hd + d], o3 = po[int64_t(s + 3) * hd + d];
-      O = O + o0 * f[s];
-      O = O + o1 * f[s + 1];
-      O = O + o2 * f[s + 2];
-      O = O + o3 * f[s + 3];
-    }
-    for (; s < S; ++s) O = O + po[int64_t(s) * hd + d] * f[s];
+    float O = 0.f;  // in split order (bit-exact vs ref::attention_decode_split)
+#pragma unroll 4
+    for (int s = 0; s < S; ++s) O = O + po[int64_t(s) * hd + d] * f[s];
     out[int64_t(h) * hd + d] = O / L;
   }
 }
