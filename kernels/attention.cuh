@@ -51,8 +51,9 @@
 //
 // Measured (H200, copy 4227 GB/s, bench/attention_bench.cpp): decode at context 32768 reaches
 // 39% of copy bandwidth (Qwen3 shape, Registers, 66 splits) / 44% (SharedRing, 33 splits), 22-25%
-// for head_dim 512 -- below the 80% target; prefill reaches 135 TFLOP/s (15% of cuBLAS BF16) at
-// T = 8192, head_dim 128 -- below the 50% target. See the issue report for the analysis.
+// for head_dim 512 -- below the 80% target; prefill reached 135 TFLOP/s (15% of cuBLAS BF16) at
+// T = 8192, head_dim 128 with single FP16 operands (H200) and 108 TFLOP/s (12%, H100) with the
+// hi/lo split that makes it FP32-accurate -- below the 50% target. See the issue report for the analysis.
 #pragma once
 
 #include <cuda_runtime.h>
