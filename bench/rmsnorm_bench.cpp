@@ -14,7 +14,6 @@
 namespace kiln {
 namespace {
 
-using bench::kBatch;  // shared helpers: bench/bench_common.h
 using bench::Rot;
 using bench::timed;
 
