@@ -5,10 +5,12 @@
 #
 #   bash ci/gpu-suite.sh                 # probe + gpu tests + benchmarks
 #   bash ci/gpu-suite.sh --sanitize      # gpu tests under compute-sanitizer memcheck + racecheck
-#                                        # + initcheck (each run capped by KILN_SANITIZE_TIMEOUT s,
-#                                        # default 900, initcheck by KILN_INITCHECK_TIMEOUT, default
-#                                        # 300: slower runs are reported as skipped, not failed;
-#                                        # KILN_SANITIZE_TESTS='gemm_n|runner' picks test binaries)
+#                                        # + initcheck, one process per test, KILN_SANITIZE_JOBS
+#                                        # (default 8) at once; each capped by KILN_SANITIZE_TIMEOUT
+#                                        # s (default 900; initcheck KILN_INITCHECK_TIMEOUT, 600):
+#                                        # slower tests are reported as skipped, not failed;
+#                                        # KILN_SANITIZE_TESTS='gemm_n|runner' picks test binaries,
+#                                        # KILN_SANITIZE_TOOLS='memcheck' picks tools)
 #   KILN_BENCH_FILTER='gemm_n' bash ci/gpu-suite.sh --bench-only
 # Logs go to $OUT (or /tmp/kiln-gpu). The external parity set is read from ../shared/parity, or
 # from .parity/ in the checkout (copy it there to carry it to a remote GPU machine).
@@ -44,29 +46,43 @@ if [ "$mode" = all ] || [ "$mode" = tests ]; then
 fi
 if [ "$mode" = sanitize ]; then
   # memcheck (out-of-bounds / misaligned device accesses, API errors), racecheck (shared-memory
-  # hazards) and initcheck (reads of uninitialized device memory). Binaries without Gpu* tests are
-  # skipped. initcheck is the slowest tool: each run is capped and a timeout is reported, not failed.
+  # hazards) and initcheck (reads of uninitialized device memory). Every Gpu* test runs as its own
+  # compute-sanitizer process, KILN_SANITIZE_JOBS (default 8) at a time: the tools are CPU-bound
+  # and the slowest single test (racecheck of the 32k-token prefill) takes minutes. A test over its
+  # cap is reported as skipped, not failed; any error, hazard or failed test fails the suite.
+  # --nvtx yes: gemm_n_tc declares cuBLAS's output written (initcheck does not see its stores).
   san_tools="${KILN_SANITIZE_TOOLS:-memcheck racecheck initcheck}"
+  export LOG
   for t in build-gpu/tests/*_test; do
     n=$(basename "$t")
     [[ "$n" =~ ${KILN_SANITIZE_TESTS:-.} ]] || continue
-    "$t" --gtest_list_tests --gtest_filter='*Gpu*' 2>/dev/null | grep -q '^  ' || continue
+    # *InvalidOrdinal tests exist to make a CUDA call fail; the sanitizer would count that.
+    tests=$("$t" --gtest_list_tests --gtest_filter='*Gpu*:-*InvalidOrdinal*' 2>/dev/null |
+            awk '/^[^ ]/{s=$1} /^  /{print s $1}')
+    [ -n "$tests" ] || continue
     for tool in $san_tools; do
       limit="${KILN_SANITIZE_TIMEOUT:-900}"
-      [ "$tool" = initcheck ] && limit="${KILN_INITCHECK_TIMEOUT:-300}"
+      [ "$tool" = initcheck ] && limit="${KILN_INITCHECK_TIMEOUT:-600}"
       ts=$(date +%s)
-      # *InvalidOrdinal tests exist to make a CUDA call fail; the sanitizer would count that.
-      timeout "$limit" compute-sanitizer --tool "$tool" --error-exitcode 99 "$t" \
-        --gtest_filter='*Gpu*:-*InvalidOrdinal*' \
-        >"$LOG/sanitize-$n-$tool.txt" 2>&1
-      rc=$?
-      errs=$(grep -Eo "(ERROR|RACECHECK) SUMMARY: [^(]*" "$LOG/sanitize-$n-$tool.txt" | tail -1)
-      if [ $rc -eq 124 ]; then
-        echo "sanitize $n $tool: skipped (over ${limit} s)"
-        continue
-      fi
-      echo "sanitize $n $tool: rc=$rc ${errs:-no summary} ($(( $(date +%s) - ts )) s)"
-      [ $rc -eq 0 ] || status=1
+      printf '%s\n' $tests | xargs -P "${KILN_SANITIZE_JOBS:-8}" -I{} bash -c '
+        f="$LOG/sanitize-$0-$1-$(echo "$3" | tr "/" "_").txt"
+        timeout "$2" compute-sanitizer --tool "$1" --nvtx yes --error-exitcode 99 "$4" --gtest_filter="$3" >"$f" 2>&1
+        echo "$? $3" >>"$f.rc"' "$n" "$tool" "$limit" {} "$t"
+      shopt -s nullglob
+      rcs=("$LOG"/sanitize-"$n"-"$tool"-*.txt.rc)
+      bad=0 skipped=0 errs=0
+      for r in "${rcs[@]}"; do
+        read -r rc name <"$r"
+        log="${r%.rc}"
+        e=$(grep -Eo "(ERROR SUMMARY|RACECHECK SUMMARY): [0-9]+ (error|hazard)" "$log" | grep -Eo "[0-9]+" | head -1)
+        errs=$((errs + ${e:-0}))
+        if [ "$rc" -eq 124 ]; then skipped=$((skipped + 1)); echo "  $n $tool $name: skipped (over ${limit} s)"
+        elif [ "$rc" -ne 0 ]; then bad=$((bad + 1)); echo "  $n $tool $name: rc=$rc ($(grep -E "SUMMARY" "$log" | head -1))"
+        fi
+        rm -f "$r"
+      done
+      echo "sanitize $n $tool: ${#rcs[@]} tests, $bad failed, $skipped skipped, $errs errors ($(( $(date +%s) - ts )) s)"
+      [ "$bad" -eq 0 ] || status=1
     done
   done
 fi

@@ -15,6 +15,7 @@
 
 #include "kernels/attention.cuh"
 #include "kernels/common/device.cuh"
+#include "kernels/common/pdl.cuh"
 #include "kernels/common/math.h"
 
 namespace kiln {
@@ -134,7 +135,7 @@ __global__ void __launch_bounds__(W * 32)
   constexpr int CPR = HD / 8;  // 16-byte chunks per row
   extern __shared__ __align__(16) unsigned char dsm[];
 
-  asm volatile("griddepcontrol.wait;" ::: "memory");  // q / pos / cache come from earlier kernels
+  pdl_wait();  // q / pos / cache come from earlier kernels
   const int s = blockIdx.x, kh = blockIdx.y;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int qp = *pos;
@@ -327,7 +328,7 @@ __global__ void __launch_bounds__(W * 32)
   if constexpr (RING) asm volatile("cp.async.wait_group 0;\n" ::);
 
   // Let the merge kernel's CTAs start launching (they wait for this grid's completion).
-  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+  pdl_trigger();
 
   __syncthreads();  // rings are dead: reuse the shared memory for the warp merge
   float(*sm_acc)[G][HD] = reinterpret_cast<float(*)[G][HD]>(dsm);
@@ -363,9 +364,10 @@ __global__ void __launch_bounds__(W * 32)
 __global__ void __launch_bounds__(256)
     attn_decode_merge_kernel(const float* __restrict__ part_o, const float2* __restrict__ part_ml,
                              int S, int hd, float* __restrict__ out) {
-  extern __shared__ float sm[];  // f[S], l[S]
+  extern __shared__ float sm[];  // f[S], l[S], 4 floats of slack (see attention_decode)
   __shared__ float red[8];
-  asm volatile("griddepcontrol.wait;" ::: "memory");
+  pdl_trigger();  // the next kernel (the output projection) may start streaming its weights
+  pdl_wait();
   const int h = blockIdx.x;
   const float2* ml = part_ml + int64_t(h) * S;
   float M = neg_inf();
@@ -394,20 +396,6 @@ __global__ void __launch_bounds__(256)
   }
 }
 
-template <class K, class... Args>
-void launch_pdl(K kernel, dim3 grid, dim3 block, size_t smem, cudaStream_t s, Args... args) {
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = grid;
-  cfg.blockDim = block;
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = s;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = 1;
-  KILN_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, args...));
-}
 
 // Resolves (hd, G, loads) to the kernel instantiation and its shared-memory size.
 struct SplitKernel {
@@ -520,7 +508,11 @@ void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
                                       (size_t(n_head) * n_splits * sizeof(float2) + 255) / 256 * 256);
   k.launch(dim3{unsigned(n_splits), unsigned(n_head_kv)}, s, q, k_cache, v_cache, int(cap),
            n_head_kv, scale, window, pos, n_splits, po, pml);
-  const size_t smem = size_t(2) * n_splits * sizeof(float);
+  // f[S], l[S] and 4 floats of slack: for the remainder of the unrolled O loop nvcc reads f[s..s+3]
+  // with one LDS.128 even when fewer than 4 splits are left (SASS of sm_90, CUDA 13.0), so without
+  // the slack the read runs past the allocation (compute-sanitizer memcheck: 12-byte out-of-bounds
+  // reads at S = 1). The surplus values are loaded and discarded.
+  const size_t smem = (size_t(2) * n_splits + 4) * sizeof(float);
   if (smem > 48 * 1024) {
     KILN_CUDA_CHECK(cudaFuncSetAttribute(attn_decode_merge_kernel,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));

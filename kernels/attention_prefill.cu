@@ -29,6 +29,7 @@
 
 #include "kernels/attention.cuh"
 #include "kernels/common/device.cuh"
+#include "kernels/common/pdl.cuh"
 
 namespace kiln {
 namespace {
@@ -122,7 +123,8 @@ __global__ void __launch_bounds__(kWarps * 32, (Cfg<HD, DV, BC>::MIN_BLOCKS))
   unsigned char* const q_smem = smem + C::Q_OFFSET;
   unsigned char* const qlo_smem = smem + C::QLO_OFFSET;
 
-  asm volatile("griddepcontrol.wait;" ::: "memory");
+  pdl_trigger();
+  pdl_wait();
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
   const int n_qt = int(gridDim.x);
   const int qt = n_qt - 1 - int(blockIdx.x);  // heaviest (latest) row tiles first
@@ -345,18 +347,8 @@ void launch_prefill(const float* q, int64_t q_stride, int T, const int32_t* pos,
     return true;
   }();
   (void)attr_set;
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(unsigned((T + BR - 1) / BR), unsigned(n_head), unsigned(HD / DV));
-  cfg.blockDim = dim3(kWarps * 32);
-  cfg.dynamicSmemBytes = C::SMEM;
-  cfg.stream = s;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = 1;
-  KILN_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, q, q_stride, T, pos, kc, vc, cap, n_head,
-                                     n_head_kv, scale_log2, window, out));
+  launch_pdl(kernel, dim3(unsigned((T + BR - 1) / BR), unsigned(n_head), unsigned(HD / DV)), dim3(kWarps * 32),
+             size_t(C::SMEM), s, q, q_stride, T, pos, kc, vc, cap, n_head, n_head_kv, scale_log2, window, out);
 }
 
 }  // namespace

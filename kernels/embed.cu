@@ -1,6 +1,7 @@
 #include "kernels/embed.cuh"
 
 #include "kernels/common/device.cuh"
+#include "kernels/common/pdl.cuh"
 #include "kernels/rmsnorm.cuh"
 
 namespace kiln {
@@ -13,6 +14,8 @@ constexpr int kGatherThreads = 256;
 
 // Plain gather: grid (chunk blocks, tokens); thread = 4 consecutive elements.
 __global__ void __launch_bounds__(kGatherThreads) embed_gather_kernel(EmbedOp op, size_t rb) {
+  pdl_trigger();
+  pdl_wait();  // every input may come from the previous kernel
   const int64_t t = blockIdx.y;
   const int64_t i0 = 4 * (int64_t(blockIdx.x) * kGatherThreads + threadIdx.x);
   if (i0 >= op.n) return;
@@ -36,6 +39,8 @@ __global__ void __launch_bounds__(kGatherThreads) embed_gather_kernel(EmbedOp op
 // Fused: one 256-thread block per token (canonical W = 8 norm order).
 template <int C>
 __global__ void __launch_bounds__(kRowThreads) embed_norm_kernel(EmbedOp op, size_t rb) {
+  pdl_trigger();
+  pdl_wait();  // every input may come from the previous kernel
   __shared__ float red[kRowThreads / 32];
   const int tid = threadIdx.x;
   const int64_t t = blockIdx.x, n = op.n, nc = (n + 3) / 4;
@@ -77,20 +82,20 @@ void embed(const EmbedOp& op, cudaStream_t stream) {
   if (!fused) {
     KILN_REQUIRE(op.n_tokens <= 65535, "embed: n_tokens=", op.n_tokens, " > 65535 per launch");
     const dim3 grid(unsigned((op.n + 4 * kGatherThreads - 1) / (4 * kGatherThreads)), unsigned(op.n_tokens));
-    embed_gather_kernel<<<grid, kGatherThreads, 0, stream>>>(op, rb);
+    launch_pdl(embed_gather_kernel, dim3(grid), dim3(kGatherThreads), 0, stream, op, rb);
   } else {
     const int64_t cpt = ((op.n + 3) / 4 + kRowThreads - 1) / kRowThreads;
     const dim3 grid(unsigned(op.n_tokens));
     if (cpt <= 1)
-      embed_norm_kernel<1><<<grid, kRowThreads, 0, stream>>>(op, rb);
+      launch_pdl(embed_norm_kernel<1>, dim3(grid), dim3(kRowThreads), 0, stream, op, rb);
     else if (cpt <= 2)
-      embed_norm_kernel<2><<<grid, kRowThreads, 0, stream>>>(op, rb);
+      launch_pdl(embed_norm_kernel<2>, dim3(grid), dim3(kRowThreads), 0, stream, op, rb);
     else if (cpt <= 4)
-      embed_norm_kernel<4><<<grid, kRowThreads, 0, stream>>>(op, rb);
+      launch_pdl(embed_norm_kernel<4>, dim3(grid), dim3(kRowThreads), 0, stream, op, rb);
     else if (cpt <= 8)
-      embed_norm_kernel<8><<<grid, kRowThreads, 0, stream>>>(op, rb);
+      launch_pdl(embed_norm_kernel<8>, dim3(grid), dim3(kRowThreads), 0, stream, op, rb);
     else
-      embed_norm_kernel<16><<<grid, kRowThreads, 0, stream>>>(op, rb);
+      launch_pdl(embed_norm_kernel<16>, dim3(grid), dim3(kRowThreads), 0, stream, op, rb);
   }
   KILN_CUDA_CHECK_LAUNCH();
 }

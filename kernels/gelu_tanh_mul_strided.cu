@@ -1,6 +1,7 @@
 #include "kernels/gelu_tanh_mul_strided.cuh"
 
 #include "kernels/common/device.cuh"
+#include "kernels/common/pdl.cuh"
 #include "kernels/common/math.h"
 #include "kernels/rmsnorm.cuh"
 
@@ -20,6 +21,8 @@ __device__ __forceinline__ float act(float x) {
 // consecutive threads form one Q8_1 block.
 template <GatedAct A, bool VEC>
 __global__ void __launch_bounds__(kThreads) glu_chunk_kernel(GatedMulOp op) {
+  pdl_trigger();
+  pdl_wait();  // every input may come from the previous kernel
   const int64_t nc = op.n / 4;
   const int64_t g = int64_t(blockIdx.x) * kThreads + threadIdx.x;
   const bool active = g < op.n_tokens * nc;
@@ -37,6 +40,8 @@ __global__ void __launch_bounds__(kThreads) glu_chunk_kernel(GatedMulOp op) {
 // Element path (any n, no Q8_1).
 template <GatedAct A>
 __global__ void __launch_bounds__(kThreads) glu_elem_kernel(GatedMulOp op) {
+  pdl_trigger();
+  pdl_wait();  // every input may come from the previous kernel
   const int64_t g = int64_t(blockIdx.x) * kThreads + threadIdx.x;
   if (g >= op.n_tokens * op.n) return;
   const int64_t t = g / op.n, i = g % op.n;
@@ -52,12 +57,12 @@ void launch(const GatedMulOp& op, cudaStream_t s) {
     const int64_t threads = op.n_tokens * (op.n / 4);
     const dim3 grid(unsigned((threads + kThreads - 1) / kThreads));
     if (vec)
-      glu_chunk_kernel<A, true><<<grid, kThreads, 0, s>>>(op);
+      launch_pdl(glu_chunk_kernel<A, true>, dim3(grid), dim3(kThreads), 0, s, op);
     else
-      glu_chunk_kernel<A, false><<<grid, kThreads, 0, s>>>(op);
+      launch_pdl(glu_chunk_kernel<A, false>, dim3(grid), dim3(kThreads), 0, s, op);
   } else {
     const int64_t threads = op.n_tokens * op.n;
-    glu_elem_kernel<A><<<unsigned((threads + kThreads - 1) / kThreads), kThreads, 0, s>>>(op);
+    launch_pdl(glu_elem_kernel<A>, dim3(unsigned((threads + kThreads - 1) / kThreads)), dim3(kThreads), 0, s, op);
   }
 }
 }  // namespace

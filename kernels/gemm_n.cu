@@ -7,6 +7,7 @@
 #include <atomic>
 
 #include "kernels/common/device.cuh"
+#include "kernels/common/pdl.cuh"
 #include "kernels/common/error.h"
 #include "kernels/gemm_n_plan.h"
 
@@ -38,7 +39,8 @@ struct Params {
   int count;
   const void* x;  // BlockQ8_1* (integer path) or float* (float path)
   int64_t K;
-  int64_t units;   // units per row
+  int64_t units;   // float path: units per row
+  int64_t xblocks;  // integer path: Q8_1 blocks per activation column (K / 32)
   int64_t x_stride;  // elements (float) or blocks (Q8_1) between columns
   int add;
   int vec;  // float path: 16-byte vector loads allowed
@@ -139,17 +141,20 @@ __device__ __forceinline__ void named_barrier(int id, int threads) {
 
 constexpr int kAnyType = -1;  // kernel template argument: weight type read per matrix at run time
 
-// Rows per warp: 2 for N <= 2 (smaller row groups balance better and halve the ring), 4 above
-// (activation columns are reused across more rows).
-template <int N>
-KILN_HD constexpr int rows_per_warp() { return N <= 2 ? 2 : 4; }
+// Rows per warp: 2 for small N (smaller row groups balance better and halve the ring), 4 above
+// (activation columns are reused across more rows). The K-quants hold 16 quant words per row
+// (two slices), so they stay at 2 rows up to N = 4, where 4 rows spill under 128 registers.
+template <int TT, int N>
+KILN_HD constexpr int rows_per_warp() { return N <= (TT == int(DType::Q8_0) ? 2 : 4) ? 2 : 4; }
 
 // Staging bytes per row and ring stage: one chunk (32 units) + up to 15 bytes of misalignment
 // rounded up to whole 16-byte segments + one padding word for the unaligned reads, rounded up to
 // 16 bytes so every row of every stage is a valid cp.async destination.
-KILN_HD constexpr int chunk_bytes(DType t) { return t == DType::Q8_0 ? 32 * 34 : (t == DType::Q4_K ? 4 * 144 : 4 * 210); }
+// A chunk is 32 units: 32 Q8_0 blocks, 8 Q4_K or Q6_K super-blocks (gemm_n_plan.h step 1).
+KILN_HD constexpr int chunk_bytes(DType t) { return t == DType::Q8_0 ? 32 * 34 : (t == DType::Q4_K ? 8 * 144 : 8 * 210); }
 KILN_HD constexpr int row_buf(DType t) { return (chunk_bytes(t) + 32 + 15) / 16 * 16; }
-constexpr int kMaxRowBuf = row_buf(DType::Q8_0);
+constexpr int kMaxRowBuf = row_buf(DType::Q6_K);  // the largest of the three
+static_assert(kMaxRowBuf >= row_buf(DType::Q8_0) && kMaxRowBuf >= row_buf(DType::Q4_K), "kMaxRowBuf");
 KILN_HD constexpr int row_buf_of(int tt) { return tt == kAnyType ? kMaxRowBuf : row_buf(DType(tt)); }
 
 // The persistent grid's plan per SM. A warp computes a staged chunk in a chain of dependent
@@ -169,39 +174,39 @@ KILN_HD constexpr int row_buf_of(int tt) { return tt == kAnyType ? kMaxRowBuf : 
 // limit; the 4- and 6-bit paths are instruction-bound (ncu: issue slots 65% busy, ALU busiest).
 constexpr int kSmemPerSm = 216 * 1024;  // dynamic shared memory planned per SM (of 227 KB)
 constexpr int kXStageMax = 16 * 1024;   // activation stage per CTA (N <= 2): K up to ~14k at N = 1
-template <int N>
-KILN_HD constexpr bool x_stage_capable() { return N <= 2; }
+// Q6_K (and mixed launches) skip the stage: its 1.7 KB chunks need the shared memory for ring depth.
+template <int TT, int N>
+KILN_HD constexpr bool x_stage_capable() { return N <= 2 && (TT == int(DType::Q8_0) || TT == int(DType::Q4_K)); }
 template <int TT, int N>
 KILN_HD constexpr int ctas_per_sm() { return N > 4 ? 3 : 4; }
 template <int TT, int N>
 KILN_HD constexpr int ring_stages() {
-  const int budget = kSmemPerSm - ctas_per_sm<TT, N>() * (x_stage_capable<N>() ? kXStageMax : 0);
-  const int s = budget / (ctas_per_sm<TT, N>() * kWarps * rows_per_warp<N>() * row_buf_of(TT));
+  const int budget = kSmemPerSm - ctas_per_sm<TT, N>() * (x_stage_capable<TT, N>() ? kXStageMax : 0);
+  const int s = budget / (ctas_per_sm<TT, N>() * kWarps * rows_per_warp<TT, N>() * row_buf_of(TT));
   return s < 3 ? 3 : (s > 16 ? 16 : s);
 }
 // Bytes of one activation column in the stage: the column's blocks plus the misalignment of its
 // start (columns are K/32 * 36 bytes apart, so a column may start 4, 8 or 12 bytes into a
 // 16-byte segment), in whole 16-byte segments.
-inline int64_t x_stage_col_bytes(int64_t units) { return ((units * 36 + 15) / 16 + 1) * 16; }
+inline int64_t x_stage_col_bytes(int64_t xblocks) { return ((xblocks * 36 + 15) / 16 + 1) * 16; }
 
 // Issues the asynchronous copy of chunk c of rows row0..row0+R-1 into one ring stage: aligned
 // 16-byte segments covering each row's chunk; bytes past the end of the matrix are zero-filled.
 // (The kernel is instruction-bound for the 4- and 6-bit formats -- ncu on H100: issue slots 65%
-// busy, ALU the busiest pipe -- so the per-segment work is 32-bit: one 64-bit distance to the
-// matrix end per row, then offsets.)
+// busy, ALU the busiest pipe -- so the per-segment work is 32-bit: one 64-bit address per chunk,
+// the distance to the matrix end only on its last row, then offsets.)
 template <int R>
 __device__ __forceinline__ void issue_chunk(const Mat& m, int64_t row0, int c, int cb, int len, uint8_t* stage,
                                             int rowbuf, int lane) {
-  const uint8_t* g0 = m.data + row0 * m.row_bytes + c * cb;  // c * cb < row_bytes
+  const uint8_t* g = m.data + row0 * m.row_bytes + c * cb;  // c * cb < row_bytes
 #pragma unroll
-  for (int r = 0; r < R; ++r) {
+  for (int r = 0; r < R; ++r, g += m.row_bytes) {
     if (row0 + r >= m.M) break;
-    const uint8_t* g = g0 + r * m.row_bytes;
     const int mis = int(reinterpret_cast<uintptr_t>(g) & 15);
     const uint8_t* a0 = g - mis;
     const int nseg = (mis + len + 15) >> 4;
-    const int64_t left64 = m.end - a0;  // only the matrix's last row can end inside a segment
-    const int left = left64 < (int64_t(1) << 30) ? int(left64) : (1 << 30);
+    // Rounding up to whole segments reads into the next row, except on the matrix's last row.
+    const int left = row0 + r == m.M - 1 ? int(m.end - a0) : (1 << 30);
     for (int i = lane; i < nseg; i += 32) {
       const int l = left - 16 * i;
       cp_async16(stage + r * rowbuf + 16 * i, a0 + 16 * i, l >= 16 ? 16 : l);
@@ -209,10 +214,106 @@ __device__ __forceinline__ void issue_chunk(const Mat& m, int64_t row0, int c, i
   }
 }
 
+// One lane's unit of one row, decoded from the staged chunk: int8x4 quants of slice 0 in q[0..8)
+// and of slice 1 in q[8..16) (Q8_0: one slice). f: Q8_0 {d}; Q4_K {d*sc, dmin*mn} per slice, as
+// plan::unit_q4_k forms them; Q6_K {d}. sc: Q6_K, the scales of the four 16-element halves.
+// Q6_K quants stay unsigned (0..63): the kernel subtracts 32 * sum(x) per half (same integers).
+struct RowUnit {
+  uint32_t q[16];
+  float f[4];
+  int sc[4];
+};
+
+// b: the row's staged chunk; off: its misalignment (the chunk's global address mod 16).
+__device__ __forceinline__ void load_unit(DType type, const uint8_t* b, int off, int lane, RowUnit& u) {
+  if (type == DType::Q8_0) {
+    const int bo = off + 34 * lane;
+    uint32_t q[8];
+    lds_words<8>(b, bo + 2, q);
+#pragma unroll
+    for (int i = 0; i < 8; ++i) u.q[i] = q[i];
+    u.f[0] = h2f(lds_u16(b, bo));
+    return;
+  }
+  const int j = lane & 3;  // unit of the super-block
+  if (type == DType::Q4_K) {
+    const int bo = off + 144 * (lane >> 2);
+    uint32_t hd[4], q[8];  // header: d, dmin | scales[12]; qs bytes 32j..32j+31
+    if (off == 0) {  // 144-byte blocks keep 16-byte alignment: vector reads
+      const uint4 h = *reinterpret_cast<const uint4*>(b + bo);
+      const uint4* qv = reinterpret_cast<const uint4*>(b + bo + 16 + 32 * j);
+      const uint4 qa = qv[0], qb = qv[1];
+      hd[0] = h.x, hd[1] = h.y, hd[2] = h.z, hd[3] = h.w;
+      q[0] = qa.x, q[1] = qa.y, q[2] = qa.z, q[3] = qa.w, q[4] = qb.x, q[5] = qb.y, q[6] = qb.z, q[7] = qb.w;
+    } else {
+      lds_words<4>(b, bo, hd);
+      lds_words<8>(b, bo + 16 + 32 * j, q);
+    }
+    const float d = h2f(hd[0] & 0xffffu), dmin = h2f(hd[0] >> 16);
+    // Sub-blocks 2j and 2j+1: the 6-bit scale/min packing q4k_scale_min documents.
+#pragma unroll
+    for (int o = 0; o < 2; ++o) {
+      const int sb = 2 * j + o, sh8 = 8 * (sb & 3);
+      int sc, mn;
+      if (sb < 4) {
+        sc = int((hd[1] >> sh8) & 63u);
+        mn = int((hd[2] >> sh8) & 63u);
+      } else {
+        sc = int(((hd[3] >> sh8) & 0x0fu) | (((hd[1] >> sh8) >> 6 & 3u) << 4));
+        mn = int(((hd[3] >> sh8) >> 4 & 0x0fu) | (((hd[2] >> sh8) >> 6 & 3u) << 4));
+      }
+      u.f[2 * o] = d * float(sc);
+      u.f[2 * o + 1] = dmin * float(mn);
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      u.q[i] = q[i] & 0x0f0f0f0fu;
+      u.q[8 + i] = (q[i] >> 4) & 0x0f0f0f0fu;
+    }
+    return;
+  }
+  // Q6_K: half hh, quarters pq and pq + 2 (low/high nibbles of the same ql bytes).
+  const int bo = off + 210 * (lane >> 2), hh = j >> 1, pq = j & 1;
+  uint32_t ql[8], qh[8];
+  lds_words<8>(b, bo + 64 * hh + 32 * pq, ql);
+  lds_words<8>(b, bo + 128 + 32 * hh, qh);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) {
+    const uint32_t h = qh[i] >> (2 * pq);
+    u.q[i] = (ql[i] & 0x0f0f0f0fu) | ((h & 0x03030303u) << 4);
+    u.q[8 + i] = ((ql[i] >> 4) & 0x0f0f0f0fu) | (((h >> 4) & 0x03030303u) << 4);
+  }
+  const int8_t* sc = reinterpret_cast<const int8_t*>(b + bo + 192 + 8 * hh + 2 * pq);
+  u.sc[0] = sc[0], u.sc[1] = sc[1], u.sc[2] = sc[4], u.sc[3] = sc[5];
+  u.f[0] = h2f(lds_u16(b, bo + 208));
+}
+
+// One Q8_1 block of an activation column: from the shared-memory stage (xs) or global memory.
+struct XSlice {
+  int q[8];
+  float d, s;
+};
+__device__ __forceinline__ void load_x(const BlockQ8_1* col, const uint32_t* xs, int slice, XSlice& v) {
+  uint32_t ds;
+  if (xs) {
+    const uint32_t* xw = xs + 9 * slice;
+    ds = xw[0];
+#pragma unroll
+    for (int i = 0; i < 8; ++i) v.q[i] = int(xw[1 + i]);
+  } else {
+    const int* xw = reinterpret_cast<const int*>(col + slice);  // 36-byte blocks: 4-byte aligned only
+    ds = uint32_t(__ldg(xw));
+#pragma unroll
+    for (int i = 0; i < 8; ++i) v.q[i] = __ldg(xw + 1 + i);
+  }
+  v.d = h2f(ds & 0xffffu);
+  v.s = h2f(ds >> 16);
+}
+
 template <int TT, int N>
 __global__ void __launch_bounds__(kThreads, TT == kAnyType ? 1 : ctas_per_sm<TT, N>())
     gemm_n_q8_1_kernel(const __grid_constant__ Params p) {
-  constexpr int R = rows_per_warp<N>();
+  constexpr int R = rows_per_warp<TT, N>();
   constexpr int kStages = ring_stages<TT, N>();  // chunks per warp in the cp.async ring (kStages - 1 in flight)
   extern __shared__ __align__(16) uint8_t qsmem[];
   __shared__ float red[2][kWarps][R][N];  // double-buffered by row-group parity: one barrier per group
@@ -221,31 +322,17 @@ __global__ void __launch_bounds__(kThreads, TT == kAnyType ? 1 : ctas_per_sm<TT,
   const DType type = TT == kAnyType ? DType(m.type) : DType(TT);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   const int S = m.S, slot = warp / S, ws = warp % S, slots = kWarps / S;
-  const int upb = type == DType::Q8_0 ? 1 : 8;  // units per block
+  const int upb = type == DType::Q8_0 ? 1 : 4;  // units per block
   const int bb = type == DType::Q8_0 ? 34 : (type == DType::Q4_K ? 144 : 210);
   const int bpc = plan::kLanes / upb;           // blocks per chunk
-  const int blocks_per_row = int(p.units / upb);
+  const int blocks_per_row = int(p.K / (type == DType::Q8_0 ? 32 : 256));
   const int cb = bpc * bb;  // bytes per full chunk
-  const int nchunks = int((p.units + plan::kLanes - 1) / plan::kLanes);
+  const int nchunks = (blocks_per_row * upb + plan::kLanes - 1) / plan::kLanes;
   const BlockQ8_1* x = static_cast<const BlockQ8_1*>(p.x);
   const int rowbuf = p.rowbuf;
   uint8_t* ring = qsmem + size_t(warp) * kStages * R * rowbuf;
-  const bool xs_on = x_stage_capable<N>() && p.x_stage;
+  const bool xs_on = x_stage_capable<TT, N>() && p.x_stage;
   uint8_t* xstage = qsmem + size_t(kWarps) * kStages * R * rowbuf;
-  if (xs_on) {  // the activation columns, copied by the whole CTA (group committed before the ring's)
-    for (int n = 0; n < N; ++n) {
-      const uint8_t* col = reinterpret_cast<const uint8_t*>(x + int64_t(n) * p.x_stride);
-      const uint8_t* cend = col + p.units * 36;
-      const uint8_t* a0 = reinterpret_cast<const uint8_t*>(reinterpret_cast<uintptr_t>(col) & ~uintptr_t(15));
-      const int nseg = int((cend - a0 + 15) >> 4);
-      for (int i = threadIdx.x; i < nseg; i += kThreads) {
-        const uint8_t* src = a0 + 16 * i;
-        cp_async16(xstage + n * p.x_col_bytes + 16 * i, src, cend - src >= 16 ? 16 : int(cend - src));
-      }
-    }
-    cp_async_commit();
-  }
-
   // This slot's row groups [g_begin, g_end) and this warp's chunks of each: ws, ws + S, ...
   const int64_t G = (m.M + R - 1) / R;
   const int64_t Z = int64_t(m.ctas) * slots;
@@ -268,10 +355,24 @@ __global__ void __launch_bounds__(kThreads, TT == kAnyType ? 1 : ctas_per_sm<TT,
     }
     cp_async_commit();  // possibly empty: keeps one group per task for wait_group
   };
+  // Weights only until pdl_wait(): the ring fills while the previous kernel finishes.
+  pdl_trigger();
 #pragma unroll
   for (int s = 0; s < kStages - 1; ++s) issue_next(s);
-  if (xs_on) {  // the stage's group is older than the kStages - 1 ring groups just committed
-    cp_async_wait<kStages - 1>();
+  pdl_wait();  // activations and the residual (Epilogue::Add) come from earlier kernels
+  if (xs_on) {  // the activation columns, copied by the whole CTA
+    for (int n = 0; n < N; ++n) {
+      const uint8_t* col = reinterpret_cast<const uint8_t*>(x + int64_t(n) * p.x_stride);
+      const uint8_t* cend = col + p.xblocks * 36;
+      const uint8_t* a0 = reinterpret_cast<const uint8_t*>(reinterpret_cast<uintptr_t>(col) & ~uintptr_t(15));
+      const int nseg = int((cend - a0 + 15) >> 4);
+      for (int i = threadIdx.x; i < nseg; i += kThreads) {
+        const uint8_t* src = a0 + 16 * i;
+        cp_async16(xstage + n * p.x_col_bytes + 16 * i, src, cend - src >= 16 ? 16 : int(cend - src));
+      }
+    }
+    cp_async_commit();
+    cp_async_wait<0>();  // (the ring's first stages too: the first task needs them anyway)
     __syncthreads();
   }
 
@@ -294,105 +395,63 @@ __global__ void __launch_bounds__(kThreads, TT == kAnyType ? 1 : ctas_per_sm<TT,
       const uint8_t* buf = ring + size_t(stage) * R * rowbuf;
       const int nunits = (chunk_len(c) / bb) * upb;
       if (lane < nunits) {
-        const int ug = c * plan::kLanes + lane;
-        uint32_t wq[R][8];
-        float f0[R], f1[R];
-        int i0[R], i1[R];
+        const int ug = c * plan::kLanes + lane;  // this lane's unit of the row
+        RowUnit w[R];
 #pragma unroll
         for (int r = 0; r < R; ++r) {
-          f0[r] = f1[r] = 0.f;
-          i0[r] = i1[r] = 0;
           if (row0 + r >= m.M) {
-#pragma unroll
-            for (int i = 0; i < 8; ++i) wq[r][i] = 0;
+            w[r] = RowUnit{};
             continue;
           }
-          const uint8_t* b = buf + r * rowbuf;
           const int off = int((base_lo[r] + uint32_t(c * cb)) & 15u);
-          if (type == DType::Q8_0) {
-            const int bo = off + 34 * lane;
-            f0[r] = h2f(lds_u16(b, bo));
-            lds_words<8>(b, bo + 2, wq[r]);
-          } else if (type == DType::Q4_K) {
-            const int bo = off + 144 * (lane >> 3), j8 = lane & 7;
-            uint32_t sw[3], q[8], dd;
-            if (off == 0) {  // 144-byte blocks keep 16-byte alignment: plain word and vector reads
-              const uint32_t* w32 = reinterpret_cast<const uint32_t*>(b + bo);
-              dd = w32[0], sw[0] = w32[1], sw[1] = w32[2], sw[2] = w32[3];
-              const uint4* qv = reinterpret_cast<const uint4*>(b + bo + 16 + 32 * (j8 >> 1));
-              const uint4 qa = qv[0], qb = qv[1];
-              q[0] = qa.x, q[1] = qa.y, q[2] = qa.z, q[3] = qa.w, q[4] = qb.x, q[5] = qb.y, q[6] = qb.z, q[7] = qb.w;
-            } else {
-              dd = lds_u16(b, bo) | (lds_u16(b, bo + 2) << 16);
-              lds_words<3>(b, bo + 4, sw);
-              lds_words<8>(b, bo + 16 + 32 * (j8 >> 1), q);
-            }
-            const float d = h2f(dd & 0xffffu), dmin = h2f(dd >> 16);
-            // The 6-bit scale and min of sub-block j8 (the packing q4k_scale_min documents).
-            const int sh8 = 8 * (j8 & 3);
-            int sc, mn;
-            if (j8 < 4) {
-              sc = int((sw[0] >> sh8) & 63u);
-              mn = int((sw[1] >> sh8) & 63u);
-            } else {
-              sc = int(((sw[2] >> sh8) & 0x0fu) | (((sw[0] >> sh8) >> 6 & 3u) << 4));
-              mn = int(((sw[2] >> sh8) >> 4 & 0x0fu) | (((sw[1] >> sh8) >> 6 & 3u) << 4));
-            }
-            f0[r] = d * float(sc);
-            f1[r] = dmin * float(mn);
-            const int sh = 4 * (j8 & 1);
-#pragma unroll
-            for (int i = 0; i < 8; ++i) wq[r][i] = (q[i] >> sh) & 0x0f0f0f0fu;
-          } else {  // Q6_K
-            const int bo = off + 210 * (lane >> 3), pp = lane & 7, h = pp >> 2, qt = pp & 3;
-            uint32_t ql[8], qh[8];
-            lds_words<8>(b, bo + 64 * h + 32 * (qt & 1), ql);
-            lds_words<8>(b, bo + 128 + 32 * h, qh);
-            const int shl = (qt < 2) ? 0 : 4, shh = 2 * qt;
-#pragma unroll
-            for (int i = 0; i < 8; ++i) {
-              const uint32_t q6 = ((ql[i] >> shl) & 0x0f0f0f0fu) | (((qh[i] >> shh) & 0x03030303u) << 4);
-              wq[r][i] = __vsub4(q6, 0x20202020u);
-            }
-            i0[r] = int(int8_t(b[bo + 192 + 2 * pp]));
-            i1[r] = int(int8_t(b[bo + 193 + 2 * pp]));
-            f0[r] = h2f(lds_u16(b, bo + 208));
-          }
+          load_unit(type, buf + r * rowbuf, off, lane, w[r]);
         }
+        const int sl0 = int(plan::slice_of(type, ug, 0)), sl1 = int(plan::slice_of(type, ug, 1));
 #pragma unroll
         for (int n = 0; n < N; ++n) {
-          const BlockQ8_1* xb = x + int64_t(n) * p.x_stride + ug;
-          uint32_t ds;
-          int xq[8];
-          if (xs_on) {
-            const int xo = int(reinterpret_cast<uintptr_t>(x + int64_t(n) * p.x_stride) & 15);
-            const uint32_t* xw = reinterpret_cast<const uint32_t*>(xstage + n * p.x_col_bytes + xo) + 9 * ug;
-            ds = xw[0];
+          XSlice x0, x1;
+          const BlockQ8_1* xcol = x + int64_t(n) * p.x_stride;
+          const uint32_t* xs = nullptr;  // the staged column, or null
+          if (xs_on)
+            xs = reinterpret_cast<const uint32_t*>(xstage + n * p.x_col_bytes +
+                                                   (reinterpret_cast<uintptr_t>(xcol) & 15));
+          load_x(xcol, xs, sl0, x0);
+          if (type != DType::Q8_0) load_x(xcol, xs, sl1, x1);
+          int hs[4] = {0, 0, 0, 0};  // Q6_K: sums of the four 16-element halves of x0, x1
+          if (type == DType::Q6_K) {
 #pragma unroll
-            for (int i = 0; i < 8; ++i) xq[i] = int(xw[1 + i]);
-          } else {
-            const int* xw = reinterpret_cast<const int*>(xb);  // 36-byte blocks: 4-byte aligned only
-            ds = uint32_t(__ldg(xw));
-#pragma unroll
-            for (int i = 0; i < 8; ++i) xq[i] = __ldg(xw + 1 + i);
+            for (int i = 0; i < 4; ++i) {
+              hs[0] = __dp4a(0x01010101, x0.q[i], hs[0]);
+              hs[1] = __dp4a(0x01010101, x0.q[4 + i], hs[1]);
+              hs[2] = __dp4a(0x01010101, x1.q[i], hs[2]);
+              hs[3] = __dp4a(0x01010101, x1.q[4 + i], hs[3]);
+            }
           }
-          const float dx = h2f(ds & 0xffffu), sx = h2f(ds >> 16);
 #pragma unroll
           for (int r = 0; r < R; ++r) {
             if (row0 + r >= m.M) continue;
-            int sa = 0, sb2 = 0;
+            int d[4];  // dot products of the four 16-element halves
 #pragma unroll
-            for (int i = 0; i < 4; ++i) sa = __dp4a(int(wq[r][i]), xq[i], sa);
+            for (int h = 0; h < 4; ++h) {
+              d[h] = 0;
+              if (h >= 2 && type == DType::Q8_0) continue;
+              const XSlice& xv = h < 2 ? x0 : x1;
 #pragma unroll
-            for (int i = 4; i < 8; ++i) sb2 = __dp4a(int(wq[r][i]), xq[i], sb2);
-            float cu;
-            if (type == DType::Q8_0)
-              cu = plan::unit_q8_0(f0[r], dx, sa + sb2);
-            else if (type == DType::Q4_K)
-              cu = ((f0[r] * dx) * float(sa + sb2)) - f1[r] * sx;  // == plan::unit_q4_k
-            else
-              cu = plan::unit_q6_k(f0[r], dx, i0[r] * sa + i1[r] * sb2);
-            acc[r][n] = acc[r][n] + cu;
+              for (int i = 0; i < 4; ++i) d[h] = __dp4a(int(w[r].q[4 * h + i]), xv.q[4 * (h & 1) + i], d[h]);
+            }
+            float a = acc[r][n];
+            if (type == DType::Q8_0) {
+              a = a + plan::unit_q8_0(w[r].f[0], x0.d, d[0] + d[1]);
+            } else if (type == DType::Q4_K) {  // == plan::unit_q4_k with f = d*sc, dmin*mn folded per row
+              a = a + (((w[r].f[0] * x0.d) * float(d[0] + d[1])) - w[r].f[1] * x0.s);
+              a = a + (((w[r].f[2] * x1.d) * float(d[2] + d[3])) - w[r].f[3] * x1.s);
+            } else {  // unsigned 6-bit quants: (q - 32) . x = q . x - 32 * sum(x), exact in int
+              a = a + plan::unit_q6_k(w[r].f[0], x0.d,
+                                      w[r].sc[0] * (d[0] - 32 * hs[0]) + w[r].sc[1] * (d[1] - 32 * hs[1]));
+              a = a + plan::unit_q6_k(w[r].f[0], x1.d,
+                                      w[r].sc[2] * (d[2] - 32 * hs[2]) + w[r].sc[3] * (d[3] - 32 * hs[3]));
+            }
+            acc[r][n] = a;
           }
         }
       }
@@ -522,6 +581,8 @@ __device__ __forceinline__ void float_rows(const Params& p, const Mat& m, int64_
 
 template <int N>
 __global__ void __launch_bounds__(kThreads) gemm_n_f_kernel(const __grid_constant__ Params p) {
+  pdl_trigger();
+  pdl_wait();
   __shared__ float red[kWarps][kRows][N];
   const int mi = find_mat(p, blockIdx.x);
   const Mat& m = p.mats[mi];
@@ -563,17 +624,17 @@ int sm_count() {  // of the current device, cached per device (not a stream oper
 // for a matrix than it has slots' worth of row groups.
 template <int TT, int NC>
 void launch_q(Params q, cudaStream_t s) {
-  constexpr int R = rows_per_warp<NC>();
+  constexpr int R = rows_per_warp<TT, NC>();
   constexpr int kStages = ring_stages<TT, NC>();
   auto kernel = gemm_n_q8_1_kernel<TT, NC>;
-  constexpr int max_smem = kWarps * kStages * R * row_buf_of(TT) + (x_stage_capable<NC>() ? kXStageMax : 0);
+  constexpr int max_smem = kWarps * kStages * R * row_buf_of(TT) + (x_stage_capable<TT, NC>() ? kXStageMax : 0);
   static const bool configured = [&] {  // once per instantiation (not a stream operation)
     KILN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, max_smem));
     return true;
   }();
   (void)configured;
-  const int64_t xcol = x_stage_col_bytes(q.units);
-  q.x_stage = x_stage_capable<NC>() && NC * xcol <= kXStageMax;
+  const int64_t xcol = x_stage_col_bytes(q.xblocks);
+  q.x_stage = x_stage_capable<TT, NC>() && NC * xcol <= kXStageMax;
   q.x_col_bytes = q.x_stage ? int(xcol) : 0;
   const int smem = kWarps * kStages * R * q.rowbuf + NC * q.x_col_bytes;
   if (smem > max_smem) fail("gemm_n: internal: staging buffer exceeds the configured shared memory");
@@ -600,7 +661,7 @@ void launch_q(Params q, cudaStream_t s) {
     q.mats[i].ctas = int(c);
     ctas += c;
   }
-  kernel<<<dim3(unsigned(ctas)), dim3(kThreads), size_t(smem), s>>>(q);
+  launch_pdl(kernel, dim3(unsigned(ctas)), dim3(kThreads), size_t(smem), s, q);
 }
 
 template <int NC>
@@ -656,7 +717,8 @@ void launch(bool quant, const GemmNTarget* mats, int count, const XT* x, int64_t
   Params p{};
   p.count = count;
   p.K = K;
-  p.units = plan::units_per_row(mats[0].w.type, K);
+  p.units = quant ? 0 : plan::units_per_row(mats[0].w.type, K);
+  p.xblocks = quant ? K / QK8_1 : 0;
   p.x_stride = quant ? K / QK8_1 : K;
   p.add = ep == Epilogue::Add;
   p.vec = vec;
@@ -689,7 +751,7 @@ void launch(bool quant, const GemmNTarget* mats, int count, const XT* x, int64_t
     if (quant)                                                            \
       launch_q_typed<NC>(q, s);                                           \
     else                                                                  \
-      gemm_n_f_kernel<NC><<<grid, block, 0, s>>>(q);                      \
+      launch_pdl(gemm_n_f_kernel<NC>, grid, block, 0, s, q);              \
     break;
     switch (nc) {
       KILN_GEMM_N_CASE(1)

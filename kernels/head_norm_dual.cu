@@ -1,6 +1,7 @@
 #include "kernels/head_norm_dual.cuh"
 
 #include "kernels/common/device.cuh"
+#include "kernels/common/pdl.cuh"
 #include "kernels/rmsnorm.cuh"
 
 namespace kiln {
@@ -13,6 +14,8 @@ constexpr int kMaxHd = 512;
 
 template <int C, bool VEC, bool ROPE>
 __global__ void __launch_bounds__(kWarps * 32) head_norm_kernel(HeadNormOp op, int nq, int nk, int nv) {
+  pdl_trigger();
+  pdl_wait();  // every input may come from the previous kernel
   __shared__ float4 smem[ROPE ? kWarps : 1][ROPE ? kMaxHd / 4 : 1];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int per_tok = nq + nk + nv;
@@ -98,9 +101,9 @@ void launch(const HeadNormOp& op, bool vec, int nq, int nk, int nv, cudaStream_t
   const int64_t warps = op.n_tokens * (nq + nk + nv);
   const dim3 grid(unsigned((warps + kWarps - 1) / kWarps));
   if (vec)
-    head_norm_kernel<C, true, ROPE><<<grid, kWarps * 32, 0, s>>>(op, nq, nk, nv);
+    launch_pdl(head_norm_kernel<C, true, ROPE>, dim3(grid), dim3(kWarps * 32), 0, s, op, nq, nk, nv);
   else
-    head_norm_kernel<C, false, ROPE><<<grid, kWarps * 32, 0, s>>>(op, nq, nk, nv);
+    launch_pdl(head_norm_kernel<C, false, ROPE>, dim3(grid), dim3(kWarps * 32), 0, s, op, nq, nk, nv);
 }
 template <int C>
 void launch_r(const HeadNormOp& op, bool vec, int nq, int nk, int nv, cudaStream_t s) {

@@ -3,6 +3,7 @@
 
 #include "kernels/attention.cuh"
 #include "kernels/common/device.cuh"
+#include "kernels/common/pdl.cuh"
 
 namespace kiln {
 namespace {
@@ -12,7 +13,8 @@ __global__ void kv_append_kernel(const float* __restrict__ k_new, const float* _
                                  int64_t src_stride, int T, const int32_t* __restrict__ pos,
                                  uint16_t* __restrict__ kc, uint16_t* __restrict__ vc, int64_t cap,
                                  int row_elems) {
-  asm volatile("griddepcontrol.wait;" ::: "memory");
+  pdl_trigger();
+  pdl_wait();
   const int quads = row_elems / 4;
   const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= int64_t(T) * quads) return;
@@ -51,17 +53,8 @@ void kv_append(const float* k_new, const float* v_new, int64_t src_stride, int T
   if (T == 0) return;
   const int64_t n = int64_t(T) * (row_elems / 4);
   const int block = 256;
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(unsigned((n + block - 1) / block));
-  cfg.blockDim = dim3(block);
-  cfg.stream = s;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = 1;
-  KILN_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kv_append_kernel, k_new, v_new, src_stride, T, pos,
-                                     k_cache, v_cache, cap, row_elems));
+  launch_pdl(kv_append_kernel, dim3(unsigned((n + block - 1) / block)), dim3(block), 0, s, k_new, v_new,
+             src_stride, T, pos, k_cache, v_cache, cap, row_elems);
 }
 
 }  // namespace kiln

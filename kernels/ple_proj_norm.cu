@@ -1,6 +1,7 @@
 #include "kernels/ple_proj_norm.cuh"
 
 #include "kernels/common/device.cuh"
+#include "kernels/common/pdl.cuh"
 #include "kernels/embed.cuh"
 #include "kernels/rmsnorm.cuh"
 
@@ -14,6 +15,8 @@ constexpr int kWarps = 8;
 
 template <int C, bool VEC>
 __global__ void __launch_bounds__(kWarps * 32) ple_proj_norm_kernel(PleProjNormOp op) {
+  pdl_trigger();
+  pdl_wait();  // every input may come from the previous kernel
   const int lane = threadIdx.x & 31;
   const int64_t slice = int64_t(blockIdx.x) * kWarps + (threadIdx.x >> 5);
   if (slice >= op.n_tokens * op.n_layers) return;  // whole warp leaves together
@@ -61,9 +64,9 @@ void launch(const PleProjNormOp& op, bool vec, cudaStream_t s) {
   const int64_t slices = op.n_tokens * op.n_layers;
   const dim3 grid(unsigned((slices + kWarps - 1) / kWarps));
   if (vec)
-    ple_proj_norm_kernel<C, true><<<grid, kWarps * 32, 0, s>>>(op);
+    launch_pdl(ple_proj_norm_kernel<C, true>, dim3(grid), dim3(kWarps * 32), 0, s, op);
   else
-    ple_proj_norm_kernel<C, false><<<grid, kWarps * 32, 0, s>>>(op);
+    launch_pdl(ple_proj_norm_kernel<C, false>, dim3(grid), dim3(kWarps * 32), 0, s, op);
 }
 bool a16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15u) == 0; }
 }  // namespace

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "kernels/common/device.cuh"
+#include "kernels/common/pdl.cuh"
 #include "kernels/common/error.h"
 
 namespace kiln {
@@ -11,6 +12,8 @@ namespace {
 
 __global__ void quantize_q8_1_kernel(const float* __restrict__ x, int64_t nblocks, int vec,
                                      BlockQ8_1* __restrict__ out) {
+  pdl_trigger();
+  pdl_wait();  // every input may come from the previous kernel
   const int sub = threadIdx.x & 7;  // 8 threads per block, 4 elements each
   const int64_t stride = int64_t(gridDim.x) * (blockDim.x / 8);
   for (int64_t b = blockIdx.x * int64_t(blockDim.x / 8) + threadIdx.x / 8; b - (threadIdx.x & 31) / 8 < nblocks;
@@ -60,7 +63,7 @@ void quantize_q8_1(const float* x, int64_t rows, int64_t k, BlockQ8_1* out, cuda
   const int vec = (reinterpret_cast<uintptr_t>(x) & 15) == 0;
   constexpr int kThreads = 256;  // 32 blocks per CTA
   const int64_t ctas = std::min<int64_t>((nblocks + 31) / 32, 132 * 16);
-  quantize_q8_1_kernel<<<static_cast<unsigned>(ctas), kThreads, 0, s>>>(x, nblocks, vec, out);
+  launch_pdl(quantize_q8_1_kernel, dim3(static_cast<unsigned>(ctas)), dim3(kThreads), 0, s, x, nblocks, vec, out);
   KILN_CUDA_CHECK_LAUNCH();
 }
 

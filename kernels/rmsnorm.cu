@@ -1,6 +1,7 @@
 #include "kernels/rmsnorm.cuh"
 
 #include "kernels/common/device.cuh"
+#include "kernels/common/pdl.cuh"
 
 namespace kiln {
 
@@ -9,6 +10,8 @@ using namespace normdev;
 
 template <int C, bool VEC>
 __global__ void __launch_bounds__(kRowThreads) rmsnorm_kernel(RmsnormOp op) {
+  pdl_trigger();
+  pdl_wait();  // every input may come from the previous kernel
   __shared__ float red[kRowThreads / 32];
   const int tid = threadIdx.x;
   const int64_t n = op.n, nc = (n + 3) / 4;
@@ -66,9 +69,9 @@ template <int C>
 void launch_c(const RmsnormOp& op, bool vec, cudaStream_t s) {
   const dim3 grid(unsigned(op.rows));
   if (vec)
-    rmsnorm_kernel<C, true><<<grid, kRowThreads, 0, s>>>(op);
+    launch_pdl(rmsnorm_kernel<C, true>, dim3(grid), dim3(kRowThreads), 0, s, op);
   else
-    rmsnorm_kernel<C, false><<<grid, kRowThreads, 0, s>>>(op);
+    launch_pdl(rmsnorm_kernel<C, false>, dim3(grid), dim3(kRowThreads), 0, s, op);
 }
 }  // namespace
 

@@ -1,6 +1,7 @@
 #include "kernels/rope.cuh"
 
 #include "kernels/common/device.cuh"
+#include "kernels/common/pdl.cuh"
 #include "kernels/common/error.h"
 
 namespace kiln {
@@ -10,6 +11,8 @@ constexpr int kThreads = 256;
 
 // Thread = one pair of one head of one token; heads [0, nq) are Q, [nq, nq + nkv) are K.
 __global__ void __launch_bounds__(kThreads) rope_kernel(RopeOp op) {
+  pdl_trigger();
+  pdl_wait();  // every input may come from the previous kernel
   const int half = op.n_rot / 2;
   const int heads = op.n_q_heads + (op.k ? op.n_kv_heads : 0);
   const int64_t g = int64_t(blockIdx.x) * kThreads + threadIdx.x;
@@ -39,7 +42,7 @@ void rope(const RopeOp& op, cudaStream_t stream) {
                "rope: k_stride too short");
   if (op.n_tokens == 0) return;
   const int64_t threads = op.n_tokens * (op.n_q_heads + (op.k ? op.n_kv_heads : 0)) * (op.n_rot / 2);
-  rope_kernel<<<unsigned((threads + kThreads - 1) / kThreads), kThreads, 0, stream>>>(op);
+  launch_pdl(rope_kernel, dim3(unsigned((threads + kThreads - 1) / kThreads)), dim3(kThreads), 0, stream, op);
   KILN_CUDA_CHECK_LAUNCH();
 }
 

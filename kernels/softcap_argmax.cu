@@ -1,6 +1,7 @@
 #include "kernels/softcap_argmax.cuh"
 
 #include "kernels/common/device.cuh"
+#include "kernels/common/pdl.cuh"
 #include "kernels/common/math.h"
 
 namespace kiln {
@@ -43,6 +44,8 @@ __device__ __forceinline__ Best block_best(Best b, Best* red) {
 
 template <bool VEC>
 __global__ void __launch_bounds__(kThreads) softcap_argmax_kernel(SoftcapArgmaxOp op, int64_t seg) {
+  pdl_trigger();
+  pdl_wait();  // every input may come from the previous kernel
   __shared__ Best red[kThreads / 32];
   __shared__ bool last;
   const int64_t r = blockIdx.y;
@@ -112,9 +115,9 @@ void softcap_argmax(const SoftcapArgmaxOp& op, cudaStream_t stream) {
   const bool vec = op.n % 4 == 0 && (reinterpret_cast<uintptr_t>(op.logits) & 15u) == 0;
   const dim3 grid(unsigned(nb), unsigned(op.rows));
   if (vec)
-    softcap_argmax_kernel<true><<<grid, kThreads, 0, stream>>>(op, seg);
+    launch_pdl(softcap_argmax_kernel<true>, dim3(grid), dim3(kThreads), 0, stream, op, seg);
   else
-    softcap_argmax_kernel<false><<<grid, kThreads, 0, stream>>>(op, seg);
+    launch_pdl(softcap_argmax_kernel<false>, dim3(grid), dim3(kThreads), 0, stream, op, seg);
   KILN_CUDA_CHECK_LAUNCH();
 }
 

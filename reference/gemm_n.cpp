@@ -39,15 +39,15 @@ float fold(std::vector<float>& acc, int S) {
   return t;
 }
 
-// Integer data of one 32-element unit of a quantized row.
-struct Unit {
+// Integer data of one 32-element slice of a quantized row (gemm_n_plan.h step 1).
+struct Slice {
   int q[32];
   float d = 0, dmin = 0;  // Q8_0: d_w; Q4_K: d, dmin; Q6_K: d
   int sc = 0, mn = 0;     // Q4_K: scale, min; Q6_K: scales of the two halves
 };
 
-Unit unit_of(DType wt, const uint8_t* row, int64_t u) {
-  Unit r;
+Slice slice_data(DType wt, const uint8_t* row, int64_t u) {
+  Slice r;
   if (wt == DType::Q8_0) {
     BlockQ8_0 b;
     memcpy(&b, row + u * sizeof b, sizeof b);
@@ -74,7 +74,7 @@ Unit unit_of(DType wt, const uint8_t* row, int64_t u) {
 }
 
 template <class T>
-T unit_value(DType wt, const Unit& u, const BlockQ8_1& xb) {
+T slice_value(DType wt, const Slice& u, const BlockQ8_1& xb) {
   int isum = 0, isum_b = 0;
   for (int i = 0; i < 16; ++i) isum += u.q[i] * xb.qs[i];
   for (int i = 16; i < 32; ++i) isum_b += u.q[i] * xb.qs[i];
@@ -102,27 +102,31 @@ void gemm_n_q8_1(DType wt, const void* w, int64_t M, int64_t K, const BlockQ8_1*
   check_shape("ref::gemm_n_q8_1", wt, w, M, K, x, N, y);
   KILN_REQUIRE(plan::is_quant(wt), "ref::gemm_n_q8_1: weight type ", dtype_name(wt),
                " is not Q8_0/Q4_K/Q6_K (float weights take float activations: use gemm_n_f)");
-  const int64_t U = K / 32;
+  const int64_t slices = K / plan::kSlice, U = plan::units_per_row(wt, K);
+  const int spu = plan::slices_per_unit(wt);
   const size_t rb = row_bytes(wt, K);
   const int S = plan::gemm_n_split(wt, M, K);
-  std::vector<Unit> units(static_cast<size_t>(U));
+  std::vector<Slice> sl(static_cast<size_t>(slices));  // indexed by slice
   std::vector<float> acc(static_cast<size_t>(S * plan::kLanes));
   for (int64_t m = 0; m < M; ++m) {
     const auto* row = static_cast<const uint8_t*>(w) + size_t(m) * rb;
-    for (int64_t u = 0; u < U; ++u) units[size_t(u)] = unit_of(wt, row, u);
+    for (int64_t i = 0; i < slices; ++i) sl[size_t(i)] = slice_data(wt, row, i);
     for (int64_t n = 0; n < N; ++n) {
-      const BlockQ8_1* xn = x + n * U;
+      const BlockQ8_1* xn = x + n * slices;
       if (std::is_same<T, float>::value) {
         std::fill(acc.begin(), acc.end(), 0.f);
         for (int64_t u = 0; u < U; ++u) {
           const int64_t c = u / plan::kLanes;
           float& a = acc[size_t((c % S) * plan::kLanes + u % plan::kLanes)];
-          a = a + float(unit_value<float>(wt, units[size_t(u)], xn[u]));
+          for (int o = 0; o < spu; ++o) {
+            const int64_t i = plan::slice_of(wt, u, o);
+            a = a + float(slice_value<float>(wt, sl[size_t(i)], xn[i]));
+          }
         }
         y[n * M + m] = T(fold(acc, S));
       } else {
         T t = 0;
-        for (int64_t u = 0; u < U; ++u) t += unit_value<T>(wt, units[size_t(u)], xn[u]);
+        for (int64_t i = 0; i < slices; ++i) t += slice_value<T>(wt, sl[size_t(i)], xn[i]);
         y[n * M + m] = t;
       }
     }

@@ -255,8 +255,34 @@ TEST(GemmNDispatch, ChoosesByN) {
   EXPECT_EQ(gemm_n_path(DType::BF16, 8), GemmNPath::Float);
   EXPECT_EQ(gemm_n_path(DType::F32, 4096), GemmNPath::TensorCore);
   EXPECT_EQ(gemm_n_plan::gemm_n_split(DType::Q8_0, 262144, 2560), 1);
-  EXPECT_EQ(gemm_n_plan::gemm_n_split(DType::Q4_K, 1024, 4096), 4);
-  EXPECT_EQ(gemm_n_plan::gemm_n_split(DType::Q4_K, 256, 2560), 2);  // 3 chunks per row: S <= 2
+  EXPECT_EQ(gemm_n_plan::gemm_n_split(DType::Q8_0, 1024, 4096), 4);
+  EXPECT_EQ(gemm_n_plan::gemm_n_split(DType::Q4_K, 1024, 4096), 2);  // 64 units: 2 chunks per row
+  EXPECT_EQ(gemm_n_plan::gemm_n_split(DType::Q4_K, 256, 2560), 2);  // 40 units: 2 chunks per row
+  EXPECT_EQ(gemm_n_plan::gemm_n_split(DType::Q6_K, 512, 256), 1);   // 4 units: 1 chunk
+}
+
+// Units cover every 32-element slice of a row exactly once, and a K-quant unit's two slices share
+// their quant bytes (Q4_K: one 32-byte qs group; Q6_K: one ql group of the same 128-element half).
+TEST(GemmNPlan, UnitsPartitionTheSlices) {
+  namespace plan = gemm_n_plan;
+  for (DType t : {DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
+    const int64_t K = 1024, slices = K / 32;
+    std::vector<int> seen(size_t(slices), 0);
+    for (int64_t u = 0; u < plan::units_per_row(t, K); ++u)
+      for (int o = 0; o < plan::slices_per_unit(t); ++o) {
+        const int64_t i = plan::slice_of(t, u, o);
+        ASSERT_GE(i, 0);
+        ASSERT_LT(i, slices);
+        ++seen[size_t(i)];
+        if (t == DType::Q4_K) {
+          EXPECT_EQ(i / 2, u) << "Q4_K unit " << u;
+        } else if (t == DType::Q6_K) {
+          EXPECT_EQ(i / 4, u / 2) << "Q6_K unit " << u << ": same 128-element half";
+          EXPECT_EQ(i % 2, u % 2) << "Q6_K unit " << u << ": same ql bytes (quarter mod 2)";
+        }
+      }
+    for (int64_t i = 0; i < slices; ++i) EXPECT_EQ(seen[size_t(i)], 1) << dtype_name(t) << " slice " << i;
+  }
 }
 
 // ================================================================ GPU
