@@ -6,7 +6,7 @@
 #   bash ci/gpu-suite.sh                 # probe + gpu tests + benchmarks
 #   bash ci/gpu-suite.sh --sanitize      # gpu tests under compute-sanitizer memcheck + racecheck
 #                                        # + initcheck, one process per test, KILN_SANITIZE_JOBS
-#                                        # (default 8) at once; each capped by KILN_SANITIZE_TIMEOUT
+#                                        # (default 12) at once; each capped by KILN_SANITIZE_TIMEOUT
 #                                        # s (default 900; initcheck KILN_INITCHECK_TIMEOUT, 600):
 #                                        # slower tests are reported as skipped, not failed;
 #                                        # KILN_SANITIZE_TESTS='gemm_n|runner' picks test binaries,
@@ -46,45 +46,57 @@ if [ "$mode" = all ] || [ "$mode" = tests ]; then
 fi
 if [ "$mode" = sanitize ]; then
   # memcheck (out-of-bounds / misaligned device accesses, API errors), racecheck (shared-memory
-  # hazards) and initcheck (reads of uninitialized device memory). Every Gpu* test runs as its own
-  # compute-sanitizer process, KILN_SANITIZE_JOBS (default 8) at a time: the tools are CPU-bound
-  # and the slowest single test (racecheck of the 32k-token prefill) takes minutes. A test over its
-  # cap is reported as skipped, not failed; any error, hazard or failed test fails the suite.
-  # --nvtx yes: gemm_n_tc declares cuBLAS's output written (initcheck does not see its stores).
-  san_tools="${KILN_SANITIZE_TOOLS:-memcheck racecheck initcheck}"
+  # hazards) and initcheck (reads of uninitialized device memory). Every (tool, Gpu* test) pair
+  # is its own compute-sanitizer process, KILN_SANITIZE_JOBS (default 12) at a time, the slowest
+  # binaries first: the tools are CPU-bound and single tests take minutes under racecheck and
+  # initcheck. A process over its cap is reported as skipped, not failed; any error, hazard or
+  # failed test fails the suite. --nvtx yes: gemm_n_tc declares cuBLAS's output written
+  # (initcheck does not see its stores).
   export LOG
+  jobs="$LOG/sanitize-jobs.txt"
+  : >"$jobs"
   for t in build-gpu/tests/*_test; do
     n=$(basename "$t")
     [[ "$n" =~ ${KILN_SANITIZE_TESTS:-.} ]] || continue
     # *InvalidOrdinal tests exist to make a CUDA call fail; the sanitizer would count that.
-    tests=$("$t" --gtest_list_tests --gtest_filter='*Gpu*:-*InvalidOrdinal*' 2>/dev/null |
-            awk '/^[^ ]/{s=$1} /^  /{print s $1}')
-    [ -n "$tests" ] || continue
-    for tool in $san_tools; do
-      limit="${KILN_SANITIZE_TIMEOUT:-900}"
-      [ "$tool" = initcheck ] && limit="${KILN_INITCHECK_TIMEOUT:-600}"
-      ts=$(date +%s)
-      printf '%s\n' $tests | xargs -P "${KILN_SANITIZE_JOBS:-8}" -I{} bash -c '
-        f="$LOG/sanitize-$0-$1-$(echo "$3" | tr "/" "_").txt"
-        timeout "$2" compute-sanitizer --tool "$1" --nvtx yes --error-exitcode 99 "$4" --gtest_filter="$3" >"$f" 2>&1
-        echo "$? $3" >>"$f.rc"' "$n" "$tool" "$limit" {} "$t"
-      shopt -s nullglob
-      rcs=("$LOG"/sanitize-"$n"-"$tool"-*.txt.rc)
-      bad=0 skipped=0 errs=0
-      for r in "${rcs[@]}"; do
-        read -r rc name <"$r"
-        log="${r%.rc}"
-        e=$(grep -Eo "(ERROR SUMMARY|RACECHECK SUMMARY): [0-9]+ (error|hazard)" "$log" | grep -Eo "[0-9]+" | head -1)
-        errs=$((errs + ${e:-0}))
-        if [ "$rc" -eq 124 ]; then skipped=$((skipped + 1)); echo "  $n $tool $name: skipped (over ${limit} s)"
-        elif [ "$rc" -ne 0 ]; then bad=$((bad + 1)); echo "  $n $tool $name: rc=$rc ($(grep -E "SUMMARY" "$log" | head -1))"
-        fi
-        rm -f "$r"
+    for test in $("$t" --gtest_list_tests --gtest_filter='*Gpu*:-*InvalidOrdinal*' 2>/dev/null |
+                  awk '/^[^ ]/{s=$1} /^  /{print s $1}'); do
+      for tool in ${KILN_SANITIZE_TOOLS:-memcheck racecheck initcheck}; do
+        limit="${KILN_SANITIZE_TIMEOUT:-900}"
+        [ "$tool" = initcheck ] && limit="${KILN_INITCHECK_TIMEOUT:-600}"
+        case "$n" in attention_test|runner_test) prio=0 ;; *) prio=1 ;; esac
+        echo "$prio $t $tool $limit $test" >>"$jobs"
       done
-      echo "sanitize $n $tool: ${#rcs[@]} tests, $bad failed, $skipped skipped, $errs errors ($(( $(date +%s) - ts )) s)"
-      [ "$bad" -eq 0 ] || status=1
     done
   done
+  ts=$(date +%s)
+  sort -s -k1,1n "$jobs" | cut -d' ' -f2- | xargs -P "${KILN_SANITIZE_JOBS:-12}" -L 1 bash -c '
+    n=$(basename "$0")
+    f="$LOG/sanitize-$n-$1-$(echo "$3" | tr "/" "_").txt"
+    timeout "$2" compute-sanitizer --tool "$1" --nvtx yes --error-exitcode 99 "$0" --gtest_filter="$3" >"$f" 2>&1
+    echo "$? $n $1 $3" >"$f.rc"'
+  shopt -s nullglob
+  declare -A n_run n_bad n_skip n_err
+  for r in "$LOG"/sanitize-*.txt.rc; do
+    read -r rc n tool name <"$r"
+    log="${r%.rc}"
+    k="$n $tool"
+    e=$(grep -Eo "(ERROR SUMMARY|RACECHECK SUMMARY): [0-9]+ (error|hazard)" "$log" | grep -Eo "[0-9]+" | head -1)
+    n_run[$k]=$(( ${n_run[$k]:-0} + 1 ))
+    n_err[$k]=$(( ${n_err[$k]:-0} + ${e:-0} ))
+    if [ "$rc" -eq 124 ]; then
+      n_skip[$k]=$(( ${n_skip[$k]:-0} + 1 )); echo "  $k $name: skipped (over its cap)"
+    elif [ "$rc" -ne 0 ]; then
+      n_bad[$k]=$(( ${n_bad[$k]:-0} + 1 )); echo "  $k $name: rc=$rc ($(grep -E "SUMMARY|FAILED" "$log" | head -1))"
+      status=1
+    fi
+    rm -f "$r"
+  done
+  for k in $(printf '%s\n' "${!n_run[@]}" | tr ' ' ':' | sort); do
+    k=${k//:/ }
+    echo "sanitize $k: ${n_run[$k]} tests, ${n_bad[$k]:-0} failed, ${n_skip[$k]:-0} skipped, ${n_err[$k]} errors"
+  done
+  echo "sanitize: $(( $(date +%s) - ts )) s"
 fi
 if [ "$mode" = all ] || [ "$mode" = bench ]; then
   for b in build-gpu/bench/*_bench; do
