@@ -368,7 +368,15 @@ __global__ void __launch_bounds__(kThreads, TT == kAnyType ? 1 : ctas_per_sm<TT,
       const int nseg = int((cend - a0 + 15) >> 4);
       for (int i = threadIdx.x; i < nseg; i += kThreads) {
         const uint8_t* src = a0 + 16 * i;
-        cp_async16(xstage + n * p.x_col_bytes + 16 * i, src, cend - src >= 16 ? 16 : int(cend - src));
+        uint8_t* dst = xstage + n * p.x_col_bytes + 16 * i;
+        if (src >= col && cend - src >= 16) {
+          cp_async16(dst, src, 16);
+        } else {  // the column's first or last segment: its own 4-byte words only (nothing outside
+                  // the column is read; compute-sanitizer initcheck counts a partial cp.async whole)
+          for (int w = 0; w < 4; ++w)
+            if (src + 4 * w >= col && src + 4 * w < cend)
+              *reinterpret_cast<uint32_t*>(dst + 4 * w) = __ldg(reinterpret_cast<const uint32_t*>(src + 4 * w));
+        }
       }
     }
     cp_async_commit();
