@@ -160,14 +160,20 @@ __global__ void __launch_bounds__(W * 32)
     l[g] = 0.f;
   }
 
+  // [b, e): this split's positions. An empty split (or *pos < 0) runs no tile and writes no
+  // partial: the merge skips it. (No early return: a shuffle after a possibly divergent exit
+  // compiles to a collective fallback path, WARPSYNC/ENDCOLLECTIVE, around every shuffle.)
   int b = 0, e = 0;
   if (qp >= 0) {
     const int lo = window > 0 ? max(0, qp - window + 1) : 0;
     const int n = qp - lo + 1;
-    const int chunk = (n + S - 1) / S;
-    b = min(lo + s * chunk, qp + 1);  // s * chunk < n + S <= 2^31 for int32 positions
-    e = min(b + chunk, qp + 1);
+    const int chunk = int(attn::decode_chunk(n, S));
+    if (s < attn::decode_used_splits(n, S)) {
+      b = lo + s * chunk;
+      e = min(b + chunk, qp + 1);
+    }
   }
+  const bool used = b < e;
   const int64_t rs = int64_t(n_head_kv) * HD;
   const uint16_t* kb = kc + int64_t(kh) * HD;
   const uint16_t* vb = vc + int64_t(kh) * HD;
@@ -215,27 +221,39 @@ __global__ void __launch_bounds__(W * 32)
     for (int g0 = 0; g0 < NS - 1; ++g0) issue(g0);
   }
 
+#pragma unroll 1
   for (int i = 0; i < n_my; ++i) {
     const int t0 = first + i * W * TILE;
     const int nvalid = min(TILE, e - t0);
     const int row0 = t0 % cap;
-    float res[NG][NC];
+    // The group loops stay rolled (#pragma unroll 1): unrolled, the kernel was 90-230 KB of
+    // straight-line code per instantiation, executed about once per launch, so nearly every
+    // instruction was an instruction-cache miss (H200, ncu: 24 us for a 32-position tile).
+    // Registers mode visits only the groups holding valid rows (warp-uniform); the ring consumes
+    // every group's slot in order, so it visits all NG.
+    const int ng = RING ? NG : (nvalid + R - 1) / R;
+    // lane j <- score of row j for every head: row j sits in group j / R, value
+    // (j % R) * GC + g % GC of chunk g / GC, held by lane value * (32 / NV)
+    float my_s[G];
 #pragma unroll
-    for (int sub = 0; sub < NG; ++sub) {
+    for (int g = 0; g < G; ++g) my_s[g] = neg_inf();
+#pragma unroll 1
+    for (int sub = 0; sub < ng; ++sub) {
+      float res[NC];
 #pragma unroll
-      for (int c = 0; c < NC; ++c) res[sub][c] = 0.f;
+      for (int c = 0; c < NC; ++c) res[c] = 0.f;
       const unsigned char* slot = nullptr;
       RegRow<E> rr[RING ? 1 : R];
       if constexpr (RING) {
         slot = acquire();
       } else {
-        if (sub * R < nvalid) {
 #pragma unroll
-          for (int r = 0; r < R; ++r)
-            if (sub * R + r < nvalid) rr[r].load(kb + int64_t(cache_row(row0 + sub * R + r)) * rs + lane * E);
-        }
+        for (int r = 0; r < R; ++r)
+          if (sub * R + r < nvalid) rr[r].load(kb + int64_t(cache_row(row0 + sub * R + r)) * rs + lane * E);
       }
-      if (sub * R < nvalid) {
+      {  // unconditional (rows past nvalid are zeros; their lanes' scores become -inf below): a
+         // shuffle under a branch the compiler cannot prove warp-uniform costs a collective
+         // fallback path (WARPSYNC/ENDCOLLECTIVE in the SASS)
         float v[NC][32];
 #pragma unroll
         for (int r = 0; r < R; ++r) {
@@ -260,25 +278,20 @@ __global__ void __launch_bounds__(W * 32)
 #pragma unroll
         for (int c = 0; c < NC; ++c) {
           transpose_reduce<NV>(v[c], lane);
-          res[sub][c] = v[c][0];
+          res[c] = v[c][0];
         }
       }
       if constexpr (RING) release();
-    }
-    // lane j <- score of row j for every head: row j sits in group j / R, value
-    // (j % R) * GC + g % GC of chunk g / GC, held by lane value * (32 / NV)
-    float my_s[G];
 #pragma unroll
-    for (int g = 0; g < G; ++g) {
-      const int src = ((lane % R) * GC + g % GC) * (32 / NV);
-      my_s[g] = neg_inf();
-#pragma unroll
-      for (int sub = 0; sub < NG; ++sub) {
-        const float x = __shfl_sync(0xffffffffu, res[sub][g / GC], src);
+      for (int g = 0; g < G; ++g) {
+        const int src = ((lane % R) * GC + g % GC) * (32 / NV);
+        const float x = __shfl_sync(0xffffffffu, res[g / GC], src);
         if (lane / R == sub) my_s[g] = x * scale;
       }
-      if (lane >= nvalid) my_s[g] = neg_inf();
     }
+#pragma unroll
+    for (int g = 0; g < G; ++g)
+      if (lane >= nvalid) my_s[g] = neg_inf();
     float my_p[G];
 #pragma unroll
     for (int g = 0; g < G; ++g) {
@@ -292,8 +305,8 @@ __global__ void __launch_bounds__(W * 32)
 #pragma unroll
       for (int x = 0; x < E; ++x) acc[g][x] = acc[g][x] * c;
     }
-#pragma unroll
-    for (int sub = 0; sub < NG; ++sub) {
+#pragma unroll 1
+    for (int sub = 0; sub < ng; ++sub) {
       const unsigned char* slot = nullptr;
       RegRow<E> rr[RING ? 1 : R];
       if constexpr (RING) {
@@ -308,6 +321,9 @@ __global__ void __launch_bounds__(W * 32)
 #pragma unroll
       for (int r = 0; r < R; ++r) {
         const int j = sub * R + r;
+        float pj[G];  // shuffled outside the branch (see the K phase)
+#pragma unroll
+        for (int g = 0; g < G; ++g) pj[g] = __shfl_sync(0xffffffffu, my_p[g], j);
         if (j < nvalid) {
           float vf[E];
           if constexpr (RING)
@@ -316,9 +332,8 @@ __global__ void __launch_bounds__(W * 32)
             halves_to_float<E>(rr[r].w, vf);
 #pragma unroll
           for (int g = 0; g < G; ++g) {
-            const float pj = __shfl_sync(0xffffffffu, my_p[g], j);
 #pragma unroll
-            for (int x = 0; x < E; ++x) acc[g][x] = fmaf(pj, vf[x], acc[g][x]);
+            for (int x = 0; x < E; ++x) acc[g][x] = fmaf(pj[g], vf[x], acc[g][x]);
           }
         }
       }
@@ -330,6 +345,7 @@ __global__ void __launch_bounds__(W * 32)
   // Let the merge kernel's CTAs start launching (they wait for this grid's completion).
   pdl_trigger();
 
+  if (!used) return;  // uniform over the CTA; no shuffles follow
   __syncthreads();  // rings are dead: reuse the shared memory for the warp merge
   float(*sm_acc)[G][HD] = reinterpret_cast<float(*)[G][HD]>(dsm);
   float(*sm_m)[G] = reinterpret_cast<float(*)[G]>(dsm + W * G * HD * 4);
@@ -360,40 +376,59 @@ __global__ void __launch_bounds__(W * 32)
   }
 }
 
-// One CTA per query head: out[h][d] = (sum_s O_s[d] f_s) / (sum_s l_s f_s), s in order.
-__global__ void __launch_bounds__(256)
+// Grid (n_head, ceil(hd / kMergeThreads)): CTA (h, y) writes out[h][d] for its kMergeThreads
+// dims d: (sum_s O_s[d] f_s) / (sum_s l_s f_s) over the used splits s = 0..U-1 in order (the
+// split kernel left the others unwritten); zeros when *pos < 0. Each thread loads the partials of
+// kMergeBatch splits before adding them in order: one memory round trip per batch.
+constexpr int kMergeThreads = 128;
+constexpr int kMergeBatch = 16;
+__global__ void __launch_bounds__(kMergeThreads)
     attn_decode_merge_kernel(const float* __restrict__ part_o, const float2* __restrict__ part_ml,
-                             int S, int hd, float* __restrict__ out) {
-  extern __shared__ float sm[];  // f[S], l[S], 4 floats of slack (see attention_decode)
-  __shared__ float red[8];
+                             int S, int hd, const int32_t* __restrict__ pos, int window,
+                             float* __restrict__ out) {
+  extern __shared__ float sm[];  // f[S], l[S], kMergeBatch floats of slack (see attention_decode)
+  __shared__ float red[kMergeThreads / 32];
   pdl_trigger();  // the next kernel (the output projection) may start streaming its weights
   pdl_wait();
   const int h = blockIdx.x;
+  const int d = blockIdx.y * kMergeThreads + threadIdx.x;
+  const int qp = *pos;
+  const int n = qp < 0 ? 0 : qp - (window > 0 ? max(0, qp - window + 1) : 0) + 1;
+  const int U = attn::decode_used_splits(n, S);
+  if (U == 0) {
+    if (d < hd) out[int64_t(h) * hd + d] = 0.f;
+    return;
+  }
   const float2* ml = part_ml + int64_t(h) * S;
   float M = neg_inf();
-  for (int s = threadIdx.x; s < S; s += blockDim.x) M = fmaxf(M, ml[s].x);
+  for (int s = threadIdx.x; s < U; s += kMergeThreads) M = fmaxf(M, ml[s].x);
   M = warp_max(M);
   if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = M;
   __syncthreads();
   M = red[0];
-  for (int w = 1; w < int(blockDim.x >> 5); ++w) M = fmaxf(M, red[w]);
+  for (int w = 1; w < kMergeThreads / 32; ++w) M = fmaxf(M, red[w]);
   float* f = sm;
   float* lv = sm + S;
-  for (int s = threadIdx.x; s < S; s += blockDim.x) {
+  for (int s = threadIdx.x; s < U; s += kMergeThreads) {
     const float2 x = ml[s];
     f[s] = x.x == neg_inf() ? 0.f : kexp(x.x - M);
     lv[s] = x.y;
   }
   __syncthreads();
+  if (d >= hd) return;
   float L = 0.f;
-  for (int s = 0; s < S; ++s) L = L + lv[s] * f[s];
-  const float* po = part_o + int64_t(h) * S * hd;
-  for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-    float O = 0.f;  // in split order (bit-exact vs ref::attention_decode_split)
-#pragma unroll 4
-    for (int s = 0; s < S; ++s) O = O + po[int64_t(s) * hd + d] * f[s];
-    out[int64_t(h) * hd + d] = O / L;
+  for (int s = 0; s < U; ++s) L = L + lv[s] * f[s];
+  const float* po = part_o + int64_t(h) * S * hd + d;
+  float O = 0.f;  // in split order (bit-exact vs ref::attention_decode_split)
+  for (int s0 = 0; s0 < U; s0 += kMergeBatch) {
+    float t[kMergeBatch];
+#pragma unroll
+    for (int i = 0; i < kMergeBatch; ++i) t[i] = s0 + i < U ? po[int64_t(s0 + i) * hd] : 0.f;
+#pragma unroll
+    for (int i = 0; i < kMergeBatch; ++i)
+      if (s0 + i < U) O = O + t[i] * f[s0 + i];
   }
+  out[int64_t(h) * hd + d] = O / L;
 }
 
 
@@ -508,17 +543,18 @@ void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
                                       (size_t(n_head) * n_splits * sizeof(float2) + 255) / 256 * 256);
   k.launch(dim3{unsigned(n_splits), unsigned(n_head_kv)}, s, q, k_cache, v_cache, int(cap),
            n_head_kv, scale, window, pos, n_splits, po, pml);
-  // f[S], l[S] and 4 floats of slack: for the remainder of the unrolled O loop nvcc reads f[s..s+3]
-  // with one LDS.128 even when fewer than 4 splits are left (SASS of sm_90, CUDA 13.0), so without
-  // the slack the read runs past the allocation (compute-sanitizer memcheck: 12-byte out-of-bounds
-  // reads at S = 1). The surplus values are loaded and discarded.
-  const size_t smem = (size_t(2) * n_splits + 4) * sizeof(float);
+  // f[S], l[S] and kMergeBatch floats of slack: nvcc may read a batch's f[s0..s0+kMergeBatch-1]
+  // with vector loads even when fewer splits are left (seen with the earlier 4-wide unroll in the
+  // SASS of sm_90, CUDA 13.0: compute-sanitizer memcheck reported out-of-bounds reads at S = 1).
+  // The surplus values are loaded and discarded.
+  const size_t smem = (size_t(2) * n_splits + kMergeBatch) * sizeof(float);
   if (smem > 48 * 1024) {
     KILN_CUDA_CHECK(cudaFuncSetAttribute(attn_decode_merge_kernel,
                                          cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   }
-  launch_pdl(attn_decode_merge_kernel, dim3(unsigned(n_head)), dim3(std::min(256, hd)), smem, s,
-             static_cast<const float*>(po), static_cast<const float2*>(pml), n_splits, hd, out);
+  launch_pdl(attn_decode_merge_kernel, dim3(unsigned(n_head), unsigned((hd + kMergeThreads - 1) / kMergeThreads)),
+             dim3(kMergeThreads), smem, s,
+             static_cast<const float*>(po), static_cast<const float2*>(pml), n_splits, hd, pos, window, out);
 }
 
 }  // namespace kiln

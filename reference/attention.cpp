@@ -109,12 +109,13 @@ void attention_decode_split(const float* q, const float* k, const float* v, int3
   }
   const int64_t lo = window > 0 ? std::max<int64_t>(0, int64_t(q_pos) - window + 1) : 0;
   const int64_t n = int64_t(q_pos) - lo + 1;
-  const int64_t chunk = (n + n_splits - 1) / n_splits;
+  const int64_t chunk = attn::decode_chunk(n, n_splits);
+  const int used = attn::decode_used_splits(n, n_splits);
   for (int h = 0; h < n_head; ++h) {
     const int kh = h / group;
     const float* qh = q + int64_t(h) * hd;
     std::vector<State> splits;
-    for (int s = 0; s < n_splits; ++s) {
+    for (int s = 0; s < used; ++s) {
       const int64_t b = std::min<int64_t>(lo + int64_t(s) * chunk, q_pos + 1);
       const int64_t e = std::min<int64_t>(b + chunk, q_pos + 1);
       std::vector<State> warps(W);

@@ -25,7 +25,9 @@ void attention(const T* q, const T* k, const T* v, int64_t n_q, const int32_t* q
 // query at position q_pos attending to k, v ([>= q_pos + 1][n_head_kv][hd], positions 0..q_pos)
 // with n_splits splits. Order, per kv head (all heads of its GQA group alike):
 //   range [lo, q_pos], lo = window ? max(0, q_pos - window + 1) : 0, n = q_pos - lo + 1;
-//   chunk = ceil(n / n_splits); split s covers [lo + s*chunk, min(lo + (s+1)*chunk, q_pos + 1)).
+//   chunk = attn::decode_chunk(n, n_splits) (ceil(n / n_splits), at least kDecodeMinChunk); split s
+//   covers [lo + s*chunk, min(lo + (s+1)*chunk, q_pos + 1)); only the first
+//   attn::decode_used_splits(n, n_splits) splits are non-empty, the others take no part.
 //   In a split, tile i covers kDecodeTile consecutive positions from the split start; warp
 //   w = i % kDecodeWarps owns it; a warp's tiles go in increasing order. Per tile and head:
 //     score_j = (butterfly over 32 lanes of lane partials) * scale, lane l's partial being
@@ -36,7 +38,7 @@ void attention(const T* q, const T* k, const T* v, int64_t n_q, const int32_t* q
 //     acc[d] = acc[d]*c, then acc[d] = fmaf(p_j, v_j[d], acc[d]) for j in order; m = m'.
 //   Warps merge in order w = 0..W-1 with M = max m_w, f_w = (m_w == -inf ? 0 : kexp(m_w - M)):
 //     L = L + l_w*f_w, O[d] = O[d] + acc_w[d]*f_w (from 0); the splits then merge the same way
-//     in order s = 0..n_splits-1 and out[d] = O[d] / L.
+//     in order s = 0..used-1 and out[d] = O[d] / L.
 // q, out: [n_head][hd].
 void attention_decode_split(const float* q, const float* k, const float* v, int32_t q_pos,
                             int n_head, int n_head_kv, int hd, float scale, int window,

@@ -359,11 +359,42 @@ TEST(GpuAttentionDecode, LongContextSplitsRingAndScale) {
   check_decode({700, 256, 512, 2, 300, 512, 1.f}, 2003);  // ring of 512, more splits than tiles
   check_decode({4096 + 37, 128, 100, 8, 7, 100, 0.f}, 2004);  // ring == window, wraps many times
   check_decode({33, 128, 1, 2, 4, 0, 0.f}, 2005);         // window 1: itself only
+  // the runner's case: splits sized for a 4096 context, a short one now (most splits empty)
+  check_decode({577, 128, 0, 8, 128, 0, 0.f}, 2006);
+  check_decode({577, 256, 512, 2, 264, 512, 1.f}, 2007);
   for (DecodeLoads loads : {DecodeLoads::Registers, DecodeLoads::SharedRing}) {  // head_dim 64
     check_decode({16384, 64, 0, 8, 66, 0, 0.f}, 2200, loads);      // many tiles per warp
     check_decode({700, 64, 512, 2, 300, 512, 1.f}, 2201, loads);   // ring of 512, splits > tiles
     check_decode({4096 + 37, 64, 100, 8, 7, 100, 0.f}, 2202, loads);  // ring == window, wraps
     check_decode({33, 64, 1, 2, 4, 0, 0.f, 2}, 2203, loads);       // window 1: itself only
+  }
+}
+
+// No position to attend to (*pos < 0): every split is empty and the output is zeros, like the
+// reference (the poisoned output must be overwritten).
+TEST(GpuAttentionDecode, NegativePositionGivesZeros) {
+  KILN_REQUIRE_GPU();
+  const int hd = 128, n_head_kv = 2, n_head = 8, row = n_head_kv * hd, splits = 16;
+  const int64_t ctx = 64;
+  Inputs in = make_inputs(1, ctx, n_head, n_head_kv, hd, 2300);
+  GpuCache cache(in.k, in.v, ctx, ctx, row);
+  auto dq = upload(in.q);
+  auto dpos = upload(std::vector<int32_t>{-1});
+  const size_t ws_bytes = attention_decode_workspace_bytes(n_head, hd, splits);
+  DeviceBuffer<uint8_t> ws(ws_bytes);
+  DeviceBuffer<float> out(in.q.size());
+  poison(out);
+  poison(ws);
+  attention_decode(dq.data(), 0, cache.k.data(), cache.v.data(), ctx, n_head, n_head_kv, hd, 1.f, 0,
+                   dpos.data(), splits, ws.data(), ws_bytes, out.data(), nullptr);
+  KILN_CUDA_CHECK(cudaDeviceSynchronize());
+  const auto got = download(out, in.q.size());
+  std::vector<float> want(in.q.size(), 1.f);
+  ref::attention_decode_split(in.q.data(), in.k.data(), in.v.data(), -1, n_head, n_head_kv, hd, 1.f, 0,
+                              splits, want.data());
+  for (size_t i = 0; i < got.size(); ++i) {
+    ASSERT_EQ(want[i], 0.f) << i;
+    ASSERT_EQ(f32_bits(got[i]), f32_bits(0.f)) << i;
   }
 }
 
