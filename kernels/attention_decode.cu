@@ -232,6 +232,18 @@ __global__ void __launch_bounds__(W * 32)
     // Registers mode visits only the groups holding valid rows (warp-uniform); the ring consumes
     // every group's slot in order, so it visits all NG.
     const int ng = RING ? NG : (nvalid + R - 1) / R;
+    // Registers mode, head_dim <= 256: the rows of the next group (K groups, then V groups) are
+    // loaded one group ahead into pf[], so each group's load overlaps the previous group's math
+    // (rolled loops do not let the compiler hoist loads across groups). hd 512 has no registers
+    // to spare for it (G * hd of q and accumulators already live in registers).
+    constexpr bool PF = !RING && E <= 8;
+    RegRow<E> pf[PF ? R : 1];
+    auto load_group = [&](const uint16_t* base, int sub, RegRow<E>* dst) {
+#pragma unroll
+      for (int r = 0; r < R; ++r)
+        if (sub * R + r < nvalid) dst[r].load(base + int64_t(cache_row(row0 + sub * R + r)) * rs + lane * E);
+    };
+    if constexpr (PF) load_group(kb, 0, pf);
     // lane j <- score of row j for every head: row j sits in group j / R, value
     // (j % R) * GC + g % GC of chunk g / GC, held by lane value * (32 / NV)
     float my_s[G];
@@ -246,10 +258,15 @@ __global__ void __launch_bounds__(W * 32)
       RegRow<E> rr[RING ? 1 : R];
       if constexpr (RING) {
         slot = acquire();
-      } else {
+      } else if constexpr (PF) {
 #pragma unroll
-        for (int r = 0; r < R; ++r)
-          if (sub * R + r < nvalid) rr[r].load(kb + int64_t(cache_row(row0 + sub * R + r)) * rs + lane * E);
+        for (int r = 0; r < R; ++r) rr[r] = pf[r];
+        if (sub + 1 < ng)
+          load_group(kb, sub + 1, pf);
+        else
+          load_group(vb, 0, pf);  // the first V group, during the last K group and the softmax
+      } else {
+        load_group(kb, sub, rr);
       }
       {  // unconditional (rows past nvalid are zeros; their lanes' scores become -inf below): a
          // shuffle under a branch the compiler cannot prove warp-uniform costs a collective
@@ -311,12 +328,12 @@ __global__ void __launch_bounds__(W * 32)
       RegRow<E> rr[RING ? 1 : R];
       if constexpr (RING) {
         slot = acquire();
-      } else {
-        if (sub * R < nvalid) {
+      } else if constexpr (PF) {
 #pragma unroll
-          for (int r = 0; r < R; ++r)
-            if (sub * R + r < nvalid) rr[r].load(vb + int64_t(cache_row(row0 + sub * R + r)) * rs + lane * E);
-        }
+        for (int r = 0; r < R; ++r) rr[r] = pf[r];
+        if (sub + 1 < ng) load_group(vb, sub + 1, pf);
+      } else {
+        load_group(vb, sub, rr);
       }
 #pragma unroll
       for (int r = 0; r < R; ++r) {
