@@ -10,13 +10,14 @@ cd "$(dirname "$0")/.."
 preset=$1 per_step=$2 prompt=${3:-8}
 out="${OUT:-/tmp/kiln-gpu}"
 mkdir -p "$out"
-# Skip the bandwidth probe, the prefill (prompt < 64 tokens: the same integer-path kernels) and
-# one decode step; then one window of LAUNCHES_PER_STEP consecutive launches = every kernel of a
-# step once.
-skip=$(( 2 * per_step + 200 ))
+# Skip the bandwidth probe, the two prefills `kiln run` makes (an untimed warm-up and the timed
+# one; prompt < 64 tokens: integer-path kernels) and the profiled decode step, with room to spare;
+# then one window of LAUNCHES_PER_STEP consecutive launches of the direct decode steps = every
+# kernel of a step once. (A skip of 2 steps + 200 still caught the end of the second prefill.)
+skip=$(( 4 * per_step + 400 ))
 ncu --clock-control none --metrics gpu__time_duration.sum --csv --page raw --kernel-name-base function \
     --launch-skip "$skip" --launch-count "$per_step" \
-    build-gpu/runner/kiln run --preset "$preset" --prompt-tokens "$prompt" --gen 8 --no-graph \
+    build-gpu/runner/kiln run --preset "$preset" --prompt-tokens "$prompt" --gen 16 --no-graph \
     >"$out/ncu-$preset.csv" 2>"$out/ncu-$preset.err" || { tail -20 "$out/ncu-$preset.err"; exit 1; }
 python3 - "$out/ncu-$preset.csv" <<'PY'
 import csv, sys, collections
@@ -36,4 +37,6 @@ print(f"{'kernel (ncu, serialized)':44s} {'launches':>8s} {'us':>9s} {'us/launch
 for k, v in sorted(t.items(), key=lambda kv: -kv[1]):
     print(f"{k[:44]:44s} {n[k]:8d} {v:9.1f} {v/n[k]:9.2f} {100*v/tot:6.1f}")
 print(f"{'total':44s} {sum(n.values()):8d} {tot:9.1f}")
+if any("prefill" in k for k in t):
+    print("WARNING: the window holds prefill kernels: not one decode step (raise the skip)")
 PY
