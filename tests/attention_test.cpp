@@ -318,6 +318,7 @@ struct DecodeCase {
   int64_t cap;  // 0: linear (cap = ctx)
   float scale;  // 0: 1/sqrt(hd)
   int group = 4;  // query heads per kv head
+  bool no_position = false;  // query at position -1 (nothing to attend to): zeros
 };
 
 void check_decode(const DecodeCase& c, uint64_t seed, DecodeLoads loads = DecodeLoads::Registers) {
@@ -325,7 +326,7 @@ void check_decode(const DecodeCase& c, uint64_t seed, DecodeLoads loads = Decode
   const float scale = c.scale != 0 ? c.scale : 1.f / std::sqrt(float(c.hd));
   const float q_std = c.scale != 0 ? 2.f / std::sqrt(float(c.hd)) : 1.f;  // scores ~ N(0, 2^2)
   Inputs in = make_inputs(1, c.ctx, n_head, c.n_head_kv, c.hd, seed, q_std);
-  const int32_t qp = int32_t(c.ctx - 1);
+  const int32_t qp = c.no_position ? -1 : int32_t(c.ctx - 1);
   const int64_t cap = c.cap ? c.cap : c.ctx;
   GpuCache cache(in.k, in.v, c.ctx, cap, row);
   auto dq = upload(in.q);
@@ -345,6 +346,8 @@ void check_decode(const DecodeCase& c, uint64_t seed, DecodeLoads loads = Decode
                               scale, c.window, c.splits, want.data());
   size_t bad = 0;
   for (size_t i = 0; i < got.size(); ++i) bad += f32_bits(got[i]) != f32_bits(want[i]);
+  if (c.no_position)
+    for (size_t i = 0; i < got.size(); ++i) bad += f32_bits(want[i]) != f32_bits(0.f);
   EXPECT_EQ(bad, 0u) << (loads == DecodeLoads::SharedRing ? "ring" : "registers") << " ctx " << c.ctx << " hd " << c.hd << " window " << c.window << " splits "
                      << c.splits << " cap " << cap << ": first " << got[0] << " vs " << want[0];
 }
@@ -400,28 +403,8 @@ TEST(GpuAttentionDecode, LongContextSplitsRingAndScale) {
 // reference (the poisoned output must be overwritten).
 TEST(GpuAttentionDecode, NegativePositionGivesZeros) {
   KILN_REQUIRE_GPU();
-  const int hd = 128, n_head_kv = 2, n_head = 8, row = n_head_kv * hd, splits = 16;
-  const int64_t ctx = 64;
-  Inputs in = make_inputs(1, ctx, n_head, n_head_kv, hd, 2300);
-  GpuCache cache(in.k, in.v, ctx, ctx, row);
-  auto dq = upload(in.q);
-  auto dpos = upload(std::vector<int32_t>{-1});
-  const size_t ws_bytes = attention_decode_workspace_bytes(n_head, hd, splits);
-  DeviceBuffer<uint8_t> ws(ws_bytes);
-  DeviceBuffer<float> out(in.q.size());
-  poison(out);
-  poison(ws);
-  attention_decode(dq.data(), 0, cache.k.data(), cache.v.data(), ctx, n_head, n_head_kv, hd, 1.f, 0,
-                   dpos.data(), splits, ws.data(), ws_bytes, out.data(), nullptr);
-  KILN_CUDA_CHECK(cudaDeviceSynchronize());
-  const auto got = download(out, in.q.size());
-  std::vector<float> want(in.q.size(), 1.f);
-  ref::attention_decode_split(in.q.data(), in.k.data(), in.v.data(), -1, n_head, n_head_kv, hd, 1.f, 0,
-                              splits, want.data());
-  for (size_t i = 0; i < got.size(); ++i) {
-    ASSERT_EQ(want[i], 0.f) << i;
-    ASSERT_EQ(f32_bits(got[i]), f32_bits(0.f)) << i;
-  }
+  for (DecodeLoads loads : {DecodeLoads::Registers, DecodeLoads::SharedRing})
+    check_decode({64, 128, 0, 2, 16, 0, 1.f, 4, true}, 2300, loads);
 }
 
 // One captured graph serves every position: the position lives in device memory.
