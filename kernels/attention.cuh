@@ -24,8 +24,9 @@
 // Contracts (tests/attention_test.cpp):
 // - kv_append: bit-exact (round to nearest even of each float, kiln::f32_to_f16).
 // - attention_decode: bit-exact vs ref::attention_decode_split (float, same n_splits), which
-//   follows the kernel's split/tile/warp order and uses kiln::kexp on both sides; the float split
-//   reference itself is within 1e-5 (relative to the output row's max) of ref::attention<double>.
+//   follows the kernel's split/tile/warp order and uses kiln::kexp on both sides; out_q bit-exact
+//   vs ref::quantize_q8_1 of that output. The float split reference itself is within 1e-5
+//   (relative to the output row's max) of ref::attention<double>.
 // - attention_prefill: tensor cores (mma.sync m16n8k16, FP16 operands, F32 accumulate, exp2f in
 //   the online softmax), with Q and P split into FP16 hi + lo pairs (attention_prefill.cu), so
 //   only the FP16 K/V storage is FP16 -- and the contract is stated against a reference holding
@@ -64,6 +65,7 @@
 #include <cstdint>
 
 #include "kernels/attention_spec.h"
+#include "kernels/common/blocks.h"
 
 namespace kiln {
 
@@ -76,7 +78,9 @@ void kv_append(const float* k_new, const float* v_new, int64_t src_stride, int T
                int n_head_kv, int hd, cudaStream_t s);
 
 // Decode: one query token at position *pos (device int32; kv length *pos + 1, its own K/V
-// already appended), output out[n_head][hd]. Grid (n_splits, n_head_kv) fixed at launch: every
+// already appended), output out[n_head][hd] and, when out_q is non-null, the same row as Q8_1
+// blocks out_q[n_head * hd / 32] (bytes of kiln::quantize_q8_1 of out: the output projection's
+// input without a quantize launch). Grid (n_splits, n_head_kv) fixed at launch: every
 // position is served by the same launch, so one CUDA graph captures it. Then a merge kernel
 // (programmatic dependent launch) combines the splits. `workspace` (device, >=
 // attention_decode_workspace_bytes) holds the split partials; no initialization needed.
@@ -94,7 +98,7 @@ int attention_decode_splits(int n_head_kv, int64_t max_ctx, int sm_count);
 void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
                       const uint16_t* v_cache, int64_t cap, int n_head, int n_head_kv, int hd,
                       float scale, int window, const int32_t* pos, int n_splits, void* workspace,
-                      size_t workspace_bytes, float* out, cudaStream_t s,
+                      size_t workspace_bytes, float* out, BlockQ8_1* out_q, cudaStream_t s,
                       DecodeLoads loads = DecodeLoads::Registers);
 
 // Prefill: T queries at positions pos[0] + t (pos: device int32, contiguous positions; only

@@ -17,6 +17,7 @@
 #include "kernels/common/device.cuh"
 #include "kernels/common/pdl.cuh"
 #include "kernels/common/math.h"
+#include "kernels/quantize_q8_1.cuh"
 
 namespace kiln {
 namespace {
@@ -396,13 +397,15 @@ __global__ void __launch_bounds__(W * 32)
 // Grid (n_head, ceil(hd / kMergeThreads)): CTA (h, y) writes out[h][d] for its kMergeThreads
 // dims d: (sum_s O_s[d] f_s) / (sum_s l_s f_s) over the used splits s = 0..U-1 in order (the
 // split kernel left the others unwritten); zeros when *pos < 0. Each thread loads the partials of
-// kMergeBatch splits before adding them in order: one memory round trip per batch.
+// kMergeBatch splits before adding them in order: one memory round trip per batch. With out_q,
+// each warp also writes its 32 dims as one Q8_1 block (the output projection's input: no
+// separate quantize launch; hd % 32 == 0 keeps a block inside one warp and one head).
 constexpr int kMergeThreads = 128;
 constexpr int kMergeBatch = 16;
 __global__ void __launch_bounds__(kMergeThreads)
     attn_decode_merge_kernel(const float* __restrict__ part_o, const float2* __restrict__ part_ml,
                              int S, int hd, const int32_t* __restrict__ pos, int window,
-                             float* __restrict__ out) {
+                             float* __restrict__ out, BlockQ8_1* __restrict__ out_q) {
   extern __shared__ float sm[];  // f[S], l[S], kMergeBatch floats of slack (see attention_decode)
   __shared__ float red[kMergeThreads / 32];
   pdl_trigger();  // the next kernel (the output projection) may start streaming its weights
@@ -412,8 +415,13 @@ __global__ void __launch_bounds__(kMergeThreads)
   const int qp = *pos;
   const int n = qp < 0 ? 0 : qp - (window > 0 ? max(0, qp - window + 1) : 0) + 1;
   const int U = attn::decode_used_splits(n, S);
+  const int64_t o_idx = int64_t(h) * hd + d;
+  auto emit = [&](float o) {  // d < hd: warp-uniform (hd % 32 == 0)
+    out[o_idx] = o;
+    if (out_q) q8dev::q8_1_warp(o, out_q + o_idx / QK8_1);
+  };
   if (U == 0) {
-    if (d < hd) out[int64_t(h) * hd + d] = 0.f;
+    if (d < hd) emit(0.f);
     return;
   }
   const float2* ml = part_ml + int64_t(h) * S;
@@ -445,7 +453,7 @@ __global__ void __launch_bounds__(kMergeThreads)
     for (int i = 0; i < kMergeBatch; ++i)
       if (s0 + i < U) O = O + t[i] * f[s0 + i];
   }
-  out[int64_t(h) * hd + d] = O / L;
+  emit(O / L);
 }
 
 
@@ -539,7 +547,7 @@ int attention_decode_splits(int n_head, int n_head_kv, int hd, int64_t max_ctx, 
 void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
                       const uint16_t* v_cache, int64_t cap, int n_head, int n_head_kv, int hd,
                       float scale, int window, const int32_t* pos, int n_splits, void* workspace,
-                      size_t workspace_bytes, float* out, cudaStream_t s, DecodeLoads loads) {
+                      size_t workspace_bytes, float* out, BlockQ8_1* out_q, cudaStream_t s, DecodeLoads loads) {
   KILN_REQUIRE(hd == 64 || hd == 128 || hd == 256 || hd == 512, "attention_decode: head_dim ", hd,
                " not in {64, 128, 256, 512}");
   KILN_REQUIRE(n_head_kv > 0 && n_head > 0 && n_head % n_head_kv == 0, "attention_decode: n_head ",
@@ -551,6 +559,7 @@ void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
                "attention_decode: workspace of ", workspace_bytes, " bytes, need ",
                attention_decode_workspace_bytes(n_head, hd, n_splits));
   KILN_REQUIRE(q_stride == 0, "attention_decode: one token: q_stride must be 0");
+  KILN_REQUIRE((reinterpret_cast<uintptr_t>(out_q) & 3) == 0, "attention_decode: out_q must be 4-byte aligned");
   KILN_REQUIRE(((reinterpret_cast<uintptr_t>(q) | reinterpret_cast<uintptr_t>(k_cache) |
                  reinterpret_cast<uintptr_t>(v_cache) | reinterpret_cast<uintptr_t>(workspace)) & 15) == 0,
                "attention_decode: q, caches and workspace need 16-byte alignment");
@@ -571,7 +580,7 @@ void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
   }
   launch_pdl(attn_decode_merge_kernel, dim3(unsigned(n_head), unsigned((hd + kMergeThreads - 1) / kMergeThreads)),
              dim3(kMergeThreads), smem, s,
-             static_cast<const float*>(po), static_cast<const float2*>(pml), n_splits, hd, pos, window, out);
+             static_cast<const float*>(po), static_cast<const float2*>(pml), n_splits, hd, pos, window, out, out_q);
 }
 
 }  // namespace kiln

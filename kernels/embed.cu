@@ -48,16 +48,21 @@ __global__ void __launch_bounds__(kRowThreads) embed_norm_kernel(EmbedOp op, siz
   const bool ok = id >= 0 && int64_t(id) < op.n_vocab;
   const uint8_t* row = static_cast<const uint8_t*>(op.table) + size_t(ok ? id : 0) * rb;
   float* o = op.out + t * n;
-  float4 v[C];
-#pragma unroll
-  for (int k = 0; k < C; ++k) {
-    const int64_t c = tid + int64_t(kRowThreads) * k;
+  // Decode in a rolled loop into `out`, then read this thread's own chunks back: unrolled, the
+  // six-format decoder was copied C times (150 KB of SASS at C = 4, run once per token).
+#pragma unroll 1
+  for (int64_t c = tid; c < nc; c += kRowThreads) {
     float e[4];
     embeddev::decode4(op.type, row, 4 * c, n, e);
 #pragma unroll
-    for (int j = 0; j < 4; ++j) e[j] = 4 * c + j < n ? (ok ? e[j] * op.scale : __int_as_float(0x7fc00000)) : 0.f;
-    v[k] = make_float4(e[0], e[1], e[2], e[3]);
-    if (c < nc) store4<false>(o, c, n, v[k]);
+    for (int j = 0; j < 4; ++j) e[j] = ok ? e[j] * op.scale : __int_as_float(0x7fc00000);
+    store4<false>(o, c, n, make_float4(e[0], e[1], e[2], e[3]));
+  }
+  float4 v[C];  // zeros past n
+#pragma unroll
+  for (int k = 0; k < C; ++k) {
+    const int64_t c = tid + int64_t(kRowThreads) * k;
+    v[k] = c < nc ? load4<false>(o, c, n) : f4(0.f);
   }
   const int64_t nb = n / QK8_1;
   finish_row<C, false>(v, n, op.eps, op.w, op.norm_out ? op.norm_out + t * n : nullptr,

@@ -1,5 +1,7 @@
 #include "kernels/head_norm_dual.cuh"
 
+#include <cuda_fp16.h>
+
 #include "kernels/common/device.cuh"
 #include "kernels/common/pdl.cuh"
 #include "kernels/rmsnorm.cuh"
@@ -11,6 +13,15 @@ using namespace normdev;
 
 constexpr int kWarps = 4;
 constexpr int kMaxHd = 512;
+
+// FP16 (round to nearest even, as kv_append) of 4 floats at dst (8-byte aligned: hd % 4 == 0).
+__device__ __forceinline__ void store_half4(uint16_t* dst, float4 v) {
+  const __half2 a = __floats2half2_rn(v.x, v.y), b = __floats2half2_rn(v.z, v.w);
+  uint2 o;
+  o.x = *reinterpret_cast<const uint32_t*>(&a);
+  o.y = *reinterpret_cast<const uint32_t*>(&b);
+  *reinterpret_cast<uint2*>(dst) = o;
+}
 
 template <int C, bool VEC, bool ROPE>
 __global__ void __launch_bounds__(kWarps * 32) head_norm_kernel(HeadNormOp op, int nq, int nk, int nv) {
@@ -26,18 +37,26 @@ __global__ void __launch_bounds__(kWarps * 32) head_norm_kernel(HeadNormOp op, i
   const int hd = op.head_dim;
   float* x;
   const float* w;
-  bool rope = ROPE;
+  uint16_t* cache = nullptr;  // this head's row in the K or V cache (null: no append)
+  bool rope = ROPE, norm = true, write = true;
   if (h < nq) {
     x = op.q + t * op.q_stride + int64_t(h) * hd;
     w = op.wq;
   } else if ((h -= nq) < nk) {
     x = op.k + t * op.k_stride + int64_t(h) * hd;
     w = op.wk;
+    cache = op.k_cache;
   } else {
     h -= nk;
     x = op.v + t * op.v_stride + int64_t(h) * hd;
     w = nullptr;
     rope = false;
+    norm = write = op.norm_v;
+    cache = op.v_cache;
+  }
+  if (cache) {
+    const int32_t p = op.pos[t];
+    cache = p < 0 ? nullptr : cache + (int64_t(p) % op.cache_cap * op.n_kv_heads + h) * hd;
   }
   const int64_t nc = (hd + 3) / 4;
   float4 v[C];
@@ -48,18 +67,22 @@ __global__ void __launch_bounds__(kWarps * 32) head_norm_kernel(HeadNormOp op, i
     v[k] = c < nc ? load4<VEC>(x, c, hd) : f4(0.f);
     acc = sumsq4(v[k], acc);
   }
-  const float ri = krsqrt(warp_sum(acc) / float(hd) + op.eps);
+  if (norm) {  // warp-uniform
+    const float ri = krsqrt(warp_sum(acc) / float(hd) + op.eps);
 #pragma unroll
-  for (int k = 0; k < C; ++k) {
-    const int64_t c = lane + 32 * k;
-    v[k] = mul4s(v[k], ri);
-    if (w && c < nc) v[k] = mul4(v[k], load4<VEC>(w, c, hd));
+    for (int k = 0; k < C; ++k) {
+      const int64_t c = lane + 32 * k;
+      v[k] = mul4s(v[k], ri);
+      if (w && c < nc) v[k] = mul4(v[k], load4<VEC>(w, c, hd));
+    }
   }
   if (!ROPE || !rope) {
 #pragma unroll
     for (int k = 0; k < C; ++k) {
       const int64_t c = lane + 32 * k;
-      if (c < nc) store4<VEC>(x, c, hd, v[k]);
+      if (c >= nc) continue;
+      if (write) store4<VEC>(x, c, hd, v[k]);
+      if (cache) store_half4(cache + 4 * c, v[k]);  // (a cache needs hd % 4 == 0)
     }
     return;
   }
@@ -91,6 +114,7 @@ __global__ void __launch_bounds__(kWarps * 32) head_norm_kernel(HeadNormOp op, i
       y = s[i];
     }
     x[i] = y;
+    if (cache) cache[i] = __half_as_ushort(__float2half_rn(y));
   }
 }
 
@@ -107,7 +131,7 @@ void launch(const HeadNormOp& op, bool vec, int nq, int nk, int nv, cudaStream_t
 }
 template <int C>
 void launch_r(const HeadNormOp& op, bool vec, int nq, int nk, int nv, cudaStream_t s) {
-  if (op.pos)
+  if (op.table)
     launch<C, true>(op, vec, nq, nk, nv, s);
   else
     launch<C, false>(op, vec, nq, nk, nv, s);
@@ -121,9 +145,15 @@ void head_norm_dual(const HeadNormOp& op, cudaStream_t stream) {
   KILN_REQUIRE(!op.q || op.n_tokens <= 1 || op.q_stride >= int64_t(op.n_q_heads) * hd, "head_norm_dual: q_stride");
   KILN_REQUIRE(!op.k || op.n_tokens <= 1 || op.k_stride >= int64_t(op.n_kv_heads) * hd, "head_norm_dual: k_stride");
   KILN_REQUIRE(!op.v || op.n_tokens <= 1 || op.v_stride >= int64_t(op.n_kv_heads) * hd, "head_norm_dual: v_stride");
-  if (op.pos)
-    KILN_REQUIRE(op.table && op.n_pos > 0 && op.n_rot > 0 && op.n_rot % 2 == 0 && op.n_rot <= hd,
-                 "head_norm_dual: RoPE needs a table, n_pos > 0 and an even n_rot in (0, head_dim], n_rot=", op.n_rot);
+  if (op.table)
+    KILN_REQUIRE(op.pos && op.n_pos > 0 && op.n_rot > 0 && op.n_rot % 2 == 0 && op.n_rot <= hd,
+                 "head_norm_dual: RoPE needs pos, n_pos > 0 and an even n_rot in (0, head_dim], n_rot=", op.n_rot);
+  KILN_REQUIRE(!op.v || op.norm_v || op.k_cache, "head_norm_dual: v with norm_v = false does nothing without a cache");
+  if (op.k_cache || op.v_cache)
+    KILN_REQUIRE(op.k_cache && op.v_cache && op.k && op.v && op.pos && op.cache_cap > 0 && hd % 4 == 0 &&
+                     ((reinterpret_cast<uintptr_t>(op.k_cache) | reinterpret_cast<uintptr_t>(op.v_cache)) & 7) == 0,
+                 "head_norm_dual: the cache append needs k, v, pos, both caches (8-byte aligned), cache_cap > 0 and "
+                 "head_dim % 4 == 0 (cache_cap=", op.cache_cap, ", head_dim=", hd, ")");
   const int nq = op.q ? op.n_q_heads : 0, nk = op.k ? op.n_kv_heads : 0, nv = op.v ? op.n_kv_heads : 0;
   if (op.n_tokens == 0 || nq + nk + nv == 0) return;
   const bool vec = hd % 4 == 0 && a16(op.q) && a16(op.k) && a16(op.v) && a16(op.wq) && a16(op.wk) &&

@@ -29,26 +29,7 @@ __global__ void quantize_q8_1_kernel(const float* __restrict__ x, int64_t nblock
         for (int i = 0; i < 4; ++i) v[i] = __ldg(p + i);
       }
     }
-    float amax = fmaxf(fmaxf(fabsf(v[0]), fabsf(v[1])), fmaxf(fabsf(v[2]), fabsf(v[3])));
-#pragma unroll
-    for (int o = 1; o < 8; o <<= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-    const float d = amax / 127.f;
-    const float id = d != 0.f ? 1.f / d : 0.f;
-    int q[4];
-    int sum = 0;
-#pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      q[i] = int(roundf(v[i] * id));
-      sum += q[i];
-    }
-#pragma unroll
-    for (int o = 1; o < 8; o <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-    if (valid) {
-      uint32_t* ob = reinterpret_cast<uint32_t*>(out + b);
-      ob[1 + sub] = (uint32_t(q[0]) & 0xffu) | ((uint32_t(q[1]) & 0xffu) << 8) | ((uint32_t(q[2]) & 0xffu) << 16) |
-                    (uint32_t(q[3]) << 24);
-      if (sub == 0) ob[0] = uint32_t(f32_to_f16(d)) | (uint32_t(f32_to_f16(d * float(sum))) << 16);
-    }
+    q8dev::q8_1_group8(make_float4(v[0], v[1], v[2], v[3]), valid, out + b, sub);
   }
 }
 

@@ -17,4 +17,50 @@ namespace kiln {
 
 void quantize_q8_1(const float* x, int64_t rows, int64_t k, BlockQ8_1* out, cudaStream_t s);
 
+#if defined(__CUDACC__)
+// The device forms of quantize_block_q8_1, for kernels that write Q8_1 for the next matvec
+// (same bytes as the rule: amax is order-independent, the q sum an integer).
+namespace q8dev {
+
+__device__ __forceinline__ void store_block(BlockQ8_1* blk, float d, int sum) {
+  blk->d = f32_to_f16(d);
+  blk->s = f32_to_f16(d * float(sum));
+}
+
+// One block over 8 consecutive lanes: lane-in-group `sub` holds elements 4*sub..4*sub+3.
+// Every lane of the warp must call it (inactive groups pass active = false).
+__device__ __forceinline__ void q8_1_group8(float4 v, bool active, BlockQ8_1* blk, int sub) {
+  if (!active) v = make_float4(0.f, 0.f, 0.f, 0.f);
+  float amax = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
+  for (int o = 4; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+  const float d = amax / 127.f;
+  const float id = d != 0.f ? 1.f / d : 0.f;
+  const int q0 = int(roundf(v.x * id)), q1 = int(roundf(v.y * id));
+  const int q2 = int(roundf(v.z * id)), q3 = int(roundf(v.w * id));
+  int sum = q0 + q1 + q2 + q3;
+  for (int o = 4; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  if (!active) return;
+  const uint32_t packed = (uint32_t(uint8_t(int8_t(q0)))) | (uint32_t(uint8_t(int8_t(q1))) << 8) |
+                          (uint32_t(uint8_t(int8_t(q2))) << 16) | (uint32_t(uint8_t(int8_t(q3))) << 24);
+  reinterpret_cast<uint32_t*>(blk->qs)[sub] = packed;
+  if (sub == 0) store_block(blk, d, sum);
+}
+
+// One block over a whole warp: lane l holds element l. Every lane must call it.
+__device__ __forceinline__ void q8_1_warp(float v, BlockQ8_1* blk) {
+  float amax = fabsf(v);
+  for (int o = 16; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+  const float d = amax / 127.f;
+  const float id = d != 0.f ? 1.f / d : 0.f;
+  const int q = int(roundf(v * id));
+  int sum = q;
+  for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  const int lane = threadIdx.x & 31;
+  blk->qs[lane] = int8_t(q);
+  if (lane == 0) store_block(blk, d, sum);
+}
+
+}  // namespace q8dev
+#endif  // __CUDACC__
+
 }  // namespace kiln

@@ -17,6 +17,7 @@
 
 #include "kernels/common/blocks.h"
 #include "kernels/common/math.h"
+#include "kernels/quantize_q8_1.cuh"
 
 namespace kiln {
 
@@ -112,27 +113,7 @@ __device__ __forceinline__ float block_sum(float v, float* red) {
   return __shfl_sync(0xffffffffu, s, 0);  // lanes >= W summed zeros: broadcast lane 0's tree value
 }
 
-// Q8_1 of one 32-element block spread over 8 consecutive lanes (lane-in-group `sub` holds elements
-// 4*sub..4*sub+3). Same bytes as quantize_block_q8_1. Every lane of the warp must call it.
-__device__ __forceinline__ void q8_1_group8(float4 v, bool active, BlockQ8_1* blk, int sub) {
-  if (!active) v = f4(0.f);
-  float amax = fmaxf(fmaxf(fabsf(v.x), fabsf(v.y)), fmaxf(fabsf(v.z), fabsf(v.w)));
-  for (int o = 4; o > 0; o >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
-  const float d = amax / 127.f;
-  const float id = d != 0.f ? 1.f / d : 0.f;
-  const int q0 = int(roundf(v.x * id)), q1 = int(roundf(v.y * id));
-  const int q2 = int(roundf(v.z * id)), q3 = int(roundf(v.w * id));
-  int sum = q0 + q1 + q2 + q3;
-  for (int o = 4; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-  if (!active) return;
-  const uint32_t packed = (uint32_t(uint8_t(int8_t(q0)))) | (uint32_t(uint8_t(int8_t(q1))) << 8) |
-                          (uint32_t(uint8_t(int8_t(q2))) << 16) | (uint32_t(uint8_t(int8_t(q3))) << 24);
-  reinterpret_cast<uint32_t*>(blk->qs)[sub] = packed;
-  if (sub == 0) {
-    blk->d = f32_to_f16(d);
-    blk->s = f32_to_f16(d * float(sum));
-  }
-}
+using q8dev::q8_1_group8;  // kernels/quantize_q8_1.cuh
 
 // Outputs of a row held in registers (v[k] = chunk tid + 256k of x_new): x_q, then the norm
 // (canonical W = 8 order) into out / out_q. All threads of the 256-thread block must call it.
@@ -142,8 +123,11 @@ __device__ __forceinline__ void finish_row(const float4 (&v)[C], int64_t n, floa
                                            BlockQ8_1* __restrict__ x_q, float* red) {
   const int tid = threadIdx.x;
   const int64_t nc = (n + 3) / 4;
+  // The Q8_1 loops stay rolled (v[] then lives in local memory, L1-resident): unrolled, each
+  // chunk's quantization (two IEEE divisions, shuffles) was copied C times -- 36 KB of SASS at
+  // C = 4, run once per launch, so mostly instruction-cache misses (docs/CONVENTIONS.md).
   if (x_q) {
-#pragma unroll
+#pragma unroll 1
     for (int k = 0; k < C; ++k) {
       const int64_t c = tid + int64_t(kRowThreads) * k;
       q8_1_group8(v[k], c < nc, x_q + c / 8, int(c % 8));
@@ -155,7 +139,7 @@ __device__ __forceinline__ void finish_row(const float4 (&v)[C], int64_t n, floa
   for (int k = 0; k < C; ++k) acc = sumsq4(v[k], acc);  // chunks past n are zeros: exact no-ops
   const float ss = block_sum<kRowThreads / 32>(acc, red);
   const float ri = krsqrt(ss / float(n) + eps);
-#pragma unroll
+#pragma unroll 1
   for (int k = 0; k < C; ++k) {
     const int64_t c = tid + int64_t(kRowThreads) * k;
     float4 o = mul4s(v[k], ri);

@@ -5,10 +5,24 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/common/blocks.h"
 #include "kernels/common/error.h"
 #include "kernels/common/math.h"
 
 namespace kiln::ref {
+
+void kv_append(const float* k_new, const float* v_new, int64_t src_stride, int64_t T, const int32_t* pos,
+               uint16_t* k_cache, uint16_t* v_cache, int64_t cap, int64_t row_elems) {
+  KILN_REQUIRE(cap > 0 && row_elems > 0 && src_stride >= row_elems, "ref::kv_append: bad shape");
+  for (int64_t t = 0; t < T; ++t) {
+    if (pos[t] < 0) continue;
+    const int64_t r = pos[t] % cap;
+    for (int64_t i = 0; i < row_elems; ++i) {
+      k_cache[r * row_elems + i] = f32_to_f16(k_new[t * src_stride + i]);
+      v_cache[r * row_elems + i] = f32_to_f16(v_new[t * src_stride + i]);
+    }
+  }
+}
 
 template <class T>
 void attention(const T* q, const T* k, const T* v, int64_t n_q, const int32_t* q_pos, int64_t n_kv,

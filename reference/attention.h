@@ -12,6 +12,12 @@
 
 namespace kiln::ref {
 
+// The KV-cache append (kiln::kv_append, and head_norm_dual's fused append): row pos[t] % cap of
+// k_cache/v_cache ([cap][row_elems] FP16 bits) gets token t's row_elems floats of k_new/v_new
+// (token stride src_stride), each rounded to nearest even (kiln::f32_to_f16); pos < 0: skipped.
+void kv_append(const float* k_new, const float* v_new, int64_t src_stride, int64_t T, const int32_t* pos,
+               uint16_t* k_cache, uint16_t* v_cache, int64_t cap, int64_t row_elems);
+
 // q: [n_q][n_head][hd]; k, v: [n_kv][n_head_kv][hd] holding positions 0..n_kv-1; query t at
 // absolute position q_pos[t] attends to p <= q_pos[t] with (window == 0 || q_pos[t] - p < window)
 // (and p < n_kv); softmax(scale * q.k) over those p; GQA: head h uses kv head h / (n_head /

@@ -87,7 +87,9 @@ void Gemma4::step(Engine& e, int T, bool decode) {
       }
       e.matmul_multi(ws, ys, owns_kv ? 3 : 1, a.xn, a.xq, T);
     }
-    // Per-head RMSNorm of Q and K (weights), V (no weight), RoPE of Q and K: one launch.
+    // Per-head RMSNorm of Q and K (weights), V (no weight), RoPE of Q and K, and (own KV) the
+    // append of K and V to the cache: one launch.
+    const Engine::Kv& kv = e.kv_[size_t(il)];
     e.op("head_norm_dual", [&] {
       HeadNormOp op;
       op.n_tokens = T;
@@ -104,6 +106,9 @@ void Gemma4::step(Engine& e, int T, bool decode) {
         op.wk = e.t(blk(il, "attn_k_norm")).f32();
         op.v = a.v;
         op.v_stride = kvd;
+        op.k_cache = kv.k;
+        op.v_cache = kv.v;
+        op.cache_cap = kv.cap;
       }
       op.pos = a.pos;
       op.table = l.sliding ? e.rope_swa_.data() : e.rope_full_.data();
@@ -111,23 +116,22 @@ void Gemma4::step(Engine& e, int T, bool decode) {
       op.n_rot = l.n_rot;
       head_norm_dual(op, s);
     });
-    const Engine::Kv& kv = e.kv_[size_t(il)];
-    if (owns_kv)
-      e.op("kv_append", [&] { kv_append(a.k, a.v, kvd, T, a.pos, kv.k, kv.v, kv.cap, l.n_head_kv, l.head_dim, s); });
     const int window = l.sliding ? c.sliding_window : 0;
+    const Engine::Tensor& wo = e.t(blk(il, "attn_output"));
+    const bool wo_q8 = gemm_n_path(wo.w.type, T) == GemmNPath::Int8Dp4a;  // o-proj reads Q8_1
     if (decode)
       e.op("attention_decode", [&] {
         attention_decode(a.q, 0, kv.k, kv.v, kv.cap, l.n_head, l.n_head_kv, l.head_dim, c.attn_scale, window, a.pos,
-                         e.attn_splits_[size_t(il)], a.attn_ws, a.attn_ws_bytes, a.attn, s);
+                         e.attn_splits_[size_t(il)], a.attn_ws, a.attn_ws_bytes, a.attn,
+                         wo_q8 ? a.attn_q : nullptr, s);
       });
     else
       e.op("attention_prefill", [&] {
         attention_prefill(a.q, qd, T, a.pos, kv.k, kv.v, kv.cap, l.n_head, l.n_head_kv, l.head_dim, c.attn_scale,
                           window, a.attn, s);
       });
-    const Engine::Tensor& wo = e.t(blk(il, "attn_output"));
-    if (gemm_n_path(wo.w.type, T) == GemmNPath::Int8Dp4a)
-      e.op("quantize_q8_1", [&] { quantize_q8_1(a.attn, T, qd, a.attn_q, s); });
+    // Decode's merge writes the o-proj's Q8_1 input itself; prefill quantizes in a launch.
+    if (!decode && wo_q8) e.op("quantize_q8_1", [&] { quantize_q8_1(a.attn, T, qd, a.attn_q, s); });
     e.matmul(wo, a.attn, a.attn_q, T, a.y, Epilogue::Store);
     // x += post_attention_norm(attn); xn = ffn_norm(x) (float + Q8_1).
     e.op("rmsnorm", [&] {

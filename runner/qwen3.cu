@@ -64,7 +64,8 @@ void Qwen3::step(Engine& e, int T, bool decode) {
       float* ys[3] = {a.q, a.k, a.v};
       e.matmul_multi(ws, ys, 3, a.xn, a.xq, T);
     }
-    e.op("head_norm_dual", [&] {
+    const Engine::Kv& kv = e.kv_[size_t(il)];
+    e.op("head_norm_dual", [&] {  // + RoPE of Q, K and the append of K, V to the cache
       HeadNormOp op;
       op.n_tokens = T;
       op.n_q_heads = l.n_head;
@@ -77,27 +78,33 @@ void Qwen3::step(Engine& e, int T, bool decode) {
       op.k = a.k;
       op.k_stride = kvd;
       op.wk = e.t(blk(il, "attn_k_norm")).f32();
+      op.v = a.v;  // not normed: only appended
+      op.v_stride = kvd;
+      op.norm_v = false;
       op.pos = a.pos;
       op.table = e.rope_full_.data();
       op.n_pos = e.rope_pos_;
       op.n_rot = l.n_rot;
+      op.k_cache = kv.k;
+      op.v_cache = kv.v;
+      op.cache_cap = kv.cap;
       head_norm_dual(op, s);
     });
-    const Engine::Kv& kv = e.kv_[size_t(il)];
-    e.op("kv_append", [&] { kv_append(a.k, a.v, kvd, T, a.pos, kv.k, kv.v, kv.cap, l.n_head_kv, l.head_dim, s); });
+    const Engine::Tensor& wo = e.t(blk(il, "attn_output"));
+    const bool wo_q8 = gemm_n_path(wo.w.type, T) == GemmNPath::Int8Dp4a;  // o-proj reads Q8_1
     if (decode)
       e.op("attention_decode", [&] {
         attention_decode(a.q, 0, kv.k, kv.v, kv.cap, l.n_head, l.n_head_kv, l.head_dim, c.attn_scale, 0, a.pos,
-                         e.attn_splits_[size_t(il)], a.attn_ws, a.attn_ws_bytes, a.attn, s);
+                         e.attn_splits_[size_t(il)], a.attn_ws, a.attn_ws_bytes, a.attn,
+                         wo_q8 ? a.attn_q : nullptr, s);
       });
     else
       e.op("attention_prefill", [&] {
         attention_prefill(a.q, qd, T, a.pos, kv.k, kv.v, kv.cap, l.n_head, l.n_head_kv, l.head_dim, c.attn_scale, 0,
                           a.attn, s);
       });
-    const Engine::Tensor& wo = e.t(blk(il, "attn_output"));
-    if (gemm_n_path(wo.w.type, T) == GemmNPath::Int8Dp4a)
-      e.op("quantize_q8_1", [&] { quantize_q8_1(a.attn, T, qd, a.attn_q, s); });
+    // Decode's merge writes the o-proj's Q8_1 input itself; prefill quantizes in a launch.
+    if (!decode && wo_q8) e.op("quantize_q8_1", [&] { quantize_q8_1(a.attn, T, qd, a.attn_q, s); });
     e.matmul(wo, a.attn, a.attn_q, T, a.x, Epilogue::Add);  // x += o-proj (residual fused)
     norm(e.t(blk(il, "ffn_norm")).f32());
 

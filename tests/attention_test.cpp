@@ -18,6 +18,7 @@
 #include "kernels/common/blocks.h"
 #include "kernels/common/device.cuh"
 #include "reference/attention.h"
+#include "reference/quantize_q8_1.h"
 #include "tests/testing.h"
 
 namespace kiln {
@@ -226,15 +227,19 @@ TEST(AttentionShapes, HostValidationThrows) {
   // head_dim 96 / 32 unsupported; group not dividing; workspace too small; q_stride too small
   EXPECT_THROW(attention_prefill(buf, 0, 4, pos, cache, cache, 16, 4, 1, 96, 1.f, 0, buf, nullptr), Error);
   EXPECT_THROW(attention_prefill(buf, 0, 4, pos, cache, cache, 16, 4, 1, 32, 1.f, 0, buf, nullptr), Error);
-  EXPECT_THROW(attention_decode(buf, 0, cache, cache, 16, 4, 1, 32, 1.f, 0, pos, 4, buf, 1 << 20, buf, nullptr), Error);
+  EXPECT_THROW(attention_decode(buf, 0, cache, cache, 16, 4, 1, 32, 1.f, 0, pos, 4, buf, 1 << 20, buf, nullptr, nullptr), Error);
   EXPECT_THROW(attention_prefill(buf, 100, 4, pos, cache, cache, 16, 4, 1, 64, 1.f, 0, buf, nullptr), Error);
   EXPECT_THROW(attention_prefill(buf, 0, 4, pos, cache, cache, 16, 6, 4, 128, 1.f, 0, buf, nullptr), Error);
   EXPECT_THROW(attention_prefill(buf, 100, 4, pos, cache, cache, 16, 4, 1, 128, 1.f, 0, buf, nullptr), Error);
   EXPECT_THROW(attention_prefill(buf, 0, 4, pos, cache, cache, 16, 4, 1, 128, 1.f, -1, buf, nullptr), Error);
-  EXPECT_THROW(attention_decode(buf, 0, cache, cache, 16, 4, 1, 96, 1.f, 0, pos, 4, buf, 1 << 20, buf, nullptr), Error);
-  EXPECT_THROW(attention_decode(buf, 0, cache, cache, 16, 4, 1, 128, 1.f, 0, pos, 4, buf, 16, buf, nullptr), Error);
-  EXPECT_THROW(attention_decode(buf, 0, cache, cache, 16, 4, 1, 128, 1.f, 0, pos, 0, buf, 1 << 20, buf, nullptr), Error);
-  EXPECT_THROW(attention_decode(buf, 0, cache, cache, 16, 16, 1, 512, 1.f, 0, pos, 4, buf, 1 << 20, buf, nullptr), Error);
+  EXPECT_THROW(attention_decode(buf, 0, cache, cache, 16, 4, 1, 96, 1.f, 0, pos, 4, buf, 1 << 20, buf, nullptr, nullptr), Error);
+  EXPECT_THROW(attention_decode(buf, 0, cache, cache, 16, 4, 1, 128, 1.f, 0, pos, 4, buf, 16, buf, nullptr, nullptr), Error);
+  EXPECT_THROW(attention_decode(buf, 0, cache, cache, 16, 4, 1, 128, 1.f, 0, pos, 0, buf, 1 << 20, buf, nullptr, nullptr), Error);
+  EXPECT_THROW(attention_decode(buf, 0, cache, cache, 16, 16, 1, 512, 1.f, 0, pos, 4, buf, 1 << 20, buf, nullptr, nullptr), Error);
+  // out_q misaligned
+  EXPECT_THROW(attention_decode(buf, 0, cache, cache, 16, 4, 1, 128, 1.f, 0, pos, 4, buf, 1 << 20, buf,
+                                reinterpret_cast<BlockQ8_1*>(reinterpret_cast<char*>(buf) + 2), nullptr),
+               Error);
   EXPECT_THROW(kv_append(buf, buf, 0, 2, pos, cache, cache, 0, 1, 128, nullptr), Error);
   EXPECT_THROW(kv_append(buf, buf, 3, 2, pos, cache, cache, 8, 1, 128, nullptr), Error);
 }
@@ -297,16 +302,9 @@ TEST(GpuKvAppend, BitExactRingAndSkip) {
     KILN_CUDA_CHECK(cudaDeviceSynchronize());
     const auto hk = download(kc, size_t(cap * row)), hv = download(vc, size_t(cap * row));
     std::vector<uint16_t> ek(size_t(cap * row), 0xffff), ev(size_t(cap * row), 0xffff);
-    for (int t = 0; t < T; ++t) {
-      if (pos[size_t(t)] < 0) continue;
-      const int64_t r = pos[size_t(t)] % cap;
-      for (int i = 0; i < row; ++i) {
-        ek[size_t(r * row + i)] = f32_to_f16(k[size_t(t * stride + i)]);
-        ev[size_t(r * row + i)] = f32_to_f16(v[size_t(t * stride + i)]);
-      }
-  }
-  EXPECT_EQ(hk, ek) << "hd " << hd;
-  EXPECT_EQ(hv, ev) << "hd " << hd;
+    ref::kv_append(k.data(), v.data(), stride, T, pos.data(), ek.data(), ev.data(), cap, row);
+    EXPECT_EQ(hk, ek) << "hd " << hd;
+    EXPECT_EQ(hv, ev) << "hd " << hd;
   }
 }
 
@@ -334,18 +332,25 @@ void check_decode(const DecodeCase& c, uint64_t seed, DecodeLoads loads = Decode
   const size_t ws_bytes = attention_decode_workspace_bytes(n_head, c.hd, c.splits);
   DeviceBuffer<uint8_t> ws(ws_bytes);
   DeviceBuffer<float> out(in.q.size());
+  const size_t nq8 = in.q.size() / QK8_1;
+  DeviceBuffer<BlockQ8_1> out_q(nq8);  // the fused Q8_1 output (the runner's o-proj input)
   poison(out);
+  poison(out_q);
   poison(ws);
   attention_decode(dq.data(), 0, cache.k.data(), cache.v.data(), cap, n_head, c.n_head_kv, c.hd,
-                   scale, c.window, dpos.data(), c.splits, ws.data(), ws_bytes, out.data(), nullptr,
-                   loads);
+                   scale, c.window, dpos.data(), c.splits, ws.data(), ws_bytes, out.data(), out_q.data(),
+                   nullptr, loads);
   KILN_CUDA_CHECK(cudaDeviceSynchronize());
   const auto got = download(out, in.q.size());
+  const auto got_q = download(out_q, nq8);
   std::vector<float> want(in.q.size());
   ref::attention_decode_split(in.q.data(), in.k.data(), in.v.data(), qp, n_head, c.n_head_kv, c.hd,
                               scale, c.window, c.splits, want.data());
+  std::vector<BlockQ8_1> want_q(nq8);
+  ref::quantize_q8_1(want.data(), 1, int64_t(want.size()), want_q.data());
   size_t bad = 0;
   for (size_t i = 0; i < got.size(); ++i) bad += f32_bits(got[i]) != f32_bits(want[i]);
+  EXPECT_EQ(0, std::memcmp(got_q.data(), want_q.data(), nq8 * sizeof(BlockQ8_1))) << "out_q";
   if (c.no_position)
     for (size_t i = 0; i < got.size(); ++i) bad += f32_bits(want[i]) != f32_bits(0.f);
   EXPECT_EQ(bad, 0u) << (loads == DecodeLoads::SharedRing ? "ring" : "registers") << " ctx " << c.ctx << " hd " << c.hd << " window " << c.window << " splits "
@@ -423,7 +428,7 @@ TEST(GpuAttentionDecode, GraphReplayFollowsDevicePosition) {
   cudaGraph_t graph;
   KILN_CUDA_CHECK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
   attention_decode(dq.data(), 0, cache.k.data(), cache.v.data(), ctx, n_head, n_head_kv, hd, 1.f,
-                   512, dpos.data(), splits, ws.data(), ws_bytes, out.data(), st);
+                   512, dpos.data(), splits, ws.data(), ws_bytes, out.data(), nullptr, st);
   KILN_CUDA_CHECK(cudaStreamEndCapture(st, &graph));
   cudaGraphExec_t exec;
   KILN_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
@@ -641,7 +646,7 @@ TEST(GpuAttentionPrefill, DecodeAfterPrefillMatchesLongerPrefill) {
                 kc.data(), vc.data(), cap, n_head_kv, hd, nullptr);
       attention_decode(dq.data() + T * n_head * hd, 0, kc.data(), vc.data(), cap, n_head,
                        n_head_kv, hd, scale, window, dpos.data() + T, splits, ws.data(), ws_bytes,
-                       dec.data(), nullptr);
+                       dec.data(), nullptr, nullptr);
       // prefill path on a linear cache of T + 1 positions
       GpuCache lin(in.k, in.v, T + 1, T + 1, row);
       DeviceBuffer<float> pre(in.q.size());

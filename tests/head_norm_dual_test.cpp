@@ -1,4 +1,6 @@
-// Oracle for kernels/head_norm_dual.cu. Contract: bit-exact vs ref::head_norm_dual<float> (with and without fused RoPE); ref<float> within 4e-6 (relative, floor 1) of ref<double>.
+// Oracle for kernels/head_norm_dual.cu. Contract: bit-exact vs ref::head_norm_dual<float> (with and without
+// fused RoPE; the fused cache append vs ref::kv_append of its rows); ref<float> within 4e-6 (relative, floor 1)
+// of ref<double>.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -8,6 +10,7 @@
 
 #include "kernels/common/device.cuh"
 #include "kernels/head_norm_dual.cuh"
+#include "reference/attention.h"
 #include "reference/head_norm_dual.h"
 #include "reference/rope.h"
 #include "tests/device_testing.h"
@@ -93,29 +96,66 @@ TEST(HeadNormDualApi, RejectsBadArguments) {
   op.n_pos = 1;
   op.n_rot = 130;
   EXPECT_THROW(head_norm_dual(op, nullptr), Error);
+  op.n_rot = 128;
+  op.pos = nullptr;  // RoPE without positions
+  EXPECT_THROW(head_norm_dual(op, nullptr), Error);
+  op.table = nullptr;
+  op.v = &f;
+  op.norm_v = false;  // V neither normed nor appended
+  EXPECT_THROW(head_norm_dual(op, nullptr), Error);
+  uint16_t c[4];
+  op.n_kv_heads = 1;
+  op.k = &f;
+  op.pos = &p;
+  op.k_cache = c;  // without v_cache
+  op.cache_cap = 1;
+  EXPECT_THROW(head_norm_dual(op, nullptr), Error);
+  op.v_cache = c;
+  op.cache_cap = 0;
+  EXPECT_THROW(head_norm_dual(op, nullptr), Error);
+  op.cache_cap = 1;
+  op.head_dim = 126;  // cache rows need head_dim % 4 == 0
+  EXPECT_THROW(head_norm_dual(op, nullptr), Error);
 }
 
-// Fused QKV buffer [T][q | k | v]; which: bit 0 q, bit 1 k, bit 2 v.
-void run_hn(const Shape& S, int64_t T, bool with_rope, int which, uint64_t seed) {
-  SCOPED_TRACE(::testing::Message() << S.name << " T=" << T << " rope=" << with_rope << " which=" << which);
+// What one run_hn call exercises. which: bit 0 q, bit 1 k, bit 2 v.
+struct HnRun {
+  bool rope = true;
+  int which = 7;
+  bool norm_v = true;  // false: V rows only appended (needs cache)
+  bool cache = false;  // fused KV-cache append; positions then distinct modulo the ring
+  bool skip = false;   // with cache and no RoPE: one token at position -1 (not appended)
+};
+
+// Fused QKV buffer [T][q | k | v], in place; optional cache ring of T + 3 rows.
+void run_hn(const Shape& S, int64_t T, HnRun r, uint64_t seed) {
+  SCOPED_TRACE(::testing::Message() << S.name << " T=" << T << " rope=" << r.rope << " which=" << r.which
+                                    << " norm_v=" << r.norm_v << " cache=" << r.cache << " skip=" << r.skip);
   Stream s;
   const int64_t qn = int64_t(S.nq) * S.hd, kn = int64_t(S.nkv) * S.hd, stride = qn + 2 * kn;
-  const int64_t n_pos = 4096;
+  const int64_t n_pos = 4096, cap = T + 3;
   auto x = random_normal(size_t(T * stride), seed, 3.f);
   const auto wq = random_floats(size_t(S.hd), seed + 1, 0.5f, 1.5f);
   const auto wk = random_floats(size_t(S.hd), seed + 2, -1.5f, 1.5f);
   const auto ff = S.ff ? freq_factors(S.n_rot, seed + 3) : std::vector<float>();
-  const bool rope = with_rope && S.n_rot > 0;
+  const bool rope = r.rope && S.n_rot > 0;
   const auto table = rope ? ref::rope_table(n_pos, S.n_rot, S.theta, S.ff ? ff.data() : nullptr) : std::vector<float>(2);
   std::vector<int32_t> pos;
   const auto u = random_floats(size_t(T), seed + 4, 0.f, 1.f);
-  for (float v : u) pos.push_back(int32_t(std::min<int64_t>(n_pos - 1, int64_t(v * float(n_pos)))));
+  if (r.cache) {  // consecutive from a random start: distinct rows of the ring, wrapping
+    const int32_t p0 = int32_t(u[0] * float(n_pos - T));
+    for (int64_t t = 0; t < T; ++t) pos.push_back(p0 + int32_t(t));
+    if (r.skip) pos[size_t(T / 2)] = -1;
+  } else {
+    for (float v : u) pos.push_back(int32_t(std::min<int64_t>(n_pos - 1, int64_t(v * float(n_pos)))));
+  }
   auto dx = up(x, s);
   auto dwq = up(wq, s);
   auto dwk = up(wk, s);
   auto dt = up(table, s);
   auto dp = up(pos, s);
-  const bool hq = which & 1, hk = which & 2, hv = (which & 4) && S.v;
+  auto kc = poisoned<uint16_t>(size_t(cap * kn), s), vc = poisoned<uint16_t>(size_t(cap * kn), s);
+  const bool hq = r.which & 1, hk = r.which & 2, hv = (r.which & 4) && (S.v || r.cache);
   HeadNormOp op;
   op.n_tokens = T;
   op.n_q_heads = S.nq;
@@ -130,41 +170,68 @@ void run_hn(const Shape& S, int64_t T, bool with_rope, int which, uint64_t seed)
   op.wk = dwk.data();
   op.v = hv ? dx.data() + qn + kn : nullptr;
   op.v_stride = stride;
+  op.norm_v = r.norm_v;
+  op.pos = dp.data();
   if (rope) {
-    op.pos = dp.data();
     op.table = reinterpret_cast<const float2*>(dt.data());
     op.n_pos = n_pos;
     op.n_rot = S.n_rot;
   }
+  if (r.cache) {
+    op.k_cache = kc.data();
+    op.v_cache = vc.data();
+    op.cache_cap = cap;
+  }
   head_norm_dual(op, s);
   auto want = x;
+  const bool ref_v = hv && r.norm_v;  // V rows the reference norms (the others stay as they are)
   ref::head_norm_dual<float>(T, S.nq, S.nkv, S.hd, 1e-6f, hq ? want.data() : nullptr, stride, wq.data(),
                              hk ? want.data() + qn : nullptr, stride, wk.data(),
-                             hv ? want.data() + qn + kn : nullptr, stride, rope ? pos.data() : nullptr, S.n_rot,
+                             ref_v ? want.data() + qn + kn : nullptr, stride, rope ? pos.data() : nullptr, S.n_rot,
                              S.theta, S.ff ? ff.data() : nullptr);
   const auto got = down(dx, s);
   EXPECT_FLOATS_BITS_EQ(got.data(), want.data(), want.size(), "qkv");
+  if (r.cache) {  // every row not appended keeps its poison
+    std::vector<uint16_t> ek(size_t(cap * kn), 0xffff), ev(size_t(cap * kn), 0xffff);
+    ref::kv_append(want.data() + qn, want.data() + qn + kn, stride, T, pos.data(), ek.data(), ev.data(), cap, kn);
+    EXPECT_EQ(down(kc, s), ek) << "k cache";
+    EXPECT_EQ(down(vc, s), ev) << "v cache";
+  }
 }
 
 TEST(GpuHeadNormDual, BitExactModelShapesWithRope) {
   KILN_REQUIRE_GPU();
   uint64_t seed = 1;
   for (const Shape& S : kShapes)
-    for (int64_t T : {1, 3, 17, 512}) run_hn(S, T, true, 7, seed += 10);
+    for (int64_t T : {1, 3, 17, 512}) run_hn(S, T, HnRun{}, seed += 10);
 }
 
 TEST(GpuHeadNormDual, BitExactNormOnly) {
   KILN_REQUIRE_GPU();
   uint64_t seed = 5000;
   for (const Shape& S : kShapes)
-    for (int64_t T : {1, 17}) run_hn(S, T, false, 7, seed += 10);
+    for (int64_t T : {1, 17}) run_hn(S, T, HnRun{false}, seed += 10);
 }
 
 TEST(GpuHeadNormDual, BitExactSubsets) {  // KV-shared layers: Q only; K+V only
   KILN_REQUIRE_GPU();
-  run_hn(kShapes[1], 17, true, 1, 9000);
-  run_hn(kShapes[0], 3, true, 6, 9001);
-  run_hn(kShapes[2], 3, true, 3, 9002);
+  run_hn(kShapes[1], 17, HnRun{true, 1}, 9000);
+  run_hn(kShapes[0], 3, HnRun{true, 6}, 9001);
+  run_hn(kShapes[2], 3, HnRun{true, 3}, 9002);
+}
+
+// The fused KV append (Gemma 4: V normed; Qwen3: V only appended), ring wrap, a skipped token.
+TEST(GpuHeadNormDual, BitExactCacheAppend) {
+  KILN_REQUIRE_GPU();
+  uint64_t seed = 12000;
+  for (const Shape& S : kShapes) {
+    if (S.hd % 4) continue;  // the cache needs head_dim % 4 == 0 (rejected: RejectsBadArguments)
+    for (int64_t T : {1, 17, 512}) {
+      run_hn(S, T, HnRun{true, 7, true, true}, seed += 10);
+      run_hn(S, T, HnRun{true, 7, false, true}, seed += 10);
+    }
+    run_hn(S, 17, HnRun{false, 6, S.v, true, true}, seed += 10);
+  }
 }
 
 }  // namespace
