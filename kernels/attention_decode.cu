@@ -447,8 +447,11 @@ __global__ void __launch_bounds__(kMergeThreads)
   float O = 0.f;  // in split order (bit-exact vs ref::attention_decode_split)
   for (int s0 = 0; s0 < U; s0 += kMergeBatch) {
     float t[kMergeBatch];
+    // Unconditional loads (index clamped to a used split, surplus values discarded below): with
+    // predicated loads nvcc was free to interleave each load with its use, and did once the Q8_1
+    // epilogue was added -- 16 serialized round trips, the merge 11 -> 31 us under ncu.
 #pragma unroll
-    for (int i = 0; i < kMergeBatch; ++i) t[i] = s0 + i < U ? po[int64_t(s0 + i) * hd] : 0.f;
+    for (int i = 0; i < kMergeBatch; ++i) t[i] = po[int64_t(min(s0 + i, U - 1)) * hd];
 #pragma unroll
     for (int i = 0; i < kMergeBatch; ++i)
       if (s0 + i < U) O = O + t[i] * f[s0 + i];

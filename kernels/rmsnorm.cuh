@@ -123,11 +123,8 @@ __device__ __forceinline__ void finish_row(const float4 (&v)[C], int64_t n, floa
                                            BlockQ8_1* __restrict__ x_q, float* red) {
   const int tid = threadIdx.x;
   const int64_t nc = (n + 3) / 4;
-  // The Q8_1 loops stay rolled (v[] then lives in local memory, L1-resident): unrolled, each
-  // chunk's quantization (two IEEE divisions, shuffles) was copied C times -- 36 KB of SASS at
-  // C = 4, run once per launch, so mostly instruction-cache misses (docs/CONVENTIONS.md).
   if (x_q) {
-#pragma unroll 1
+#pragma unroll
     for (int k = 0; k < C; ++k) {
       const int64_t c = tid + int64_t(kRowThreads) * k;
       q8_1_group8(v[k], c < nc, x_q + c / 8, int(c % 8));
@@ -139,7 +136,7 @@ __device__ __forceinline__ void finish_row(const float4 (&v)[C], int64_t n, floa
   for (int k = 0; k < C; ++k) acc = sumsq4(v[k], acc);  // chunks past n are zeros: exact no-ops
   const float ss = block_sum<kRowThreads / 32>(acc, red);
   const float ri = krsqrt(ss / float(n) + eps);
-#pragma unroll 1
+#pragma unroll
   for (int k = 0; k < C; ++k) {
     const int64_t c = tid + int64_t(kRowThreads) * k;
     float4 o = mul4s(v[k], ri);
