@@ -1,10 +1,11 @@
 // Qwen3 on the GPU: one forward step for T tokens at positions d_pos[0..T), composed from kiln's
 // kernels. Read top to bottom; the CPU spec is reference/qwen3.cpp.
 //
-// Kernels per decode token (T = 1; 8B: 436, counted from the captured graph): embed (+ layer-0
-// norm), then per layer 12: Q/K/V matvecs in one launch, head_norm_dual with RoPE, kv_append,
-// attention (split + merge: 2), quantize, o-proj with the residual add fused, ffn norm, gate/up,
-// SwiGLU, down with the residual add fused, next norm; then output projection, argmax, advance.
+// Kernels per decode token (T = 1; 8B: 364, counted from the captured graph): embed (+ layer-0
+// norm), then per layer 10: Q/K/V matvecs in one launch, head_norm_dual (RoPE and the KV-cache
+// append fused), attention (split + merge: 2; the merge writes the o-proj's Q8_1 input), o-proj
+// with the residual add fused, ffn norm, gate/up, SwiGLU, down with the residual add fused, next
+// norm; then output projection, argmax, advance.
 #include <cmath>
 
 #include "kernels/attention.cuh"
