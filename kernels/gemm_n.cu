@@ -139,6 +139,41 @@ __device__ __forceinline__ void named_barrier(int id, int threads) {
   asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory");
 }
 
+// Weight staging goes through the TMA engine: one bulk copy per row chunk, issued by one lane,
+// completing on the ring stage's mbarrier (transaction bytes). The per-lane cp.async staging it
+// replaced spent ~70 of the ~336 warp instructions per Q4_K row chunk on addresses and zero-fill
+// sizes (ncu on H200); a bulk copy is a handful of lane-0 instructions per chunk.
+__device__ __forceinline__ uint32_t smem_u32(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
+__device__ __forceinline__ void mbar_init(uint64_t* bar) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(smem_u32(bar)) : "memory");
+}
+__device__ __forceinline__ void mbar_expect_tx(uint64_t* bar, uint32_t bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_u32(bar)), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint64_t* bar, uint32_t parity) {
+  asm volatile(
+      "{\n\t.reg .pred ready;\n"
+      "kiln_mbar_retry:\n\t"
+      "mbarrier.try_wait.parity.shared::cta.b64 ready, [%0], %1;\n\t"
+      "@!ready bra kiln_mbar_retry;\n}" ::"r"(smem_u32(bar)),
+      "r"(parity)
+      : "memory");
+}
+// src and dst 16-byte aligned, bytes a positive multiple of 16.
+__device__ __forceinline__ void bulk_copy(uint8_t* dst, const uint8_t* src, uint32_t bytes, uint64_t* bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];" ::"r"(
+                   smem_u32(dst)),
+               "l"(src), "r"(bytes), "r"(smem_u32(bar))
+               : "memory");
+}
+// Signed x unsigned byte dot product: the Q4_K high nibbles are used in place (q & 0xf0 = 16 x
+// nibble, up to 240 -- unsigned), saving a shift per word; the sum is exactly 16x.
+__device__ __forceinline__ int dp4a_us(uint32_t a_unsigned, int b, int c) {
+  int d;
+  asm("dp4a.u32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a_unsigned), "r"(b), "r"(c));
+  return d;
+}
+
 constexpr int kAnyType = -1;  // kernel template argument: weight type read per matrix at run time
 
 // Rows per warp: 2 for small N (smaller row groups balance better and halve the ring), 4 above
@@ -190,27 +225,53 @@ KILN_HD constexpr int ring_stages() {
 // 16-byte segment), in whole 16-byte segments.
 inline int64_t x_stage_col_bytes(int64_t xblocks) { return ((xblocks * 36 + 15) / 16 + 1) * 16; }
 
-// Issues the asynchronous copy of chunk c of rows row0..row0+R-1 into one ring stage: aligned
-// 16-byte segments covering each row's chunk; bytes past the end of the matrix are zero-filled.
-// (The kernel is instruction-bound for the 4- and 6-bit formats -- ncu on H100: issue slots 65%
-// busy, ALU the busiest pipe -- so the per-segment work is 32-bit: one 64-bit address per chunk,
-// the distance to the matrix end only on its last row, then offsets.)
+// Issues the copy of chunk c of rows row0..row0+R-1 into one ring stage and arms its mbarrier:
+// per row, the aligned 16-byte segments covering the chunk (a row that does not start on 16 bytes
+// keeps its misalignment in the stage; the decode reads at that offset). Rounding up to whole
+// segments reads into the next row, except on the matrix's last row when the matrix does not end
+// on 16 bytes: there the bulk copy stops at the last whole segment and lanes copy the 1-15 bytes
+// left with byte loads (nothing outside the matrix is read). Rows past M are not copied (the
+// kernel computes garbage for them and never stores it).
 template <int R>
 __device__ __forceinline__ void issue_chunk(const Mat& m, int64_t row0, int c, int cb, int len, uint8_t* stage,
-                                            int rowbuf, int lane) {
+                                            int rowbuf, int lane, uint64_t* bar) {
   const uint8_t* g = m.data + row0 * m.row_bytes + c * cb;  // c * cb < row_bytes
+  const bool last = row0 + R >= m.M;                        // the matrix's last row is in this group
+  if (!last && (m.row_bytes & 15) == 0) {  // the common case: R whole rows, every chunk 16-byte aligned
+    if (lane == 0) {
+      const uint32_t nb = uint32_t(len + 15) & ~15u;
+      asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+      mbar_expect_tx(bar, R * nb);
 #pragma unroll
-  for (int r = 0; r < R; ++r, g += m.row_bytes) {
-    if (row0 + r >= m.M) break;
-    const int mis = int(reinterpret_cast<uintptr_t>(g) & 15);
-    const uint8_t* a0 = g - mis;
-    const int nseg = (mis + len + 15) >> 4;
-    // Rounding up to whole segments reads into the next row, except on the matrix's last row.
-    const int left = row0 + r == m.M - 1 ? int(m.end - a0) : (1 << 30);
-    for (int i = lane; i < nseg; i += 32) {
-      const int l = left - 16 * i;
-      cp_async16(stage + r * rowbuf + 16 * i, a0 + 16 * i, l >= 16 ? 16 : l);
+      for (int r = 0; r < R; ++r) bulk_copy(stage + r * rowbuf, g + r * m.row_bytes, nb, bar);
     }
+    return;
+  }
+  if (lane == 0) {
+    uint32_t nb[R], total = 0;
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* gr = g + r * m.row_bytes;
+      const int mis = int(reinterpret_cast<uintptr_t>(gr) & 15);
+      nb[r] = row0 + r < m.M ? uint32_t(mis + len + 15) & ~15u : 0u;
+      if (last && row0 + r == m.M - 1) nb[r] = min(nb[r], uint32_t(m.end - (gr - mis)) & ~15u);
+      total += nb[r];
+    }
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");  // the warp's reads of this stage come first
+    mbar_expect_tx(bar, total);
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const uint8_t* gr = g + r * m.row_bytes;
+      if (nb[r]) bulk_copy(stage + r * rowbuf, gr - (reinterpret_cast<uintptr_t>(gr) & 15), nb[r], bar);
+    }
+  }
+  if (last) {
+    const int r = int(m.M - 1 - row0);
+    const uint8_t* gr = g + r * m.row_bytes;
+    const int mis = int(reinterpret_cast<uintptr_t>(gr) & 15);
+    const uint8_t* a0 = gr - mis;
+    const int avail = int(m.end - a0), whole = avail & ~15;
+    if (((mis + len + 15) & ~15) > whole && lane < avail - whole) stage[r * rowbuf + whole + lane] = a0[whole + lane];
   }
 }
 
@@ -250,25 +311,22 @@ __device__ __forceinline__ void load_unit(DType type, const uint8_t* b, int off,
       lds_words<8>(b, bo + 16 + 32 * j, q);
     }
     const float d = h2f(hd[0] & 0xffffu), dmin = h2f(hd[0] >> 16);
-    // Sub-blocks 2j and 2j+1: the 6-bit scale/min packing q4k_scale_min documents.
-#pragma unroll
-    for (int o = 0; o < 2; ++o) {
-      const int sb = 2 * j + o, sh8 = 8 * (sb & 3);
-      int sc, mn;
-      if (sb < 4) {
-        sc = int((hd[1] >> sh8) & 63u);
-        mn = int((hd[2] >> sh8) & 63u);
-      } else {
-        sc = int(((hd[3] >> sh8) & 0x0fu) | (((hd[1] >> sh8) >> 6 & 3u) << 4));
-        mn = int(((hd[3] >> sh8) >> 4 & 0x0fu) | (((hd[2] >> sh8) >> 6 & 3u) << 4));
-      }
-      u.f[2 * o] = d * float(sc);
-      u.f[2 * o + 1] = dmin * float(mn);
-    }
+    // Sub-blocks 2j and 2j+1 (the 6-bit scale/min packing q4k_scale_min documents), both at once
+    // in the two low bytes, without a branch: sub-blocks 0-3 (j < 2) keep their 6 bits in scale
+    // bytes 0-3 / 4-7; 4-7 take 4 bits from bytes 8-11 and the top 2 bits of bytes 0-3 / 4-7.
+    const uint32_t sh = 16u * uint32_t(j & 1);
+    const uint32_t A = hd[1] >> sh, B = hd[2] >> sh, C = hd[3] >> sh;
+    const bool hi = j >= 2;
+    const uint32_t scp = hi ? (C & 0x0f0fu) | ((A >> 2) & 0x3030u) : A & 0x3f3fu;
+    const uint32_t mnp = hi ? ((C >> 4) & 0x0f0fu) | ((B >> 2) & 0x3030u) : B & 0x3f3fu;
+    u.f[0] = d * float(int(scp & 0xffu));
+    u.f[1] = dmin * float(int(mnp & 0xffu));
+    u.f[2] = d * float(int((scp >> 8) & 0xffu));
+    u.f[3] = dmin * float(int((mnp >> 8) & 0xffu));
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
       u.q[i] = q[i] & 0x0f0f0f0fu;
-      u.q[8 + i] = (q[i] >> 4) & 0x0f0f0f0fu;
+      u.q[8 + i] = q[i] & 0xf0f0f0f0u;  // 16 x the high nibbles (dp4a_us)
     }
     return;
   }
@@ -310,6 +368,22 @@ __device__ __forceinline__ void load_x(const BlockQ8_1* col, const uint32_t* xs,
   v.s = h2f(ds >> 16);
 }
 
+// Q4_K's two slices of a unit are adjacent Q8_1 blocks: 72 bytes at an 8-byte-aligned offset of
+// the stage (column starts are 16-byte aligned when K is a multiple of 256), so 9 64-bit loads.
+__device__ __forceinline__ void load_x_pair(const uint32_t* xs, int slice, XSlice& a, XSlice& b) {
+  const uint2* v = reinterpret_cast<const uint2*>(xs + 9 * slice);
+  uint32_t w[18];
+#pragma unroll
+  for (int i = 0; i < 9; ++i) {
+    const uint2 t = v[i];
+    w[2 * i] = t.x, w[2 * i + 1] = t.y;
+  }
+#pragma unroll
+  for (int i = 0; i < 8; ++i) a.q[i] = int(w[1 + i]), b.q[i] = int(w[10 + i]);
+  a.d = h2f(w[0] & 0xffffu), a.s = h2f(w[0] >> 16);
+  b.d = h2f(w[9] & 0xffffu), b.s = h2f(w[9] >> 16);
+}
+
 template <int TT, int N>
 __global__ void __launch_bounds__(kThreads, TT == kAnyType ? 1 : ctas_per_sm<TT, N>())
     gemm_n_q8_1_kernel(const __grid_constant__ Params p) {
@@ -317,6 +391,7 @@ __global__ void __launch_bounds__(kThreads, TT == kAnyType ? 1 : ctas_per_sm<TT,
   constexpr int kStages = ring_stages<TT, N>();  // chunks per warp in the cp.async ring (kStages - 1 in flight)
   extern __shared__ __align__(16) uint8_t qsmem[];
   __shared__ float red[2][kWarps][R][N];  // double-buffered by row-group parity: one barrier per group
+  __shared__ uint64_t bars[kWarps][kStages];  // one mbarrier per ring stage (bulk-copy completion)
   const int mi = find_mat(p, blockIdx.x);
   const Mat& m = p.mats[mi];
   const DType type = TT == kAnyType ? DType(m.type) : DType(TT);
@@ -350,11 +425,16 @@ __global__ void __launch_bounds__(kThreads, TT == kAnyType ? 1 : ctas_per_sm<TT,
   auto issue_next = [&](int stage) {
     if (pg < g_end) {
       const int c = ws + pj * S;
-      issue_chunk<R>(m, pg * R, c, cb, chunk_len(c), ring + size_t(stage) * R * rowbuf, rowbuf, lane);
+      issue_chunk<R>(m, pg * R, c, cb, chunk_len(c), ring + size_t(stage) * R * rowbuf, rowbuf, lane,
+                     &bars[warp][stage]);
       if (++pj == J) pj = 0, ++pg;
     }
-    cp_async_commit();  // possibly empty: keeps one group per task for wait_group
   };
+  if (lane == 0) {  // each warp owns its ring and its barriers
+    for (int s = 0; s < kStages; ++s) mbar_init(&bars[warp][s]);
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");  // visible to the TMA engine
+  }
+  __syncwarp();
   // Weights only until pdl_wait(): the ring fills while the previous kernel finishes.
   pdl_trigger();
 #pragma unroll
@@ -380,11 +460,12 @@ __global__ void __launch_bounds__(kThreads, TT == kAnyType ? 1 : ctas_per_sm<TT,
       }
     }
     cp_async_commit();
-    cp_async_wait<0>();  // (the ring's first stages too: the first task needs them anyway)
+    cp_async_wait<0>();
     __syncthreads();
   }
 
-  int stage = 0;  // ring stage of the task being computed
+  int stage = 0;         // ring stage of the task being computed
+  uint32_t parity = 0;   // phase parity of that stage's barrier: flips each time the ring wraps
   for (int64_t g = g_begin; g < g_end; ++g) {
     const int64_t row0 = g * R;
     uint32_t base_lo[R];  // low address bits of each row start: staging offsets are (base + c * cb) & 15
@@ -397,8 +478,8 @@ __global__ void __launch_bounds__(kThreads, TT == kAnyType ? 1 : ctas_per_sm<TT,
       for (int n = 0; n < N; ++n) acc[r][n] = 0.f;
     for (int j = 0; j < J; ++j) {
       issue_next(stage == 0 ? kStages - 1 : stage - 1);  // the stage freed by the previous task
-      cp_async_wait<kStages - 1>();
-      __syncwarp();
+      mbar_wait(&bars[warp][stage], parity);
+      __syncwarp();  // (the tail bytes of a matrix's last row are stored by other lanes)
       const int c = ws + j * S;
       const uint8_t* buf = ring + size_t(stage) * R * rowbuf;
       const int nunits = (chunk_len(c) / bb) * upb;
@@ -406,11 +487,7 @@ __global__ void __launch_bounds__(kThreads, TT == kAnyType ? 1 : ctas_per_sm<TT,
         const int ug = c * plan::kLanes + lane;  // this lane's unit of the row
         RowUnit w[R];
 #pragma unroll
-        for (int r = 0; r < R; ++r) {
-          if (row0 + r >= m.M) {
-            w[r] = RowUnit{};
-            continue;
-          }
+        for (int r = 0; r < R; ++r) {  // (rows past M decode stale stage bytes; never stored)
           const int off = int((base_lo[r] + uint32_t(c * cb)) & 15u);
           load_unit(type, buf + r * rowbuf, off, lane, w[r]);
         }
@@ -423,8 +500,12 @@ __global__ void __launch_bounds__(kThreads, TT == kAnyType ? 1 : ctas_per_sm<TT,
           if (xs_on)
             xs = reinterpret_cast<const uint32_t*>(xstage + n * p.x_col_bytes +
                                                    (reinterpret_cast<uintptr_t>(xcol) & 15));
-          load_x(xcol, xs, sl0, x0);
-          if (type != DType::Q8_0) load_x(xcol, xs, sl1, x1);
+          if (type == DType::Q4_K && xs) {
+            load_x_pair(xs, sl0, x0, x1);  // sl1 = sl0 + 1
+          } else {
+            load_x(xcol, xs, sl0, x0);
+            if (type != DType::Q8_0) load_x(xcol, xs, sl1, x1);
+          }
           int hs[4] = {0, 0, 0, 0};  // Q6_K: sums of the four 16-element halves of x0, x1
           if (type == DType::Q6_K) {
 #pragma unroll
@@ -437,7 +518,6 @@ __global__ void __launch_bounds__(kThreads, TT == kAnyType ? 1 : ctas_per_sm<TT,
           }
 #pragma unroll
           for (int r = 0; r < R; ++r) {
-            if (row0 + r >= m.M) continue;
             int d[4];  // dot products of the four 16-element halves
 #pragma unroll
             for (int h = 0; h < 4; ++h) {
@@ -445,14 +525,16 @@ __global__ void __launch_bounds__(kThreads, TT == kAnyType ? 1 : ctas_per_sm<TT,
               if (h >= 2 && type == DType::Q8_0) continue;
               const XSlice& xv = h < 2 ? x0 : x1;
 #pragma unroll
-              for (int i = 0; i < 4; ++i) d[h] = __dp4a(int(w[r].q[4 * h + i]), xv.q[4 * (h & 1) + i], d[h]);
+              for (int i = 0; i < 4; ++i)
+                d[h] = h >= 2 && type == DType::Q4_K ? dp4a_us(w[r].q[4 * h + i], xv.q[4 * (h & 1) + i], d[h])
+                                                     : __dp4a(int(w[r].q[4 * h + i]), xv.q[4 * (h & 1) + i], d[h]);
             }
             float a = acc[r][n];
             if (type == DType::Q8_0) {
               a = a + plan::unit_q8_0(w[r].f[0], x0.d, d[0] + d[1]);
             } else if (type == DType::Q4_K) {  // == plan::unit_q4_k with f = d*sc, dmin*mn folded per row
               a = a + (((w[r].f[0] * x0.d) * float(d[0] + d[1])) - w[r].f[1] * x0.s);
-              a = a + (((w[r].f[2] * x1.d) * float(d[2] + d[3])) - w[r].f[3] * x1.s);
+              a = a + (((w[r].f[2] * x1.d) * float((d[2] + d[3]) >> 4)) - w[r].f[3] * x1.s);  // 16x exact
             } else {  // unsigned 6-bit quants: (q - 32) . x = q . x - 32 * sum(x), exact in int
               a = a + plan::unit_q6_k(w[r].f[0], x0.d,
                                       w[r].sc[0] * (d[0] - 32 * hs[0]) + w[r].sc[1] * (d[1] - 32 * hs[1]));
@@ -464,7 +546,7 @@ __global__ void __launch_bounds__(kThreads, TT == kAnyType ? 1 : ctas_per_sm<TT,
         }
       }
       __syncwarp();
-      stage = stage + 1 == kStages ? 0 : stage + 1;
+      if (++stage == kStages) stage = 0, parity ^= 1u;
     }
     // ---- row group done: fold lanes, combine the slot's S warps in order, store
 #pragma unroll
@@ -500,7 +582,6 @@ __global__ void __launch_bounds__(kThreads, TT == kAnyType ? 1 : ctas_per_sm<TT,
       }
     }
   }
-  cp_async_wait<0>();
 }
 
 // ---------------------------------------------------------------- float path
