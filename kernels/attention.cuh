@@ -60,6 +60,9 @@
 #pragma once
 
 #include <cuda_runtime.h>
+#if defined(__CUDACC__)
+#include <cuda_fp16.h>
+#endif
 
 #include <cstddef>
 #include <cstdint>
@@ -107,5 +110,19 @@ void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
 void attention_prefill(const float* q, int64_t q_stride, int T, const int32_t* pos,
                        const uint16_t* k_cache, const uint16_t* v_cache, int64_t cap, int n_head,
                        int n_head_kv, int hd, float scale, int window, float* out, cudaStream_t s);
+
+#if defined(__CUDACC__)
+namespace kvdev {
+// The cache's element store, shared by kv_append and head_norm_dual's fused append so both write
+// the same bits: FP16 (round to nearest even) of 4 floats at dst (8-byte aligned: hd % 4 == 0).
+__device__ __forceinline__ void store_half4(uint16_t* dst, float4 v) {
+  const __half2 a = __floats2half2_rn(v.x, v.y), b = __floats2half2_rn(v.z, v.w);
+  uint2 o;
+  o.x = *reinterpret_cast<const uint32_t*>(&a);
+  o.y = *reinterpret_cast<const uint32_t*>(&b);
+  *reinterpret_cast<uint2*>(dst) = o;
+}
+}  // namespace kvdev
+#endif  // __CUDACC__
 
 }  // namespace kiln

@@ -119,8 +119,8 @@ __device__ __forceinline__ void finish(const Mat& m, int64_t row0, int warp, int
 // Schedule (numerics are fixed by gemm_n_plan.h; none of this changes a bit of the result):
 // the grid is persistent -- a few CTAs per SM, sized from the occupancy calculator -- and each
 // CTA's 4 warps form 4/S "slots" of S warps (the plan's split-K). Every slot owns a contiguous
-// range of row groups (R rows each) and streams through them: a per-warp cp.async ring of kStages
-// chunks runs ahead across row-group boundaries, so the pipeline is filled once per launch instead
+// range of row groups (R rows each) and streams through them: a per-warp ring of kStages chunks
+// (TMA bulk copies, one mbarrier per stage; see bulk_copy) runs ahead across row-group boundaries, so the pipeline is filled once per launch instead
 // of once per CTA, and a slot's share differs from any other's by at most one row group. (A grid
 // of one CTA per row group left a partial second wave on 20-60 MB matrices -- 1.2 waves, ~50% of
 // the time -- and refilled the pipeline for every 2-3 chunks of work.) The S warps of a slot
@@ -184,7 +184,7 @@ KILN_HD constexpr int rows_per_warp() { return N <= (TT == int(DType::Q8_0) ? 2 
 
 // Staging bytes per row and ring stage: one chunk (32 units) + up to 15 bytes of misalignment
 // rounded up to whole 16-byte segments + one padding word for the unaligned reads, rounded up to
-// 16 bytes so every row of every stage is a valid cp.async destination.
+// 16 bytes so every row of every stage is a valid bulk-copy destination.
 // A chunk is 32 units: 32 Q8_0 blocks, 8 Q4_K or Q6_K super-blocks (gemm_n_plan.h step 1).
 KILN_HD constexpr int chunk_bytes(DType t) { return t == DType::Q8_0 ? 32 * 34 : (t == DType::Q4_K ? 8 * 144 : 8 * 210); }
 KILN_HD constexpr int row_buf(DType t) { return (chunk_bytes(t) + 32 + 15) / 16 * 16; }
@@ -388,7 +388,7 @@ template <int TT, int N>
 __global__ void __launch_bounds__(kThreads, TT == kAnyType ? 1 : ctas_per_sm<TT, N>())
     gemm_n_q8_1_kernel(const __grid_constant__ Params p) {
   constexpr int R = rows_per_warp<TT, N>();
-  constexpr int kStages = ring_stages<TT, N>();  // chunks per warp in the cp.async ring (kStages - 1 in flight)
+  constexpr int kStages = ring_stages<TT, N>();  // chunks per warp in the ring (kStages - 1 in flight)
   extern __shared__ __align__(16) uint8_t qsmem[];
   __shared__ float red[2][kWarps][R][N];  // double-buffered by row-group parity: one barrier per group
   __shared__ uint64_t bars[kWarps][kStages];  // one mbarrier per ring stage (bulk-copy completion)
@@ -412,8 +412,12 @@ __global__ void __launch_bounds__(kThreads, TT == kAnyType ? 1 : ctas_per_sm<TT,
   const int64_t G = (m.M + R - 1) / R;
   const int64_t Z = int64_t(m.ctas) * slots;
   const int64_t z = int64_t(blockIdx.x - m.cta_begin) * slots + slot;
-  const int64_t g_begin = z * G / Z, g_end = (z + 1) * G / Z;
-  const int J = (nchunks - ws + S - 1) / S;  // >= 1: gemm_n_split keeps S <= nchunks
+  auto split = [&](int64_t i) -> int64_t {  // i * G / Z, in 32 bits when it fits (a 64-bit division
+    const uint64_t v = uint64_t(i) * uint64_t(G);  // is ~100 instructions; a warp has ~6-30 tasks)
+    return v < (uint64_t(1) << 32) ? int64_t(uint32_t(v) / uint32_t(Z)) : int64_t(v / uint64_t(Z));
+  };
+  const int64_t g_begin = split(z), g_end = split(z + 1);
+  const int J = (nchunks - ws + S - 1) >> (S >> 1);  // / S (1, 2, 4); >= 1: gemm_n_split keeps S <= nchunks
   auto chunk_len = [&](int c) {
     const int left = blocks_per_row - c * bpc;
     return (left < bpc ? left : bpc) * bb;

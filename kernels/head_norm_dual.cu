@@ -2,6 +2,7 @@
 
 #include <cuda_fp16.h>
 
+#include "kernels/attention.cuh"
 #include "kernels/common/device.cuh"
 #include "kernels/common/pdl.cuh"
 #include "kernels/rmsnorm.cuh"
@@ -14,14 +15,7 @@ using namespace normdev;
 constexpr int kWarps = 4;
 constexpr int kMaxHd = 512;
 
-// FP16 (round to nearest even, as kv_append) of 4 floats at dst (8-byte aligned: hd % 4 == 0).
-__device__ __forceinline__ void store_half4(uint16_t* dst, float4 v) {
-  const __half2 a = __floats2half2_rn(v.x, v.y), b = __floats2half2_rn(v.z, v.w);
-  uint2 o;
-  o.x = *reinterpret_cast<const uint32_t*>(&a);
-  o.y = *reinterpret_cast<const uint32_t*>(&b);
-  *reinterpret_cast<uint2*>(dst) = o;
-}
+using kvdev::store_half4;  // the cache store kv_append uses
 
 template <int C, bool VEC, bool ROPE>
 __global__ void __launch_bounds__(kWarps * 32) head_norm_kernel(HeadNormOp op, int nq, int nk, int nv) {

@@ -1,6 +1,4 @@
 // KV-cache append: K and V of T new tokens, float -> FP16 (RNE), row pos[t] % cap.
-#include <cuda_fp16.h>
-
 #include "kernels/attention.cuh"
 #include "kernels/common/device.cuh"
 #include "kernels/common/pdl.cuh"
@@ -25,15 +23,8 @@ __global__ void kv_append_kernel(const float* __restrict__ k_new, const float* _
   const int64_t row = int64_t(p) % cap;
   const float4 kv = *reinterpret_cast<const float4*>(k_new + t * src_stride + e);
   const float4 vv = *reinterpret_cast<const float4*>(v_new + t * src_stride + e);
-  __half2 k01 = __floats2half2_rn(kv.x, kv.y), k23 = __floats2half2_rn(kv.z, kv.w);
-  __half2 v01 = __floats2half2_rn(vv.x, vv.y), v23 = __floats2half2_rn(vv.z, vv.w);
-  uint2 ko, vo;
-  ko.x = *reinterpret_cast<uint32_t*>(&k01);
-  ko.y = *reinterpret_cast<uint32_t*>(&k23);
-  vo.x = *reinterpret_cast<uint32_t*>(&v01);
-  vo.y = *reinterpret_cast<uint32_t*>(&v23);
-  *reinterpret_cast<uint2*>(kc + row * row_elems + e) = ko;
-  *reinterpret_cast<uint2*>(vc + row * row_elems + e) = vo;
+  kvdev::store_half4(kc + row * row_elems + e, kv);
+  kvdev::store_half4(vc + row * row_elems + e, vv);
 }
 
 }  // namespace
