@@ -120,10 +120,11 @@ __device__ __forceinline__ void finish(const Mat& m, int64_t row0, int warp, int
 // the grid is persistent -- a few CTAs per SM, sized from the occupancy calculator -- and each
 // CTA's 4 warps form 4/S "slots" of S warps (the plan's split-K). Every slot owns a contiguous
 // range of row groups (R rows each) and streams through them: a per-warp ring of kStages chunks
-// (TMA bulk copies, one mbarrier per stage; see bulk_copy) runs ahead across row-group boundaries, so the pipeline is filled once per launch instead
-// of once per CTA, and a slot's share differs from any other's by at most one row group. (A grid
-// of one CTA per row group left a partial second wave on 20-60 MB matrices -- 1.2 waves, ~50% of
-// the time -- and refilled the pipeline for every 2-3 chunks of work.) The S warps of a slot
+// (TMA bulk copies, one mbarrier per stage; see bulk_copy) runs ahead across row-group
+// boundaries, so the pipeline is filled once per launch instead of once per CTA, and a slot's
+// share differs from any other's by at most one row group. (A grid of one CTA per row group left
+// a partial second wave on 20-60 MB matrices -- 1.2 waves, ~50% of the time -- and refilled the
+// pipeline for every 2-3 chunks of work.) The S warps of a slot
 // combine their partial sums in shared memory behind a named barrier (ids 1..4: one per slot).
 
 __device__ __forceinline__ void cp_async16(uint8_t* dst, const uint8_t* src, int src_bytes) {
