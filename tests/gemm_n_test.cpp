@@ -241,6 +241,12 @@ TEST(GemmNValidation, RejectsBadShapesBeforeAnyCudaCall) {
       },
       "workspace");
   expect_error(
+      [&] {
+        gemm_n_tc({DType::Q8_0, fake, 300, 512}, ff, 128, fy, Epilogue::Store,
+                  const_cast<char*>(static_cast<const char*>(fake)) + 8, size_t(1) << 30, fake_handle, nullptr);
+      },
+      "16-byte aligned");
+  expect_error(
       [&] { gemm_n_tc({DType::Q4_K, fake, 300, 320}, ff, 128, fy, Epilogue::Store, nullptr, 0, fake_handle, nullptr); },
       "Q4_K block size");
   GemmNContext ctx;
@@ -436,16 +442,20 @@ TEST(GpuGemmN, TensorCorePathWithinTolerance) {
   Dev d;
   cublasHandle_t h = nullptr;
   ASSERT_EQ(cublasCreate(&h), CUBLAS_STATUS_SUCCESS);
-  const DType types[] = {DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::BF16, DType::F16};
-  for (DType t : types)
+  // K = 512: the 16-byte dequantization stores; K = 100 (float weights only): the element stores.
+  const Shape shapes[] = {{DType::Q8_0, 300, 512}, {DType::Q4_K, 300, 512}, {DType::Q6_K, 300, 512},
+                          {DType::BF16, 300, 512}, {DType::F16, 300, 512},  {DType::F32, 77, 100},
+                          {DType::BF16, 77, 100}};
+  for (const Shape& sh : shapes)
     for (int64_t N : {64, 130}) {
-      const int64_t M = 300, K = 512;
+      const DType t = sh.t;
+      const int64_t M = sh.M, K = sh.K;
       const auto w = make_weights(t, M, K, 7);
       const auto x = make_acts(N, K, 8);
       auto dw = d.up(w);
       auto dx = d.up(x);
       const WeightDesc wd{t, dw.data(), M, K};
-      const size_t ws = gemm_n_tc_workspace_min(wd, N);  // 128-row tiles: 3 GEMMs
+      const size_t ws = gemm_n_tc_workspace_min(wd, N);  // 128-row tiles (M = 300: 3 GEMMs)
       DeviceBuffer<uint8_t> dws(ws);
       const auto y0 = random_floats(size_t(N * M), 9, -1.f, 1.f);
       auto dy = d.up(y0);
