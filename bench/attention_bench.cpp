@@ -127,7 +127,9 @@ void decode_args(benchmark::internal::Benchmark* b) {
   for (int v = 0; v < 2; ++v)
     for (int s = 0; s < 3; ++s)
       for (int64_t ctx : {512, 4096, 32768}) b->Args({s, ctx, 0, v});
-  for (int s = 0; s < 3; ++s) b->Args({s, 576, -1, 0});  // the runner: 512-token prompt + 64, graph for 4096
+  // the runner's decode after a 512-token prompt: splits sized for this context and for 4096
+  for (int v = 0; v < 2; ++v)
+    for (int s = 0; s < 3; ++s) b->Args({s, 576, 0, v}), b->Args({s, 576, -1, v});
   // split-count sweep at 32768 for the two global shapes
   for (int v = 0; v < 2; ++v) {
     for (int64_t sp : {33, 66, 99, 132, 198}) b->Args({0, 32768, sp, v});

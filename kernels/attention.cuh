@@ -93,7 +93,8 @@ size_t attention_decode_workspace_bytes(int n_head, int hd, int n_splits);
 // per-warp cp.async ring in shared memory (more bytes in flight, fewer CTAs resident).
 enum class DecodeLoads { Registers, SharedRing };
 // Suggested split count for a GPU with sm_count SMs: one full wave of resident CTAs at long
-// contexts (occupancy of this shape's kernel), at most one 32-position tile per split.
+// contexts (occupancy of this shape's kernel), at most one split per attn::kDecodeMinChunk
+// positions of max_ctx (short splits: fewer dependent loads per CTA at short contexts).
 int attention_decode_splits(int n_head, int n_head_kv, int hd, int64_t max_ctx, int sm_count,
                             DecodeLoads loads = DecodeLoads::Registers);
 // Shape-agnostic variant (one split count shared by layers of different head_dim): 3 CTAs per SM.

@@ -424,6 +424,18 @@ __global__ void __launch_bounds__(kMergeThreads)
     if (d < hd) emit(0.f);
     return;
   }
+  // The first batch of partial outputs is loaded before the max/denominator round trips: it does
+  // not depend on them, and at short contexts it is the whole merge (U <= kMergeBatch).
+  const float* po = part_o + int64_t(h) * S * hd + (d < hd ? d : 0);
+  float t[kMergeBatch];
+  // Unconditional loads (index clamped to a used split, surplus values discarded below): with
+  // predicated loads nvcc was free to interleave each load with its use, and did once the Q8_1
+  // epilogue was added -- 16 serialized round trips, the merge 11 -> 31 us under ncu.
+  auto load_batch = [&](int s0) {
+#pragma unroll
+    for (int i = 0; i < kMergeBatch; ++i) t[i] = po[int64_t(min(s0 + i, U - 1)) * hd];
+  };
+  load_batch(0);
   const float2* ml = part_ml + int64_t(h) * S;
   float M = neg_inf();
   for (int s = threadIdx.x; s < U; s += kMergeThreads) M = fmaxf(M, ml[s].x);
@@ -443,15 +455,9 @@ __global__ void __launch_bounds__(kMergeThreads)
   if (d >= hd) return;
   float L = 0.f;
   for (int s = 0; s < U; ++s) L = L + lv[s] * f[s];
-  const float* po = part_o + int64_t(h) * S * hd + d;
   float O = 0.f;  // in split order (bit-exact vs ref::attention_decode_split)
   for (int s0 = 0; s0 < U; s0 += kMergeBatch) {
-    float t[kMergeBatch];
-    // Unconditional loads (index clamped to a used split, surplus values discarded below): with
-    // predicated loads nvcc was free to interleave each load with its use, and did once the Q8_1
-    // epilogue was added -- 16 serialized round trips, the merge 11 -> 31 us under ncu.
-#pragma unroll
-    for (int i = 0; i < kMergeBatch; ++i) t[i] = po[int64_t(min(s0 + i, U - 1)) * hd];
+    if (s0 > 0) load_batch(s0);
 #pragma unroll
     for (int i = 0; i < kMergeBatch; ++i)
       if (s0 + i < U) O = O + t[i] * f[s0 + i];
@@ -521,6 +527,16 @@ SplitKernel split_kernel(int hd, int G, DecodeLoads loads) {
 
 }  // namespace
 
+// Splits that can hold positions at max_ctx (attn::decode_chunk's minimum chunk). Not one 32-position
+// tile per split: a split holding a whole tile walks it as 4 K and 4 V row groups in sequence
+// (one memory round trip each), while a split of kDecodeMinChunk positions is one K and one V
+// round trip -- the graph's split count is fixed for its longest context, and most decode steps
+// run far below it (H200, bench at context 576: hd 128 16.1 -> 14.4 us, hd 256 with window
+// 17.3 -> 12.5 us, hd 512 27.9 -> 20.8 us with the finer splits).
+static int64_t max_useful_splits(int64_t max_ctx) {
+  return (max_ctx + attn::kDecodeMinChunk - 1) / attn::kDecodeMinChunk;
+}
+
 size_t attention_decode_workspace_bytes(int n_head, int hd, int n_splits) {
   // part_ml (float2 per head x split) first, then part_o (256-byte aligned)
   const size_t ml = (size_t(n_head) * n_splits * sizeof(float2) + 255) / 256 * 256;
@@ -530,8 +546,7 @@ size_t attention_decode_workspace_bytes(int n_head, int hd, int n_splits) {
 int attention_decode_splits(int n_head_kv, int64_t max_ctx, int sm_count) {
   KILN_REQUIRE(n_head_kv > 0, "attention_decode_splits: n_head_kv ", n_head_kv);
   const int64_t want = (int64_t(3) * sm_count + n_head_kv - 1) / n_head_kv;
-  const int64_t tiles = (max_ctx + TILE - 1) / TILE;
-  return int(std::max<int64_t>(1, std::min<int64_t>(std::min(want, tiles), 1024)));
+  return int(std::max<int64_t>(1, std::min<int64_t>(std::min(want, max_useful_splits(max_ctx)), 1024)));
 }
 
 int attention_decode_splits(int n_head, int n_head_kv, int hd, int64_t max_ctx, int sm_count,
@@ -541,10 +556,9 @@ int attention_decode_splits(int n_head, int n_head_kv, int hd, int64_t max_ctx, 
   const SplitKernel k = split_kernel(hd, n_head / n_head_kv, loads);
   int per_sm = 0;
   KILN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k.fn, W * 32, size_t(k.smem)));
-  // one full wave of resident CTAs; no more splits than tiles of one warp each
+  // one full wave of resident CTAs, no more splits than max_useful_splits
   const int64_t want = (int64_t(std::max(per_sm, 1)) * sm_count + n_head_kv - 1) / n_head_kv;
-  const int64_t tiles = (max_ctx + TILE - 1) / TILE;
-  return int(std::max<int64_t>(1, std::min<int64_t>(std::min(want, tiles), 1024)));
+  return int(std::max<int64_t>(1, std::min<int64_t>(std::min(want, max_useful_splits(max_ctx)), 1024)));
 }
 
 void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,

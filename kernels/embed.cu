@@ -40,7 +40,9 @@ __global__ void __launch_bounds__(kGatherThreads) embed_gather_kernel(EmbedOp op
 template <int C>
 __global__ void __launch_bounds__(kRowThreads) embed_norm_kernel(EmbedOp op, size_t rb) {
   pdl_trigger();
-  pdl_wait();  // every input may come from the previous kernel
+  float4 wv[C];  // the norm weight, before the wait (load_chunks)
+  load_chunks<C, false>(op.w, op.n, wv);
+  pdl_wait();  // every other input may come from the previous kernel
   __shared__ float red[kRowThreads / 32];
   const int tid = threadIdx.x;
   const int64_t t = blockIdx.x, n = op.n, nc = (n + 3) / 4;
@@ -65,7 +67,7 @@ __global__ void __launch_bounds__(kRowThreads) embed_norm_kernel(EmbedOp op, siz
     v[k] = c < nc ? load4<false>(o, c, n) : f4(0.f);
   }
   const int64_t nb = n / QK8_1;
-  finish_row<C, false>(v, n, op.eps, op.w, op.norm_out ? op.norm_out + t * n : nullptr,
+  finish_row<C, false>(v, n, op.eps, op.w != nullptr, wv, op.norm_out ? op.norm_out + t * n : nullptr,
                        op.norm_q ? op.norm_q + t * nb : nullptr, op.x_q ? op.x_q + t * nb : nullptr, red);
 }
 }  // namespace

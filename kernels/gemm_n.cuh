@@ -90,8 +90,10 @@ void gemm_n_f_multi(const GemmNTarget* mats, int count, const float* x, int64_t 
 
 // ---- tensor-core path (large N, any weight type, float activations) ----
 // Workspace: BF16 activations (n*K) plus BF16 weight row tiles; any size >= the minimum works
-// (larger = fewer, bigger GEMMs). The handle must be bound to no other stream concurrently; for
-// graph capture give cuBLAS its own workspace (cublasSetWorkspace) as cuBLAS documents.
+// (larger = fewer, bigger GEMMs). The default size also holds a 32 MiB workspace for cuBLAS
+// itself (set on the handle with cublasSetWorkspace on every call, after cublasSetStream; the
+// handle keeps pointing into the caller's workspace afterwards). The handle must be bound to no
+// other stream concurrently.
 size_t gemm_n_tc_workspace_min(const WeightDesc& w, int64_t n);
 size_t gemm_n_tc_workspace_default(const WeightDesc& w, int64_t n);
 void gemm_n_tc(const WeightDesc& w, const float* x, int64_t n, float* y, Epilogue ep, void* workspace,

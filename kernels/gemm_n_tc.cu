@@ -20,6 +20,11 @@ namespace plan = gemm_n_plan;
 
 constexpr size_t kAlign = 256;
 constexpr size_t kDefaultTileBytes = size_t(64) << 20;
+// cuBLAS's own workspace, carved from the caller's when it has room (see gemm_n_tc): 32 MiB is
+// the size cuBLAS documents for Hopper; with its smaller default pool its heuristics fall back to
+// split-K kernels built for sm_80. cublasSetStream resets the workspace to that default pool, so
+// it is set again after every cublasSetStream.
+constexpr size_t kCublasWsBytes = size_t(32) << 20;
 
 size_t align_up(size_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
 
@@ -32,49 +37,22 @@ __global__ void f32_to_bf16_kernel(const float* __restrict__ x, uint16_t* __rest
     y[i] = to_bf16(x[i]);
 }
 
-// Element k of a row, with the meaning of decode_row (kernels/common/blocks.h).
+// Element k of a float-typed row (F32 / F16 / BF16) as float (exact).
 __device__ __forceinline__ float decode_elem(DType t, const uint8_t* row, int64_t k) {
   switch (t) {
     case DType::F32: return reinterpret_cast<const float*>(row)[k];
     case DType::F16: return f16_to_f32(reinterpret_cast<const uint16_t*>(row)[k]);
     case DType::BF16: return bf16_to_f32(reinterpret_cast<const uint16_t*>(row)[k]);
-    case DType::Q8_0: {
-      const uint8_t* b = row + (k / 32) * 34;
-      const float d = f16_to_f32(uint16_t(b[0] | (b[1] << 8)));
-      return d * float(int8_t(b[2 + k % 32]));
-    }
-    case DType::Q4_K: {
-      const BlockQ4K& b = reinterpret_cast<const BlockQ4K*>(row)[k / 256];
-      const int i = int(k % 256);
-      int sc, mn;
-      q4k_scale_min(b.scales, i / 32, sc, mn);
-      const float ds = f16_to_f32(b.d) * float(sc), dm = f16_to_f32(b.dmin) * float(mn);
-      return ds * float(q4k_quant(b, i)) - dm;
-    }
-    case DType::Q6_K: {
-      const uint8_t* b = row + (k / 256) * 210;
-      const int i = int(k % 256);
-      const int h = i / 128, r = i % 128, quarter = r / 32, l = r % 32;  // as q6k_quant
-      const int lo = b[64 * h + l + ((quarter & 1) ? 32 : 0)];
-      const int low4 = quarter < 2 ? (lo & 0x0f) : (lo >> 4);
-      const int high2 = (b[128 + 32 * h + l] >> (2 * quarter)) & 3;
-      const int q = (low4 | (high2 << 4)) - 32;
-      const float d = f16_to_f32(uint16_t(b[208] | (b[209] << 8)));
-      return (d * float(int8_t(b[192 + i / 16]))) * float(q);
-    }
-    default: return 0.f;
+    default: return 0.f;  // quantized types: decode8
   }
 }
 
 int grid_for(int64_t n) { return int(std::min<int64_t>((n + 255) / 256, 132 * 16)); }
 
-// Rows [m0, m0 + rows) of W -> BF16 tile [rows][K]: one thread per 32-element slice (one Q8_0
-// block, one K-quant sub-block: its scale is decoded once), 64 bytes of output in four 16-byte
-// stores when K % 32 == 0 (VEC), element stores otherwise (float weights of any K). The type is a
-// template argument. (One thread per element with a 64-bit division and a type switch each ran
-// at ~15 % of copy bandwidth: 55 % of a Qwen3 pp512 prefill under ncu on an H200.)
+// ---- float weights (F32 / F16 / BF16, any K): one thread per 32-element slice of a row, 64 bytes
+// of output in four 16-byte stores when K % 32 == 0 (VEC), element stores otherwise.
 template <DType T, bool VEC>
-__global__ void dequant_bf16_kernel(const uint8_t* __restrict__ w, int64_t row_bytes, int64_t K, int64_t m0,
+__global__ void convert_bf16_kernel(const uint8_t* __restrict__ w, int64_t row_bytes, int64_t K, int64_t m0,
                                     int64_t rows, uint16_t* __restrict__ out) {
   const int64_t spr = (K + 31) / 32;  // slices per row
   const int64_t total = rows * spr;
@@ -98,25 +76,125 @@ __global__ void dequant_bf16_kernel(const uint8_t* __restrict__ w, int64_t row_b
   }
 }
 
+// ---- quantized weights (Q8_0 / Q4_K / Q6_K): GGUF rows are packed, so rows [m0, m0 + rows) are
+// one contiguous run of blocks [gb0, gb1) and the tile is those blocks' elements in order. A warp
+// takes the blocks [32 j, 32 j + 32) of the matrix (their bytes start 16-byte aligned: 32 blocks
+// are 1088 / 4608 / 6720 bytes), copies the ones inside the tile into shared memory with
+// coalesced 16-byte loads (nothing past the matrix end is read), then each lane decodes 8
+// consecutive elements per step and writes them as one 16-byte store (a warp store is 512
+// contiguous bytes). The element values are computed as decode_row computes them
+// (kernels/common/blocks.h), then rounded to BF16 (tests: TensorCorePathWithinTolerance). (One thread per
+// element with a 64-bit division, a type switch and byte loads from global memory ran at ~15 %
+// of copy bandwidth: 55 % of a Qwen3 pp512 prefill under ncu on an H200.)
+constexpr int kDqWarps = 4;
+
 template <DType T>
-void launch_dequant(const uint8_t* w, int64_t row_bytes, int64_t K, int64_t m0, int64_t rows, uint16_t* out,
-                    int grid, cudaStream_t s) {
-  if (K % 32 == 0)
-    dequant_bf16_kernel<T, true><<<grid, 256, 0, s>>>(w, row_bytes, K, m0, rows, out);
-  else
-    dequant_bf16_kernel<T, false><<<grid, 256, 0, s>>>(w, row_bytes, K, m0, rows, out);
+struct QTraits;
+template <>
+struct QTraits<DType::Q8_0> { static constexpr int bb = 34, be = 32; };
+template <>
+struct QTraits<DType::Q4_K> { static constexpr int bb = 144, be = 256; };
+template <>
+struct QTraits<DType::Q6_K> { static constexpr int bb = 210, be = 256; };
+
+// Elements e..e+7 (e % 8 == 0) of one block held in shared memory, as BF16 pairs.
+template <DType T>
+__device__ __forceinline__ void decode8(const uint8_t* b, int e, uint32_t (&o)[4]) {
+  float v[8];
+  if constexpr (T == DType::Q8_0) {
+    const float d = f16_to_f32(uint16_t(b[0] | (b[1] << 8)));
+#pragma unroll
+    for (int i = 0; i < 8; ++i) v[i] = d * float(int8_t(b[2 + e + i]));
+  } else if constexpr (T == DType::Q4_K) {
+    const BlockQ4K& q = *reinterpret_cast<const BlockQ4K*>(b);
+    int sc, mn;
+    q4k_scale_min(q.scales, e / 32, sc, mn);
+    const float ds = f16_to_f32(q.d) * float(sc), dm = f16_to_f32(q.dmin) * float(mn);
+    const uint2 w = *reinterpret_cast<const uint2*>(q.qs + 32 * (e / 64) + (e % 32));  // 8-byte aligned
+    const int shift = (e % 64) < 32 ? 0 : 4;
+#pragma unroll
+    for (int i = 0; i < 8; ++i) v[i] = ds * float(((i < 4 ? w.x : w.y) >> (8 * (i & 3) + shift)) & 0x0f) - dm;
+  } else {
+    const int h = e / 128, r = e % 128, quarter = r / 32, l = r % 32;  // as q6k_quant
+    const uint8_t* lo = b + 64 * h + l + ((quarter & 1) ? 32 : 0);
+    const uint8_t* hi = b + 128 + 32 * h + l;
+    const float ds = f16_to_f32(uint16_t(b[208] | (b[209] << 8))) * float(int8_t(b[192 + e / 16]));
+#pragma unroll
+    for (int i = 0; i < 8; ++i) {
+      const int low4 = quarter < 2 ? (lo[i] & 0x0f) : (lo[i] >> 4);
+      v[i] = ds * float((low4 | (((hi[i] >> (2 * quarter)) & 3) << 4)) - 32);
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < 4; ++i) o[i] = uint32_t(to_bf16(v[2 * i])) | (uint32_t(to_bf16(v[2 * i + 1])) << 16);
 }
 
-void dequant_bf16(DType t, const uint8_t* w, int64_t row_bytes, int64_t K, int64_t m0, int64_t rows, uint16_t* out,
-                  cudaStream_t s) {
+template <DType T>
+__global__ void __launch_bounds__(kDqWarps * 32)
+    dequant_bf16_kernel(const uint8_t* __restrict__ w, int64_t matrix_bytes, int64_t gb0, int64_t gb1,
+                        uint16_t* __restrict__ out) {
+  constexpr int bb = QTraits<T>::bb, be = QTraits<T>::be;
+  constexpr int kChunk = 32 * bb;  // a multiple of 16
+  __shared__ __align__(16) uint8_t stage[kDqWarps][kChunk];
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  uint8_t* sm = stage[warp];
+  const int64_t j_end = (gb1 + 31) / 32;
+  for (int64_t j = gb0 / 32 + blockIdx.x * int64_t(kDqWarps) + warp; j < j_end; j += int64_t(gridDim.x) * kDqWarps) {
+    const int64_t b_lo = j * 32 > gb0 ? j * 32 : gb0, b_hi = j * 32 + 32 < gb1 ? j * 32 + 32 : gb1;
+    const int64_t c0 = j * 32 * bb;  // chunk start (16-byte aligned)
+    const int64_t lo = b_lo * bb, hi = b_hi * bb;
+    __syncwarp();  // the previous chunk's decode is done with the stage
+    for (int64_t seg = (lo & ~int64_t(15)) + 16 * lane; seg < hi; seg += 16 * 32) {
+      uint8_t* dst = sm + (seg - c0);
+      if (seg + 16 <= matrix_bytes) {
+        *reinterpret_cast<uint4*>(dst) = __ldg(reinterpret_cast<const uint4*>(w + seg));
+      } else {  // the matrix's last, partial segment
+        for (int i = 0; seg + i < matrix_bytes; ++i) dst[i] = w[seg + i];
+      }
+    }
+    __syncwarp();
+#pragma unroll 4
+    for (int st = 0; st < be / 8; ++st) {
+      const int eo = (st * 32 + lane) * 8;  // element offset in the chunk
+      const int lb = eo / be, e = eo % be;
+      const int64_t gb = j * 32 + lb;
+      if (gb < b_lo || gb >= b_hi) continue;
+      uint32_t o[4];
+      decode8<T>(sm + lb * bb, e, o);
+      *reinterpret_cast<uint4*>(out + (gb - gb0) * be + e) = make_uint4(o[0], o[1], o[2], o[3]);
+    }
+  }
+}
+
+template <DType T>
+void launch_convert(const uint8_t* w, int64_t row_bytes, int64_t K, int64_t m0, int64_t rows, uint16_t* out,
+                    cudaStream_t s) {
   const int grid = grid_for(rows * ((K + 31) / 32));
+  if (K % 32 == 0)
+    convert_bf16_kernel<T, true><<<grid, 256, 0, s>>>(w, row_bytes, K, m0, rows, out);
+  else
+    convert_bf16_kernel<T, false><<<grid, 256, 0, s>>>(w, row_bytes, K, m0, rows, out);
+}
+
+template <DType T>
+void launch_dequant(const uint8_t* w, int64_t M, int64_t K, int64_t m0, int64_t rows, uint16_t* out, cudaStream_t s) {
+  constexpr int bb = QTraits<T>::bb, be = QTraits<T>::be;
+  const int64_t bpr = K / be, gb0 = m0 * bpr, gb1 = (m0 + rows) * bpr;
+  const int64_t chunks = (gb1 + 31) / 32 - gb0 / 32;
+  const int grid = int(std::min<int64_t>((chunks + kDqWarps - 1) / kDqWarps, 132 * 8));
+  dequant_bf16_kernel<T><<<grid, kDqWarps * 32, 0, s>>>(w, M * bpr * bb, gb0, gb1, out);
+}
+
+// Rows [m0, m0 + rows) of W -> BF16 tile [rows][K].
+void dequant_bf16(DType t, const uint8_t* w, int64_t M, int64_t row_bytes, int64_t K, int64_t m0, int64_t rows,
+                  uint16_t* out, cudaStream_t s) {
   switch (t) {
-    case DType::F32: return launch_dequant<DType::F32>(w, row_bytes, K, m0, rows, out, grid, s);
-    case DType::F16: return launch_dequant<DType::F16>(w, row_bytes, K, m0, rows, out, grid, s);
-    case DType::BF16: return launch_dequant<DType::BF16>(w, row_bytes, K, m0, rows, out, grid, s);
-    case DType::Q8_0: return launch_dequant<DType::Q8_0>(w, row_bytes, K, m0, rows, out, grid, s);
-    case DType::Q4_K: return launch_dequant<DType::Q4_K>(w, row_bytes, K, m0, rows, out, grid, s);
-    case DType::Q6_K: return launch_dequant<DType::Q6_K>(w, row_bytes, K, m0, rows, out, grid, s);
+    case DType::F32: return launch_convert<DType::F32>(w, row_bytes, K, m0, rows, out, s);
+    case DType::F16: return launch_convert<DType::F16>(w, row_bytes, K, m0, rows, out, s);
+    case DType::BF16: return launch_convert<DType::BF16>(w, row_bytes, K, m0, rows, out, s);
+    case DType::Q8_0: return launch_dequant<DType::Q8_0>(w, M, K, m0, rows, out, s);
+    case DType::Q4_K: return launch_dequant<DType::Q4_K>(w, M, K, m0, rows, out, s);
+    case DType::Q6_K: return launch_dequant<DType::Q6_K>(w, M, K, m0, rows, out, s);
     default: fail("gemm_n_tc: internal: no dequantization for ", dtype_name(t));
   }
 }
@@ -164,7 +242,7 @@ size_t gemm_n_tc_workspace_min(const WeightDesc& w, int64_t n) {
 size_t gemm_n_tc_workspace_default(const WeightDesc& w, int64_t n) {
   check(w, n, "gemm_n_tc_workspace_default");
   const int64_t rows = std::min<int64_t>(w.rows, std::max<int64_t>(128, int64_t(kDefaultTileBytes / (2 * w.cols))));
-  return align_up(size_t(n * w.cols) * 2) + size_t(rows * w.cols) * 2;
+  return align_up(size_t(n * w.cols) * 2) + kAlign + kCublasWsBytes + size_t(rows * w.cols) * 2;
 }
 
 void gemm_n_tc(const WeightDesc& w, const float* x, int64_t n, float* y, Epilogue ep, void* workspace,
@@ -176,20 +254,30 @@ void gemm_n_tc(const WeightDesc& w, const float* x, int64_t n, float* y, Epilogu
   KILN_REQUIRE(workspace != nullptr && workspace_bytes >= need, "gemm_n_tc: workspace of ", workspace_bytes,
                " bytes, need at least ", need);
   KILN_REQUIRE((reinterpret_cast<uintptr_t>(workspace) & 15) == 0, "gemm_n_tc: workspace must be 16-byte aligned");
+  KILN_REQUIRE((reinterpret_cast<uintptr_t>(w.data) & 15) == 0, "gemm_n_tc: weight data must be 16-byte aligned");
   const int64_t K = w.cols, M = w.rows;
-  auto* xb = static_cast<uint16_t*>(workspace);
+  // Layout: BF16 activations | cuBLAS workspace (256-byte aligned; only when what is left after it
+  // still holds the minimum tile) | BF16 weight tile (the rest).
+  uint8_t* const base = static_cast<uint8_t*>(workspace);
+  auto* xb = reinterpret_cast<uint16_t*>(base);
   const size_t xbytes = align_up(size_t(n * K) * 2);
-  auto* tile = reinterpret_cast<uint16_t*>(static_cast<uint8_t*>(workspace) + xbytes);
-  const int64_t tile_rows = std::min<int64_t>(M, int64_t((workspace_bytes - xbytes) / (2 * size_t(K))));
+  const size_t min_tile = need - xbytes;
+  const size_t cw_off = align_up(reinterpret_cast<uintptr_t>(base) + xbytes) - reinterpret_cast<uintptr_t>(base);
+  const bool own_ws = workspace_bytes >= cw_off + kCublasWsBytes + min_tile;
+  const size_t tile_off = own_ws ? cw_off + kCublasWsBytes : xbytes;
+  auto* tile = reinterpret_cast<uint16_t*>(base + tile_off);
+  const int64_t tile_rows = std::min<int64_t>(M, int64_t((workspace_bytes - tile_off) / (2 * size_t(K))));
   const size_t rb = row_bytes(w.type, K);
 
   f32_to_bf16_kernel<<<grid_for(n * K), 256, 0, s>>>(x, xb, n * K);
   KILN_CUDA_CHECK_LAUNCH();
   if (cublasSetStream(handle, s) != CUBLAS_STATUS_SUCCESS) fail("gemm_n_tc: cublasSetStream failed");
+  if (own_ws && cublasSetWorkspace(handle, base + cw_off, kCublasWsBytes) != CUBLAS_STATUS_SUCCESS)
+    fail("gemm_n_tc: cublasSetWorkspace failed");
   const float alpha = 1.f, beta = ep == Epilogue::Add ? 1.f : 0.f;
   for (int64_t m0 = 0; m0 < M; m0 += tile_rows) {
     const int64_t rows = std::min<int64_t>(tile_rows, M - m0);
-    dequant_bf16(w.type, static_cast<const uint8_t*>(w.data), int64_t(rb), K, m0, rows, tile, s);
+    dequant_bf16(w.type, static_cast<const uint8_t*>(w.data), M, int64_t(rb), K, m0, rows, tile, s);
     KILN_CUDA_CHECK_LAUNCH();
     // Column-major view: C[rows x n] (ldc = M) = tile^T[rows x K] * xb[K x n].
     const cublasStatus_t st =

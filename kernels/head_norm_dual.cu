@@ -20,12 +20,14 @@ using kvdev::store_half4;  // the cache store kv_append uses
 template <int C, bool VEC, bool ROPE>
 __global__ void __launch_bounds__(kWarps * 32) head_norm_kernel(HeadNormOp op, int nq, int nk, int nv) {
   pdl_trigger();
-  pdl_wait();  // every input may come from the previous kernel
   __shared__ float4 smem[ROPE ? kWarps : 1][ROPE ? kMaxHd / 4 : 1];
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int per_tok = nq + nk + nv;
   const int64_t g = int64_t(blockIdx.x) * kWarps + warp;
-  if (g >= op.n_tokens * per_tok) return;  // warp-uniform
+  if (g >= op.n_tokens * per_tok) {  // warp-uniform
+    pdl_wait();  // every thread waits: this grid then completes only after the previous one
+    return;
+  }
   const int64_t t = g / per_tok;
   int h = int(g % per_tok);
   const int hd = op.head_dim;
@@ -48,11 +50,18 @@ __global__ void __launch_bounds__(kWarps * 32) head_norm_kernel(HeadNormOp op, i
     norm = write = op.norm_v;
     cache = op.v_cache;
   }
+  const int64_t nc = (hd + 3) / 4;
+  float4 wv[C];  // the norm weight, read before the wait: weights are not written by kernels
+#pragma unroll
+  for (int k = 0; k < C; ++k) {
+    const int64_t c = lane + 32 * k;
+    wv[k] = w && c < nc ? load4<VEC>(w, c, hd) : f4(0.f);
+  }
+  pdl_wait();  // every other input may come from the previous kernel
   if (cache) {
     const int32_t p = op.pos[t];
     cache = p < 0 ? nullptr : cache + (int64_t(p) % op.cache_cap * op.n_kv_heads + h) * hd;
   }
-  const int64_t nc = (hd + 3) / 4;
   float4 v[C];
   float acc = 0.f;
 #pragma unroll
@@ -67,7 +76,7 @@ __global__ void __launch_bounds__(kWarps * 32) head_norm_kernel(HeadNormOp op, i
     for (int k = 0; k < C; ++k) {
       const int64_t c = lane + 32 * k;
       v[k] = mul4s(v[k], ri);
-      if (w && c < nc) v[k] = mul4(v[k], load4<VEC>(w, c, hd));
+      if (w && c < nc) v[k] = mul4(v[k], wv[k]);
     }
   }
   if (!ROPE || !rope) {

@@ -23,7 +23,7 @@ struct HeadNormOp {
   float eps = 1e-6f;
   float* q = nullptr;  // optional (null: skipped)
   int64_t q_stride = 0;
-  const float* wq = nullptr;  // null: weightless
+  const float* wq = nullptr;  // null: weightless. wq / wk are read before the PDL wait (pdl.cuh)
   float* k = nullptr;  // optional
   int64_t k_stride = 0;
   const float* wk = nullptr;

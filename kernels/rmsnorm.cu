@@ -11,10 +11,16 @@ using namespace normdev;
 template <int C, bool VEC>
 __global__ void __launch_bounds__(kRowThreads) rmsnorm_kernel(RmsnormOp op) {
   pdl_trigger();
-  pdl_wait();  // every input may come from the previous kernel
+  const int64_t n = op.n, nc = (n + 3) / 4;
+  // The weights before the wait (load_chunks) for rows of <= 4096 floats; wider rows load them
+  // after it (held across the wait they would add 8 C registers to the 8 C of x and y).
+  float4 wv[C], wyv[C];
+  constexpr bool kEarly = C <= 4;
+  if (kEarly) load_chunks<C, VEC>(op.w, n, wv), load_chunks<C, VEC>(op.norm_y ? op.w_y : nullptr, n, wyv);
+  pdl_wait();  // every other input may come from the previous kernel
+  if (!kEarly) load_chunks<C, VEC>(op.w, n, wv), load_chunks<C, VEC>(op.norm_y ? op.w_y : nullptr, n, wyv);
   __shared__ float red[kRowThreads / 32];
   const int tid = threadIdx.x;
-  const int64_t n = op.n, nc = (n + 3) / 4;
   const int64_t row = blockIdx.x;
   float* x = op.x + row * n;
   float4 v[C];
@@ -40,7 +46,7 @@ __global__ void __launch_bounds__(kRowThreads) rmsnorm_kernel(RmsnormOp op) {
       for (int k = 0; k < C; ++k) {
         const int64_t c = tid + int64_t(kRowThreads) * k;
         yv[k] = mul4s(yv[k], ry);
-        if (op.w_y && c < nc) yv[k] = mul4(yv[k], load4<VEC>(op.w_y, c, n));
+        if (op.w_y && c < nc) yv[k] = mul4(yv[k], wyv[k]);
       }
     }
 #pragma unroll
@@ -57,7 +63,7 @@ __global__ void __launch_bounds__(kRowThreads) rmsnorm_kernel(RmsnormOp op) {
     }
   }
   const int64_t nb = n / QK8_1;
-  finish_row<C, VEC>(v, n, op.eps, op.w, op.out ? op.out + row * n : nullptr,
+  finish_row<C, VEC>(v, n, op.eps, op.w != nullptr, wv, op.out ? op.out + row * n : nullptr,
                      op.out_q ? op.out_q + row * nb : nullptr, op.x_q ? op.x_q + row * nb : nullptr, red);
 }
 

@@ -29,6 +29,8 @@ namespace kiln {
 // post-FFN (y = ffn down, norm_y, w_y = ffn_post_norm, x_q for per_layer_inp_gate); end of layer
 // (y = per_layer_proj out, norm_y, w_y = per_layer_post_norm, scale = layer_output_scale,
 // w = next attn_norm / output_norm, out_q / out). Qwen3: plain add (norm_y = false).
+// w and w_y are read before the kernel waits for its predecessor (kernels/common/pdl.cuh): like all
+// weights, they must be written before the launches that use them are issued, and synchronized.
 struct RmsnormOp {
   int64_t rows = 0, n = 0;
   float eps = 1e-6f;
@@ -115,12 +117,25 @@ __device__ __forceinline__ float block_sum(float v, float* red) {
 
 using q8dev::q8_1_group8;  // kernels/quantize_q8_1.cuh
 
-// Outputs of a row held in registers (v[k] = chunk tid + 256k of x_new): x_q, then the norm
-// (canonical W = 8 order) into out / out_q. All threads of the 256-thread block must call it.
+// This thread's chunks tid + 256k of a weight vector (null: unused), loaded ahead of use: the
+// norm kernels read their weights before pdl_wait(), while the previous kernel still runs
+// (weights are never written by a kernel), so the load is off the critical path.
 template <int C, bool VEC>
-__device__ __forceinline__ void finish_row(const float4 (&v)[C], int64_t n, float eps, const float* __restrict__ w,
-                                           float* __restrict__ out, BlockQ8_1* __restrict__ out_q,
-                                           BlockQ8_1* __restrict__ x_q, float* red) {
+__device__ __forceinline__ void load_chunks(const float* __restrict__ w, int64_t n, float4 (&wv)[C]) {
+  const int64_t nc = (n + 3) / 4;
+#pragma unroll
+  for (int k = 0; k < C; ++k) {
+    const int64_t c = threadIdx.x + int64_t(kRowThreads) * k;
+    wv[k] = w && c < nc ? load4<VEC>(w, c, n) : f4(0.f);
+  }
+}
+// Outputs of a row held in registers (v[k] = chunk tid + 256k of x_new): x_q, then the norm
+// (canonical W = 8 order) into out / out_q, times the weight chunks wv (load_chunks) when has_w.
+// All threads of the 256-thread block must call it.
+template <int C, bool VEC>
+__device__ __forceinline__ void finish_row(const float4 (&v)[C], int64_t n, float eps, bool has_w,
+                                           const float4 (&wv)[C], float* __restrict__ out,
+                                           BlockQ8_1* __restrict__ out_q, BlockQ8_1* __restrict__ x_q, float* red) {
   const int tid = threadIdx.x;
   const int64_t nc = (n + 3) / 4;
   if (x_q) {
@@ -140,7 +155,7 @@ __device__ __forceinline__ void finish_row(const float4 (&v)[C], int64_t n, floa
   for (int k = 0; k < C; ++k) {
     const int64_t c = tid + int64_t(kRowThreads) * k;
     float4 o = mul4s(v[k], ri);
-    if (w && c < nc) o = mul4(o, load4<VEC>(w, c, n));
+    if (has_w && c < nc) o = mul4(o, wv[k]);
     if (out && c < nc) store4<VEC>(out, c, n, o);
     if (out_q) q8_1_group8(o, c < nc, out_q + c / 8, int(c % 8));
   }

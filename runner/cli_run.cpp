@@ -108,6 +108,12 @@ RunReport run_gpu(const Options& o, const GgufFile& f, const SynthModel* synth, 
   eo.verbose = true;
   Engine e(f, synth, eo);
   r.device = e.props().name;
+  if (!e.skipped_ops().empty()) {
+    std::string ops;
+    for (const auto& n : e.skipped_ops()) ops += (ops.empty() ? "" : ",") + n;
+    r.notes.emplace_back("skipped", "KILN_SKIP_OPS=" + ops + ": those launches were left out (timing study; the "
+                                    "tokens and logits are not the model's)");
+  }
   r.weight_bytes_per_token = double(e.weight_bytes_per_token());
   const std::vector<int32_t> prompt = make_prompt(o.prompt_tokens, c.n_vocab, o.seed);
 

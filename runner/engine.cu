@@ -1,4 +1,5 @@
 #include "runner/engine.h"
+#include "runner/skip_ops.h"
 
 #include <algorithm>
 #include <chrono>
@@ -208,6 +209,10 @@ Engine::Engine(const GgufFile& file, const SynthModel* synth, const EngineOption
   std::copy(dims, dims + 6, dims_);
   const char* cf = getenv("KILN_CHECK_FINITE");
   check_finite_ = cf && std::string(cf) == "1";
+  skip_ops_ = parse_skip_ops(getenv("KILN_SKIP_OPS"));
+  for (const auto& n : skip_ops_)
+    fprintf(stderr, "[kiln] KILN_SKIP_OPS: '%s' is not launched -- a timing study, the outputs are not the model's\n",
+            n.c_str());
   KILN_CUDA_CHECK(cudaMemsetAsync(a_.argmax_ws, 0, argmax_ws, stream_));  // zeroed once (softcap_argmax.cuh)
   KILN_CUDA_CHECK(cudaMemsetAsync(a_.ids, 0, nq * sizeof(int32_t), stream_));
   KILN_CUDA_CHECK(cudaMemsetAsync(a_.pos, 0, nq * sizeof(int32_t), stream_));
@@ -268,6 +273,9 @@ const Engine::Tensor& Engine::t(const std::string& name) const {
 }
 
 void Engine::op(const char* name, const std::function<void()>& f) {
+  KILN_REQUIRE(runner_op_names().count(name), "Engine::op: internal: op '", name,
+               "' missing from runner_op_names() (runner/skip_ops.cpp)");
+  if (skip_ops_.count(name)) return;
   if (!profiling_) {
     f();
     if (check_finite_) check_finite(name);

@@ -77,6 +77,7 @@ class Engine {
   double kv_bytes_at(int pos) const;
   cudaStream_t stream() const { return stream_.get(); }
   const DeviceProps& props() const { return props_; }
+  const std::set<std::string>& skipped_ops() const { return skip_ops_; }
 
   // ---- used by the model files ----
   struct Tensor {
@@ -147,6 +148,9 @@ class Engine {
   int dims_[8] = {};  // d, qdim, kvdim, ff, L*P, P
   void check_finite(const char* after);
   std::set<std::string> nonfinite_seen_;
+
+  // KILN_SKIP_OPS (runner/skip_ops.h): op names whose launches are left out
+  std::set<std::string> skip_ops_;
 
   // profiling
   bool profiling_ = false;

@@ -12,12 +12,14 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "kernels/common/error.h"
 #include "models/gguf.h"
 #include "models/synth.h"
+#include "runner/skip_ops.h"
 #include "tests/gguf_bytes.h"
 #include "tests/testing.h"
 
@@ -49,11 +51,11 @@ struct CliResult {
 };
 
 // Runs `kiln <args>` (args are shell words, already quoted where needed) with TMPDIR in the build
-// tree; returns the exit status and both streams.
-CliResult kiln(const std::string& args) {
+// tree and `env` (shell assignments) in its environment; returns the exit status and both streams.
+CliResult kiln_env(const std::string& env, const std::string& args) {
   static int n = 0;
   const std::string base = dir() + "/run" + std::to_string(getpid()) + "_" + std::to_string(n++);
-  const std::string cmd = "TMPDIR='" + dir() + "' '" + std::string(KILN_CLI) + "' " + args + " >'" + base +
+  const std::string cmd = env + " TMPDIR='" + dir() + "' '" + std::string(KILN_CLI) + "' " + args + " >'" + base +
                           ".out' 2>'" + base + ".err' </dev/null";
   const int st = std::system(cmd.c_str());
   CliResult r;
@@ -64,6 +66,7 @@ CliResult kiln(const std::string& args) {
   std::remove((base + ".err").c_str());
   return r;
 }
+CliResult kiln(const std::string& args) { return kiln_env("", args); }
 
 using Bytes = testing::GgufBytes;  // tests/gguf_bytes.h
 
@@ -414,6 +417,31 @@ TEST(CliLimits, OutputFileThatCannotBeWritten) {
   const std::string out = dir() + "/no-such-dir/logits.f32";
   expect_error(kiln("logits --model '" + p + "' --tokens 1 --out '" + out + "'"), 1,
                "kiln logits: error: cannot open '" + out + "' for writing: No such file or directory");
+}
+
+// KILN_SKIP_OPS (runner/skip_ops.h): the list parser, then the runner refusing a name it does not
+// launch (a typo would otherwise silently time the full model).
+TEST(SkipOps, ParsesKnownNamesAndIgnoresEmptyItems) {
+  EXPECT_TRUE(parse_skip_ops(nullptr).empty());
+  EXPECT_TRUE(parse_skip_ops("").empty());
+  EXPECT_EQ(parse_skip_ops("rmsnorm,,silu_mul,"), (std::set<std::string>{"rmsnorm", "silu_mul"}));
+  EXPECT_EQ(parse_skip_ops("gemm_n_tc"), (std::set<std::string>{"gemm_n_tc"}));
+}
+
+TEST(SkipOps, RejectsAnUnknownName) {
+  try {
+    parse_skip_ops("rmsnorm,rmsnrom");
+    FAIL() << "no error for an unknown op";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), StartsWith("KILN_SKIP_OPS: unknown op 'rmsnrom' (ops: advance, argmax, "));
+  }
+}
+
+TEST(GpuCli, UnknownSkippedOp) {
+  KILN_REQUIRE_GPU();
+  const CliResult r = kiln_env("KILN_SKIP_OPS=rmsnrom", "run --backend gpu --preset qwen3-tiny --prompt-tokens 4 --gen 2");
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_THAT(r.first_err(), StartsWith("kiln run: error: KILN_SKIP_OPS: unknown op 'rmsnrom' (ops: advance, "));
 }
 
 // GPU: a model whose weights do not fit in device memory is refused before anything is allocated.

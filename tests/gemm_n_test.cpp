@@ -442,10 +442,17 @@ TEST(GpuGemmN, TensorCorePathWithinTolerance) {
   Dev d;
   cublasHandle_t h = nullptr;
   ASSERT_EQ(cublasCreate(&h), CUBLAS_STATUS_SUCCESS);
-  // K = 512: the 16-byte dequantization stores; K = 100 (float weights only): the element stores.
+  // Float weights: K = 512 takes the 16-byte stores, K = 100 the element stores. Quantized
+  // weights: M = 77 matrices end inside a warp's 32-block chunk, and Q8_0 77x96 / Q6_K 77x768 end
+  // off a 16-byte boundary (the byte-copied last segment).
   const Shape shapes[] = {{DType::Q8_0, 300, 512}, {DType::Q4_K, 300, 512}, {DType::Q6_K, 300, 512},
+                          {DType::Q8_0, 77, 96},   {DType::Q4_K, 77, 256},  {DType::Q6_K, 77, 768},
                           {DType::BF16, 300, 512}, {DType::F16, 300, 512},  {DType::F32, 77, 100},
                           {DType::BF16, 77, 100}};
+  // Workspaces: the minimum (128-row tiles: M = 300 takes 3 GEMMs, cuBLAS on its default pool);
+  // 137-row tiles (tiles start inside a 32-block chunk); the default (one tile, with cuBLAS's own
+  // workspace carved from it).
+  for (const int ws_kind : {0, 1, 2})
   for (const Shape& sh : shapes)
     for (int64_t N : {64, 130}) {
       const DType t = sh.t;
@@ -455,7 +462,8 @@ TEST(GpuGemmN, TensorCorePathWithinTolerance) {
       auto dw = d.up(w);
       auto dx = d.up(x);
       const WeightDesc wd{t, dw.data(), M, K};
-      const size_t ws = gemm_n_tc_workspace_min(wd, N);  // 128-row tiles (M = 300: 3 GEMMs)
+      const size_t ws = ws_kind == 2 ? gemm_n_tc_workspace_default(wd, N)
+                                     : gemm_n_tc_workspace_min(wd, N) + (ws_kind == 1 ? size_t(9 * K * 2) : 0);
       DeviceBuffer<uint8_t> dws(ws);
       const auto y0 = random_floats(size_t(N * M), 9, -1.f, 1.f);
       auto dy = d.up(y0);
@@ -472,7 +480,7 @@ TEST(GpuGemmN, TensorCorePathWithinTolerance) {
           for (int64_t k = 0; k < K; ++k) mag += std::fabs(double(wf[size_t(m * K + k)]) * x[size_t(n * K + k)]);
           const double tol = (std::ldexp(1.0, -7) + double(K) * std::ldexp(1.0, -23)) * mag + 1e-6 * std::fabs(y0[size_t(n * M + m)]);
           const double e = std::fabs(double(got[size_t(n * M + m)]) - (double(y0[size_t(n * M + m)]) + want[size_t(n * M + m)]));
-          ASSERT_LE(e, tol) << dtype_name(t) << " N=" << N << " m=" << m << " n=" << n;
+          ASSERT_LE(e, tol) << dtype_name(t) << " N=" << N << " m=" << m << " n=" << n << " ws_kind=" << ws_kind;
         }
     }
   cublasDestroy(h);

@@ -2,7 +2,11 @@
 // the previous kernel in the stream is still running; it must call pdl_wait() before it reads
 // anything an earlier kernel writes (activations, positions, caches) or writes anything an earlier
 // kernel reads. What it does before pdl_wait() -- launching its CTAs, streaming weights into
-// shared memory (gemm_n) -- overlaps the previous kernel's tail. pdl_trigger() lets the next kernel
+// shared memory (gemm_n), loading norm weights into registers (rmsnorm, embed, head_norm_dual) --
+// overlaps the previous kernel's tail. Only weights are read that early: kiln's callers write
+// them once at load time and synchronize, and no kernel writes them afterwards. (A kernel may
+// begin before even the kernel two launches back has finished, because each kernel triggers its
+// successor at entry, so "not written by the previous kernel" would not be enough.) pdl_trigger() lets the next kernel
 // launch early; kiln's kernels trigger at entry (the next one still waits for this one to finish).
 // On a kernel launched without the attribute both are no-ops. KILN_PDL=0 launches everything
 // without it, for bisecting; CUDA graphs capture the programmatic edges.
