@@ -51,10 +51,10 @@
 // Every launch: never allocates, never synchronizes, validates shapes on the host (kiln::Error).
 //
 // Measured (H200, copy 4.25 TB/s, bench/attention_bench.cpp, Registers loads, Q8_1 output on):
-// decode at context 32768 in 69 us for the Qwen3 shape (46% of copy bandwidth) and 86 us for
-// head_dim 512 (37%) -- below the 80% target; at the runner's context 576 with splits sized for
-// 4096: 15.4 us (hd 128), 23.4 us (hd 512), 12.6 us (hd 256, window 512) -- latency, not bandwidth, at short
-// contexts. Prefill reached 135 TFLOP/s (15% of cuBLAS BF16) at T = 8192, head_dim 128 with
+// decode at context 32768 in 69 us for the Qwen3 shape (46% of copy bandwidth) and 78 us for
+// head_dim 512 (41%) -- below the 80% target; at the runner's context 576 with splits sized for
+// it (8-position chunks): 14.5 us (hd 128), 17.9 us (hd 512), 12.4 us (hd 256, window 512) --
+// latency, not bandwidth, at short contexts. Prefill reached 135 TFLOP/s (15% of cuBLAS BF16) at T = 8192, head_dim 128 with
 // single FP16 operands (H200) and 108 TFLOP/s (12%, H100) with the hi/lo split that makes it
 // FP32-accurate -- below the 50% target.
 #pragma once
