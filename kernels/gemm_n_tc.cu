@@ -19,11 +19,15 @@ namespace {
 namespace plan = gemm_n_plan;
 
 constexpr size_t kAlign = 256;
-constexpr size_t kDefaultTileBytes = size_t(64) << 20;
+// Default BF16 weight tile: 128 MiB holds every trunk matrix of the presets in one tile (Qwen3-8B's
+// gate/up and down are 96 MiB in BF16), so each is one dequantization and one GEMM; at 64 MiB the
+// down projection (K = 12288) took two GEMMs of 2730 and 1366 rows.
+constexpr size_t kDefaultTileBytes = size_t(128) << 20;
 // cuBLAS's own workspace, carved from the caller's when it has room (see gemm_n_tc): 32 MiB is
-// the size cuBLAS documents for Hopper; with its smaller default pool its heuristics fall back to
-// split-K kernels built for sm_80. cublasSetStream resets the workspace to that default pool, so
-// it is set again after every cublasSetStream.
+// the size cuBLAS documents for Hopper. (An ncu profile of an earlier tree, on cuBLAS's default
+// pool, found sm_80 split-K kernels chosen for prefill GEMMs; whether the larger workspace changes
+// that choice has not been measured on its own.) cublasSetStream resets the workspace to the
+// default pool, so it is set again after every cublasSetStream.
 constexpr size_t kCublasWsBytes = size_t(32) << 20;
 
 size_t align_up(size_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
