@@ -99,11 +99,20 @@ int attention_decode_splits(int n_head, int n_head_kv, int hd, int64_t max_ctx, 
                             DecodeLoads loads = DecodeLoads::Registers);
 // Shape-agnostic variant (one split count shared by layers of different head_dim): 3 CTAs per SM.
 int attention_decode_splits(int n_head_kv, int64_t max_ctx, int sm_count);
+// kv_settled: the caller promises that *pos and the cache rows of positions < *pos were written
+// before the last full serialization of the stream ahead of this launch (a host synchronization,
+// a memcpy, an event wait, or the previous CUDA-graph launch) -- not by a kernel that may still be
+// running under programmatic dependent launch (pdl.cuh: a kernel may overlap not only its
+// predecessor but the ones before it). Then the split kernel reads *pos and loads its first K/V
+// rows before its PDL wait, overlapping the previous kernel; only q and the row of *pos itself
+// (just appended) are read after it. The runner's decode step qualifies (position and earlier
+// rows come from earlier graph replays); a test that appends rows with a kernel right before the
+// call does not. Results are identical either way.
 void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
                       const uint16_t* v_cache, int64_t cap, int n_head, int n_head_kv, int hd,
                       float scale, int window, const int32_t* pos, int n_splits, void* workspace,
                       size_t workspace_bytes, float* out, BlockQ8_1* out_q, cudaStream_t s,
-                      DecodeLoads loads = DecodeLoads::Registers);
+                      DecodeLoads loads = DecodeLoads::Registers, bool kv_settled = false);
 
 // Prefill: T queries at positions pos[0] + t (pos: device int32, contiguous positions; only
 // pos[0] is read), each attending to the cache (already holding positions up to pos[0] + T - 1,

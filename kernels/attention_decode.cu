@@ -122,7 +122,7 @@ template <int HD, int G, bool RING>
 __global__ void __launch_bounds__(W * 32)
     attn_decode_split_kernel(const float* __restrict__ q, const uint16_t* __restrict__ kc,
                              const uint16_t* __restrict__ vc, int cap, int n_head_kv, float scale,
-                             int window, const int32_t* __restrict__ pos, int S,
+                             int window, const int32_t* __restrict__ pos, int S, int settled,
                              float* __restrict__ part_o, float2* __restrict__ part_ml) {
   constexpr int E = HD / 32;
   constexpr int R = RING ? 8 : (E >= 16 ? 4 : 8);  // rows per group
@@ -136,30 +136,13 @@ __global__ void __launch_bounds__(W * 32)
   constexpr int CPR = HD / 8;  // 16-byte chunks per row
   extern __shared__ __align__(16) unsigned char dsm[];
 
-  pdl_wait();  // q / pos / cache come from earlier kernels
   const int s = blockIdx.x, kh = blockIdx.y;
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  // settled (the caller's promise, attention.cuh): *pos and the cache rows of positions < *pos
+  // were written before this launch's stream predecessors began, so they are read before the
+  // PDL wait; only q and the row of *pos itself (appended by the previous kernel) come after it.
+  if (!settled) pdl_wait();  // q / pos / cache come from earlier kernels
   const int qp = *pos;
-
-  float qr[G][E], acc[G][E], m[G], l[G];
-#pragma unroll
-  for (int g = 0; g < G; ++g) {
-    const float* qh = q + int64_t(kh * G + g) * HD + lane * E;
-    if constexpr (E == 2) {
-      const float2 x = *reinterpret_cast<const float2*>(qh);
-      qr[g][0] = x.x, qr[g][1] = x.y;
-    } else {
-#pragma unroll
-      for (int i = 0; i < E; i += 4) {
-        const float4 x = *reinterpret_cast<const float4*>(qh + i);
-        qr[g][i] = x.x, qr[g][i + 1] = x.y, qr[g][i + 2] = x.z, qr[g][i + 3] = x.w;
-      }
-    }
-#pragma unroll
-    for (int i = 0; i < E; ++i) acc[g][i] = 0.f;
-    m[g] = neg_inf();
-    l[g] = 0.f;
-  }
 
   // [b, e): this split's positions. An empty split (or *pos < 0) runs no tile and writes no
   // partial: the merge skips it. (No early return: a shuffle after a possibly divergent exit
@@ -187,6 +170,55 @@ __global__ void __launch_bounds__(W * 32)
     if (row >= cap) row %= cap;
     return row;
   };
+
+  // Registers mode with the one-group-ahead prefetch (head_dim <= 256): when settled, the first
+  // tile's first K row group is loaded before the wait, straight into the prefetch registers pf
+  // (no extra registers: more would cost occupancy at long contexts), and its V rows are
+  // prefetched into L1; the row of *pos itself (appended by the previous kernel) is read after
+  // the wait. So the cache round trips overlap the previous kernel.
+  constexpr bool PF = !RING && E <= 8;
+  RegRow<E> pf[PF ? R : 1];
+  const bool pre = PF && settled && n_my > 0;
+  if constexpr (PF) {
+    if (pre) {
+      const int nv0 = min(TILE, e - first), row0 = first % cap;
+#pragma unroll
+      for (int r = 0; r < R; ++r)
+        if (r < nv0 && first + r < qp) {
+          const int64_t o = int64_t(cache_row(row0 + r)) * rs + lane * E;
+          pf[r].load(kb + o);
+          asm volatile("prefetch.global.L1 [%0];" ::"l"(vb + o));
+        }
+    }
+  }
+  if (settled) pdl_wait();
+  if constexpr (PF) {
+    if (pre) {
+      const int row0 = first % cap;
+#pragma unroll
+      for (int r = 0; r < R; ++r)  // (first + r == qp: inside the first tile's valid rows, qp < e)
+        if (first + r == qp) pf[r].load(kb + int64_t(cache_row(row0 + r)) * rs + lane * E);
+    }
+  }
+  float qr[G][E], acc[G][E], m[G], l[G];
+#pragma unroll
+  for (int g = 0; g < G; ++g) {
+    const float* qh = q + int64_t(kh * G + g) * HD + lane * E;
+    if constexpr (E == 2) {
+      const float2 x = *reinterpret_cast<const float2*>(qh);
+      qr[g][0] = x.x, qr[g][1] = x.y;
+    } else {
+#pragma unroll
+      for (int i = 0; i < E; i += 4) {
+        const float4 x = *reinterpret_cast<const float4*>(qh + i);
+        qr[g][i] = x.x, qr[g][i + 1] = x.y, qr[g][i + 2] = x.z, qr[g][i + 3] = x.w;
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < E; ++i) acc[g][i] = 0.f;
+    m[g] = neg_inf();
+    l[g] = 0.f;
+  }
 
   // ---- ring plumbing (RING only) ----
   const int n_groups = n_my * 8;
@@ -237,14 +269,14 @@ __global__ void __launch_bounds__(W * 32)
     // loaded one group ahead into pf[], so each group's load overlaps the previous group's math
     // (rolled loops do not let the compiler hoist loads across groups). hd 512 has no registers
     // to spare for it (G * hd of q and accumulators already live in registers).
-    constexpr bool PF = !RING && E <= 8;
-    RegRow<E> pf[PF ? R : 1];
     auto load_group = [&](const uint16_t* base, int sub, RegRow<E>* dst) {
 #pragma unroll
       for (int r = 0; r < R; ++r)
         if (sub * R + r < nvalid) dst[r].load(base + int64_t(cache_row(row0 + sub * R + r)) * rs + lane * E);
     };
-    if constexpr (PF) load_group(kb, 0, pf);
+    if constexpr (PF) {
+      if (!(i == 0 && pre)) load_group(kb, 0, pf);  // (tile 0's, when pre, is already in pf)
+    }
     // lane j <- score of row j for every head: row j sits in group j / R, value
     // (j % R) * GC + g % GC of chunk g / GC, held by lane value * (32 / NV)
     float my_s[G];
@@ -396,12 +428,14 @@ __global__ void __launch_bounds__(W * 32)
 
 // Grid (n_head, ceil(hd / kMergeThreads)): CTA (h, y) writes out[h][d] for its kMergeThreads
 // dims d: (sum_s O_s[d] f_s) / (sum_s l_s f_s) over the used splits s = 0..U-1 in order (the
-// split kernel left the others unwritten); zeros when *pos < 0. Each thread loads the partials of
-// kMergeBatch splits before adding them in order: one memory round trip per batch. With out_q,
+// split kernel left the others unwritten); zeros when *pos < 0. Each thread keeps the partials of
+// two batches of kMergeBatch splits in flight while it adds them in order: at the runner's short
+// contexts (~70 used splits of 8 positions) the merge was one dependent L2 round trip per batch
+// of 16, five in a row; now it is two. With out_q,
 // each warp also writes its 32 dims as one Q8_1 block (the output projection's input: no
 // separate quantize launch; hd % 32 == 0 keeps a block inside one warp and one head).
 constexpr int kMergeThreads = 128;
-constexpr int kMergeBatch = 16;
+constexpr int kMergeBatch = 32;
 __global__ void __launch_bounds__(kMergeThreads)
     attn_decode_merge_kernel(const float* __restrict__ part_o, const float2* __restrict__ part_ml,
                              int S, int hd, const int32_t* __restrict__ pos, int window,
@@ -424,18 +458,19 @@ __global__ void __launch_bounds__(kMergeThreads)
     if (d < hd) emit(0.f);
     return;
   }
-  // The first batch of partial outputs is loaded before the max/denominator round trips: it does
-  // not depend on them, and at short contexts it is the whole merge (U <= kMergeBatch).
+  // The first two batches of partial outputs are loaded before the max/denominator round trips:
+  // they do not depend on them, and at short contexts they are the whole merge.
   const float* po = part_o + int64_t(h) * S * hd + (d < hd ? d : 0);
-  float t[kMergeBatch];
+  float ta[kMergeBatch], tb[kMergeBatch];  // batches 2i and 2i + 1 (named: no local-memory array)
   // Unconditional loads (index clamped to a used split, surplus values discarded below): with
   // predicated loads nvcc was free to interleave each load with its use, and did once the Q8_1
   // epilogue was added -- 16 serialized round trips, the merge 11 -> 31 us under ncu.
-  auto load_batch = [&](int s0) {
+  auto load_batch = [&](float(&t)[kMergeBatch], int s0) {
 #pragma unroll
     for (int i = 0; i < kMergeBatch; ++i) t[i] = po[int64_t(min(s0 + i, U - 1)) * hd];
   };
-  load_batch(0);
+  load_batch(ta, 0);
+  load_batch(tb, kMergeBatch);
   const float2* ml = part_ml + int64_t(h) * S;
   float M = neg_inf();
   for (int s = threadIdx.x; s < U; s += kMergeThreads) M = fmaxf(M, ml[s].x);
@@ -456,11 +491,16 @@ __global__ void __launch_bounds__(kMergeThreads)
   float L = 0.f;
   for (int s = 0; s < U; ++s) L = L + lv[s] * f[s];
   float O = 0.f;  // in split order (bit-exact vs ref::attention_decode_split)
-  for (int s0 = 0; s0 < U; s0 += kMergeBatch) {
-    if (s0 > 0) load_batch(s0);
+  auto add_batch = [&](const float(&t)[kMergeBatch], int s0) {
 #pragma unroll
     for (int i = 0; i < kMergeBatch; ++i)
       if (s0 + i < U) O = O + t[i] * f[s0 + i];
+  };
+  for (int s0 = 0; s0 < U; s0 += 2 * kMergeBatch) {
+    add_batch(ta, s0);
+    if (s0 + 2 * kMergeBatch < U) load_batch(ta, s0 + 2 * kMergeBatch);
+    if (s0 + kMergeBatch < U) add_batch(tb, s0 + kMergeBatch);
+    if (s0 + 3 * kMergeBatch < U) load_batch(tb, s0 + 3 * kMergeBatch);
   }
   emit(O / L);
 }
@@ -471,16 +511,16 @@ struct SplitKernel {
   const void* fn = nullptr;
   int smem = 0;
   void (*launch)(dim3, cudaStream_t, const float*, const uint16_t*, const uint16_t*, int, int,
-                 float, int, const int32_t*, int, float*, float2*) = nullptr;
+                 float, int, const int32_t*, int, int, float*, float2*) = nullptr;
 };
 
 template <int HD, int G, bool RING>
 void launch_split(dim3 grid, cudaStream_t st, const float* q, const uint16_t* kc, const uint16_t* vc,
                   int cap, int n_head_kv, float scale, int window, const int32_t* pos, int S,
-                  float* po, float2* pml) {
+                  int settled, float* po, float2* pml) {
   launch_pdl(attn_decode_split_kernel<HD, G, RING>, grid, dim3(W * 32),
              size_t(decode_smem_bytes<HD, G, RING>()), st, q, kc, vc, cap, n_head_kv, scale, window,
-             pos, S, po, pml);
+             pos, S, settled, po, pml);
 }
 
 template <int HD, int G, bool RING>
@@ -564,7 +604,8 @@ int attention_decode_splits(int n_head, int n_head_kv, int hd, int64_t max_ctx, 
 void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
                       const uint16_t* v_cache, int64_t cap, int n_head, int n_head_kv, int hd,
                       float scale, int window, const int32_t* pos, int n_splits, void* workspace,
-                      size_t workspace_bytes, float* out, BlockQ8_1* out_q, cudaStream_t s, DecodeLoads loads) {
+                      size_t workspace_bytes, float* out, BlockQ8_1* out_q, cudaStream_t s, DecodeLoads loads,
+                      bool kv_settled) {
   KILN_REQUIRE(hd == 64 || hd == 128 || hd == 256 || hd == 512, "attention_decode: head_dim ", hd,
                " not in {64, 128, 256, 512}");
   KILN_REQUIRE(n_head_kv > 0 && n_head > 0 && n_head % n_head_kv == 0, "attention_decode: n_head ",
@@ -585,7 +626,7 @@ void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
   auto* po = reinterpret_cast<float*>(static_cast<char*>(workspace) +
                                       (size_t(n_head) * n_splits * sizeof(float2) + 255) / 256 * 256);
   k.launch(dim3{unsigned(n_splits), unsigned(n_head_kv)}, s, q, k_cache, v_cache, int(cap),
-           n_head_kv, scale, window, pos, n_splits, po, pml);
+           n_head_kv, scale, window, pos, n_splits, kv_settled ? 1 : 0, po, pml);
   // f[S], l[S] and kMergeBatch floats of slack: nvcc may read a batch's f[s0..s0+kMergeBatch-1]
   // with vector loads even when fewer splits are left (seen with the earlier 4-wide unroll in the
   // SASS of sm_90, CUDA 13.0: compute-sanitizer memcheck reported out-of-bounds reads at S = 1).

@@ -270,7 +270,12 @@ void gemm_n_tc(const WeightDesc& w, const float* x, int64_t n, float* y, Epilogu
   const bool own_ws = workspace_bytes >= cw_off + kCublasWsBytes + min_tile;
   const size_t tile_off = own_ws ? cw_off + kCublasWsBytes : xbytes;
   auto* tile = reinterpret_cast<uint16_t*>(base + tile_off);
-  const int64_t tile_rows = std::min<int64_t>(M, int64_t((workspace_bytes - tile_off) / (2 * size_t(K))));
+  // When the matrix needs several tiles, whole multiples of 128 rows per tile: a tile of, say,
+  // 2730 rows puts the next GEMM's output at y + 2730 (not 16-byte aligned) with M off a multiple
+  // of 8, shapes that push cuBLAS to slow kernels (session 6: Qwen3's down projection at a 64 MiB
+  // tile ran at about half speed). The minimum workspace holds 128 rows.
+  const int64_t fit = int64_t((workspace_bytes - tile_off) / (2 * size_t(K)));
+  const int64_t tile_rows = fit >= M ? M : std::max<int64_t>(128, fit / 128 * 128);
   const size_t rb = row_bytes(w.type, K);
 
   f32_to_bf16_kernel<<<grid_for(n * K), 256, 0, s>>>(x, xb, n * K);

@@ -52,11 +52,7 @@ __global__ void __launch_bounds__(kWarps * 32) head_norm_kernel(HeadNormOp op, i
   }
   const int64_t nc = (hd + 3) / 4;
   float4 wv[C];  // the norm weight, read before the wait: weights are not written by kernels
-#pragma unroll
-  for (int k = 0; k < C; ++k) {
-    const int64_t c = lane + 32 * k;
-    wv[k] = w && c < nc ? load4<VEC>(w, c, hd) : f4(0.f);
-  }
+  load_chunks<C, VEC, 32>(w, hd, wv, lane);
   pdl_wait();  // every other input may come from the previous kernel
   if (cache) {
     const int32_t p = op.pos[t];

@@ -15,10 +15,14 @@ __global__ void __launch_bounds__(kRowThreads) rmsnorm_kernel(RmsnormOp op) {
   // The weights before the wait (load_chunks) for rows of <= 4096 floats; wider rows load them
   // after it (held across the wait they would add 8 C registers to the 8 C of x and y).
   float4 wv[C], wyv[C];
+  auto load_weights = [&] {
+    load_chunks<C, VEC>(op.w, n, wv);
+    load_chunks<C, VEC>(op.norm_y ? op.w_y : nullptr, n, wyv);
+  };
   constexpr bool kEarly = C <= 4;
-  if (kEarly) load_chunks<C, VEC>(op.w, n, wv), load_chunks<C, VEC>(op.norm_y ? op.w_y : nullptr, n, wyv);
+  if (kEarly) load_weights();
   pdl_wait();  // every other input may come from the previous kernel
-  if (!kEarly) load_chunks<C, VEC>(op.w, n, wv), load_chunks<C, VEC>(op.norm_y ? op.w_y : nullptr, n, wyv);
+  if (!kEarly) load_weights();
   __shared__ float red[kRowThreads / 32];
   const int tid = threadIdx.x;
   const int64_t row = blockIdx.x;

@@ -120,12 +120,15 @@ using q8dev::q8_1_group8;  // kernels/quantize_q8_1.cuh
 // This thread's chunks tid + 256k of a weight vector (null: unused), loaded ahead of use: the
 // norm kernels read their weights before pdl_wait(), while the previous kernel still runs
 // (weights are never written by a kernel), so the load is off the critical path.
-template <int C, bool VEC>
-__device__ __forceinline__ void load_chunks(const float* __restrict__ w, int64_t n, float4 (&wv)[C]) {
+// Chunk k of thread t is t + STRIDE * k: a row block's 256 threads, or (head_norm_dual) a
+// warp's 32 lanes over one head.
+template <int C, bool VEC, int STRIDE = kRowThreads>
+__device__ __forceinline__ void load_chunks(const float* __restrict__ w, int64_t n, float4 (&wv)[C],
+                                            int t = int(threadIdx.x)) {
   const int64_t nc = (n + 3) / 4;
 #pragma unroll
   for (int k = 0; k < C; ++k) {
-    const int64_t c = threadIdx.x + int64_t(kRowThreads) * k;
+    const int64_t c = t + int64_t(STRIDE) * k;
     wv[k] = w && c < nc ? load4<VEC>(w, c, n) : f4(0.f);
   }
 }

@@ -273,9 +273,13 @@ const Engine::Tensor& Engine::t(const std::string& name) const {
 }
 
 void Engine::op(const char* name, const std::function<void()>& f) {
-  KILN_REQUIRE(runner_op_names().count(name), "Engine::op: internal: op '", name,
-               "' missing from runner_op_names() (runner/skip_ops.cpp)");
-  if (skip_ops_.count(name)) return;
+  auto it = op_skipped_.find(name);
+  if (it == op_skipped_.end()) {
+    KILN_REQUIRE(runner_op_names().count(name), "Engine::op: internal: op '", name,
+                 "' missing from runner_op_names() (runner/skip_ops.cpp)");
+    it = op_skipped_.emplace(name, skip_ops_.count(name) > 0).first;
+  }
+  if (it->second) return;
   if (!profiling_) {
     f();
     if (check_finite_) check_finite(name);

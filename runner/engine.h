@@ -17,6 +17,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "kernels/common/blocks.h"
@@ -151,6 +152,10 @@ class Engine {
 
   // KILN_SKIP_OPS (runner/skip_ops.h): op names whose launches are left out
   std::set<std::string> skip_ops_;
+  // op name -> left out, keyed by the name literal's address: each name is checked against
+  // runner_op_names() once, and a launch then costs one pointer-keyed lookup (direct-launch and
+  // prefill passes issue hundreds of launches per step from the host).
+  std::unordered_map<const char*, bool> op_skipped_;
 
   // profiling
   bool profiling_ = false;

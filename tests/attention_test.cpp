@@ -319,16 +319,32 @@ struct DecodeCase {
   bool no_position = false;  // query at position -1 (nothing to attend to): zeros
 };
 
-void check_decode(const DecodeCase& c, uint64_t seed, DecodeLoads loads = DecodeLoads::Registers) {
+// How the call's inputs come about (the kv_settled contract, attention.cuh):
+//  Uploaded: every cache row and the position copied from the host before the call;
+//  Settled: the same, called with kv_settled (K/V rows loaded before the PDL wait);
+//  AppendedSettled: the row of the query's own position left as NaN in the upload and written
+//  by kv_append in the launch right before, as the runner's head_norm_dual does -- the split
+//  kernel must read that row after its wait (a row read early would be the NaN).
+enum class DecodeFeed { Uploaded, Settled, AppendedSettled };
+
+void check_decode(const DecodeCase& c, uint64_t seed, DecodeLoads loads = DecodeLoads::Registers,
+                  DecodeFeed feed = DecodeFeed::Uploaded) {
   const int n_head = c.group * c.n_head_kv, row = c.n_head_kv * c.hd;
   const float scale = c.scale != 0 ? c.scale : 1.f / std::sqrt(float(c.hd));
   const float q_std = c.scale != 0 ? 2.f / std::sqrt(float(c.hd)) : 1.f;  // scores ~ N(0, 2^2)
   Inputs in = make_inputs(1, c.ctx, n_head, c.n_head_kv, c.hd, seed, q_std);
   const int32_t qp = c.no_position ? -1 : int32_t(c.ctx - 1);
   const int64_t cap = c.cap ? c.cap : c.ctx;
-  GpuCache cache(in.k, in.v, c.ctx, cap, row);
+  const bool append = feed == DecodeFeed::AppendedSettled && qp >= 0;
+  GpuCache cache(in.k, in.v, append ? c.ctx - 1 : c.ctx, cap, row);
   auto dq = upload(in.q);
   auto dpos = upload(std::vector<int32_t>{qp});
+  Stream st;
+  DeviceBuffer<float> dk, dv;  // the appended row (float; kv_append rounds it as GpuCache does)
+  if (append) {
+    dk = upload(std::vector<float>(in.k.begin() + int64_t(qp) * row, in.k.begin() + int64_t(qp + 1) * row));
+    dv = upload(std::vector<float>(in.v.begin() + int64_t(qp) * row, in.v.begin() + int64_t(qp + 1) * row));
+  }
   const size_t ws_bytes = attention_decode_workspace_bytes(n_head, c.hd, c.splits);
   DeviceBuffer<uint8_t> ws(ws_bytes);
   DeviceBuffer<float> out(in.q.size());
@@ -337,10 +353,14 @@ void check_decode(const DecodeCase& c, uint64_t seed, DecodeLoads loads = Decode
   poison(out);
   poison(out_q);
   poison(ws);
+  KILN_CUDA_CHECK(cudaDeviceSynchronize());  // (st does not order after the legacy stream)
+  if (append)  // the launch right before, nothing synchronizing in between
+    kv_append(dk.data(), dv.data(), 0, 1, dpos.data(), cache.k.data(), cache.v.data(), cap, c.n_head_kv,
+              c.hd, st);
   attention_decode(dq.data(), 0, cache.k.data(), cache.v.data(), cap, n_head, c.n_head_kv, c.hd,
                    scale, c.window, dpos.data(), c.splits, ws.data(), ws_bytes, out.data(), out_q.data(),
-                   nullptr, loads);
-  KILN_CUDA_CHECK(cudaDeviceSynchronize());
+                   st, loads, feed != DecodeFeed::Uploaded);
+  st.sync();
   const auto got = download(out, in.q.size());
   const auto got_q = download(out_q, nq8);
   std::vector<float> want(in.q.size());
@@ -353,7 +373,7 @@ void check_decode(const DecodeCase& c, uint64_t seed, DecodeLoads loads = Decode
   EXPECT_EQ(0, std::memcmp(got_q.data(), want_q.data(), nq8 * sizeof(BlockQ8_1))) << "out_q";
   if (c.no_position)
     for (size_t i = 0; i < got.size(); ++i) bad += f32_bits(want[i]) != f32_bits(0.f);
-  EXPECT_EQ(bad, 0u) << (loads == DecodeLoads::SharedRing ? "ring" : "registers") << " ctx " << c.ctx << " hd " << c.hd << " window " << c.window << " splits "
+  EXPECT_EQ(bad, 0u) << (loads == DecodeLoads::SharedRing ? "ring" : "registers") << " feed " << int(feed) << " ctx " << c.ctx << " hd " << c.hd << " window " << c.window << " splits "
                      << c.splits << " cap " << cap << ": first " << got[0] << " vs " << want[0];
 }
 
@@ -402,6 +422,23 @@ TEST(GpuAttentionDecode, LongContextSplitsRingAndScale) {
     check_decode({4096 + 37, 64, 100, 8, 7, 100, 0.f}, 2202, loads);  // ring == window, wraps
     check_decode({33, 64, 1, 2, 4, 0, 0.f, 2}, 2203, loads);       // window 1: itself only
   }
+}
+
+// kv_settled: the first K/V rows are loaded before the PDL wait, the query's own row after it.
+TEST(GpuAttentionDecode, SettledCacheSameBits) {
+  KILN_REQUIRE_GPU();
+  uint64_t seed = 2400;
+  for (DecodeFeed feed : {DecodeFeed::Settled, DecodeFeed::AppendedSettled})
+    for (DecodeLoads loads : {DecodeLoads::Registers, DecodeLoads::SharedRing}) {
+      for (int64_t ctx : {1, 2, 9, 511, 513, 4097})
+        for (int hd : {64, 128, 256, 512})
+          for (int window : {0, 512}) check_decode({ctx, hd, window, 2, 16, 0, 0.f}, seed++, loads, feed);
+      check_decode({577, 128, 0, 8, 128, 0, 0.f}, seed++, loads, feed);             // the runner's shape
+      check_decode({577, 256, 512, 2, 264, 512, 1.f}, seed++, loads, feed);         // sliding, ring
+      check_decode({4096 + 37, 128, 100, 8, 7, 100, 0.f}, seed++, loads, feed);     // ring == window
+      check_decode({33, 64, 1, 2, 4, 0, 0.f, 2}, seed++, loads, feed);              // window 1
+      check_decode({64, 128, 0, 2, 16, 0, 1.f, 4, true}, seed++, loads, feed);      // no position
+    }
 }
 
 // No position to attend to (*pos < 0): every split is empty and the output is zeros, like the
