@@ -381,37 +381,54 @@ TEST(GpuGemmN, ColumnsEqualSeparateMatvecsAndWideN) {
   }
 }
 
+// Epilogue::Add with several matrices per launch, split-K slots (S = 2, 4) and slots that own
+// several row groups (each group's old output is loaded at the group's start), N = 1..8.
 TEST(GpuGemmN, AddEpilogueAndMultiMatrix) {
   KILN_REQUIRE_GPU();
   Dev d;
-  const int64_t K = 1024, N = 3;
-  const Shape mats[3] = {{DType::Q4_K, 300, K}, {DType::Q6_K, 77, K}, {DType::Q8_0, 1500, K}};
-  const auto x = make_acts(N, K, 1);
-  const auto xq = quantize(x, N, K);
-  auto dx = d.up(xq);
-  std::vector<std::vector<uint8_t>> w;
-  std::vector<DeviceBuffer<uint8_t>> dw;
-  std::vector<DeviceBuffer<float>> dy;
-  std::vector<std::vector<float>> y0, want;
-  GemmNTarget tg[3];
-  for (int i = 0; i < 3; ++i) {
-    w.push_back(make_weights(mats[i].t, mats[i].M, K, 50 + i));
-    dw.push_back(d.up(w.back()));
-    y0.push_back(random_floats(size_t(N * mats[i].M), 60 + i, -3.f, 3.f));
-    dy.push_back(d.up(y0.back()));
-    want.emplace_back(size_t(N * mats[i].M));
-    ref::gemm_n_q8_1<float>(mats[i].t, w[i].data(), mats[i].M, K, xq.data(), N, want[i].data());
-    tg[i] = {{mats[i].t, dw[i].data(), mats[i].M, K}, dy[i].data()};
+  struct Launch {
+    int64_t K, N;
+    std::vector<Shape> mats;  // (Shape::K unused: the launch's K)
+  };
+  const Launch launches[] = {
+      {1024, 3, {{DType::Q4_K, 300, 0}, {DType::Q6_K, 77, 0}, {DType::Q8_0, 1500, 0}}},
+      {2048, 1, {{DType::Q8_0, 6000, 0}, {DType::Q4_K, 1000, 0}, {DType::Q6_K, 12001, 0}}},  // S 2, 1, 1
+      {2048, 8, {{DType::Q8_0, 6000, 0}, {DType::Q6_K, 12001, 0}}},
+      {4096, 2, {{DType::Q8_0, 1000, 0}, {DType::Q4_K, 3001, 0}}},  // S 4, 2
+  };
+  uint64_t seed = 50;
+  for (const Launch& L : launches) {
+    const int64_t K = L.K, N = L.N;
+    const int count = int(L.mats.size());
+    const auto x = make_acts(N, K, seed++);
+    const auto xq = quantize(x, N, K);
+    auto dx = d.up(xq);
+    std::vector<std::vector<uint8_t>> w;
+    std::vector<DeviceBuffer<uint8_t>> dw;
+    std::vector<DeviceBuffer<float>> dy;
+    std::vector<std::vector<float>> y0, want;
+    GemmNTarget tg[kGemmNMaxMats];
+    for (int i = 0; i < count; ++i) {
+      const Shape& m = L.mats[size_t(i)];
+      w.push_back(make_weights(m.t, m.M, K, seed++));
+      dw.push_back(d.up(w.back()));
+      y0.push_back(random_floats(size_t(N * m.M), seed++, -3.f, 3.f));
+      dy.push_back(d.up(y0.back()));
+      want.emplace_back(size_t(N * m.M));
+      ref::gemm_n_q8_1<float>(m.t, w[size_t(i)].data(), m.M, K, xq.data(), N, want.back().data());
+      tg[i] = {{m.t, dw.back().data(), m.M, K}, dy.back().data()};
+    }
+    gemm_n_q8_1_multi(tg, count, dx.data(), N, Epilogue::Add, d.s);
+    for (int i = 0; i < count; ++i) {
+      std::vector<float> e(want[size_t(i)].size());
+      for (size_t j = 0; j < e.size(); ++j) e[j] = y0[size_t(i)][j] + want[size_t(i)][j];
+      EXPECT_TRUE(same_bits(d.down(dy[size_t(i)]), e)) << "Add, K " << K << " N " << N << " matrix " << i;
+      d.poison(dy[size_t(i)]);
+    }
+    gemm_n_q8_1_multi(tg, count, dx.data(), N, Epilogue::Store, d.s);
+    for (int i = 0; i < count; ++i)
+      EXPECT_TRUE(same_bits(d.down(dy[size_t(i)]), want[size_t(i)])) << "Store, K " << K << " N " << N << " matrix " << i;
   }
-  gemm_n_q8_1_multi(tg, 3, dx.data(), N, Epilogue::Add, d.s);
-  for (int i = 0; i < 3; ++i) {
-    std::vector<float> e(want[i].size());
-    for (size_t j = 0; j < e.size(); ++j) e[j] = y0[i][j] + want[i][j];
-    EXPECT_TRUE(same_bits(d.down(dy[i]), e)) << "Add, matrix " << i;
-    d.poison(dy[i]);
-  }
-  gemm_n_q8_1_multi(tg, 3, dx.data(), N, Epilogue::Store, d.s);
-  for (int i = 0; i < 3; ++i) EXPECT_TRUE(same_bits(d.down(dy[i]), want[i])) << "Store, matrix " << i;
 }
 
 TEST(GpuGemmN, FloatPathBitExact) {
