@@ -57,6 +57,9 @@ class Engine {
   // device-resident input of the next decode step.
   int32_t prefill(const int32_t* tokens, int n, float* logits);
 
+  // Every decode path below ends each step with a device-to-host copy of its token (graph launches
+  // are serialized as well), so the next step starts with the position and every earlier K/V row
+  // settled: the attention calls rely on it (attention_decode's kv_settled, kernels/attention.cuh).
   // One decode step on the device-resident token (the last argmax, or set_token()), through the
   // captured graph (graph = true) or the same launches issued directly. Returns the next token
   // (the step's argmax); copies the step's logits ([vocab]) when `logits` is non-null.
