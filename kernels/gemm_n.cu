@@ -50,7 +50,7 @@ struct Params {
 };
 
 // L2 policy of the weight streams: evict-first. A decode step reads each weight byte once (4-5 GB
-// per token never fit the 50 MB L2), so weight lines are the right victims, and the small data
+// per token never fit the 60 MB L2), so weight lines are the right victims, and the small data
 // the light kernels between matvecs re-read (activations, norm weights, KV rows, attention
 // partials) stays in L2. H200, side by side: qwen3-8b decode 374 -> 382 tok/s, gemma4-e4b 291 ->
 // 298 (an explicit evict_normal policy measured 367 / 288: not the same as no hint).
