@@ -54,9 +54,9 @@
 // kv_settled): decode at context 32768 in 68 us for the Qwen3 shape (46% of copy bandwidth) and
 // 70 us for head_dim 512 (45%) -- below the 80% target; at the runner's context 576 with splits
 // sized for it (8-position chunks): 13.8 us (hd 128), 16.6 us (hd 512), 11.2 us (hd 256, window
-// 512) -- latency, not bandwidth, at short contexts. Prefill reached 135 TFLOP/s (15% of cuBLAS BF16) at T = 8192, head_dim 128 with
-// single FP16 operands (H200) and 108 TFLOP/s (12%, H100) with the hi/lo split that makes it
-// FP32-accurate -- below the 50% target.
+// 512) -- latency, not bandwidth, at short contexts. Prefill reached 135 TFLOP/s (15% of cuBLAS
+// BF16) at T = 8192, head_dim 128 with single FP16 operands (H200) and 108 TFLOP/s (12%, H100)
+// with the hi/lo split that makes it FP32-accurate -- below the 50% target.
 #pragma once
 
 #include <cuda_runtime.h>

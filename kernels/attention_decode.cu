@@ -567,14 +567,16 @@ SplitKernel split_kernel(int hd, int G, DecodeLoads loads) {
 
 }  // namespace
 
-// Splits that can hold positions at max_ctx (attn::decode_chunk's minimum chunk). Not one 32-position
-// tile per split: a split holding a whole tile walks it as 4 K and 4 V row groups in sequence
-// (one memory round trip each), while a split of kDecodeMinChunk positions is one K and one V
-// round trip -- the graph's split count is fixed for its longest context, and most decode steps
-// run far below it (H200, bench at context 576: hd 128 16.1 -> 14.4 us, hd 256 with window
-// 17.3 -> 12.5 us, hd 512 27.9 -> 20.8 us with the finer splits).
-static int64_t max_useful_splits(int64_t max_ctx) {
-  return (max_ctx + attn::kDecodeMinChunk - 1) / attn::kDecodeMinChunk;
+// `want` splits, at least 1, at most 1024 and at most one per attn::kDecodeMinChunk positions of
+// max_ctx (attn::decode_chunk's minimum chunk). Not one 32-position tile per split: a split
+// holding a whole tile walks it as 4 K and 4 V row groups in sequence (one memory round trip
+// each), while a split of kDecodeMinChunk positions is one K and one V round trip -- the graph's
+// split count is fixed for its longest context, and most decode steps run far below it (H200,
+// bench at context 576: hd 128 16.1 -> 14.4 us, hd 256 with window 17.3 -> 12.5 us, hd 512
+// 27.9 -> 20.8 us with the finer splits).
+static int clamp_splits(int64_t want, int64_t max_ctx) {
+  const int64_t useful = (max_ctx + attn::kDecodeMinChunk - 1) / attn::kDecodeMinChunk;
+  return int(std::max<int64_t>(1, std::min<int64_t>(std::min(want, useful), 1024)));
 }
 
 size_t attention_decode_workspace_bytes(int n_head, int hd, int n_splits) {
@@ -585,8 +587,7 @@ size_t attention_decode_workspace_bytes(int n_head, int hd, int n_splits) {
 
 int attention_decode_splits(int n_head_kv, int64_t max_ctx, int sm_count) {
   KILN_REQUIRE(n_head_kv > 0, "attention_decode_splits: n_head_kv ", n_head_kv);
-  const int64_t want = (int64_t(3) * sm_count + n_head_kv - 1) / n_head_kv;
-  return int(std::max<int64_t>(1, std::min<int64_t>(std::min(want, max_useful_splits(max_ctx)), 1024)));
+  return clamp_splits((int64_t(3) * sm_count + n_head_kv - 1) / n_head_kv, max_ctx);
 }
 
 int attention_decode_splits(int n_head, int n_head_kv, int hd, int64_t max_ctx, int sm_count,
@@ -596,9 +597,8 @@ int attention_decode_splits(int n_head, int n_head_kv, int hd, int64_t max_ctx, 
   const SplitKernel k = split_kernel(hd, n_head / n_head_kv, loads);
   int per_sm = 0;
   KILN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k.fn, W * 32, size_t(k.smem)));
-  // one full wave of resident CTAs, no more splits than max_useful_splits
-  const int64_t want = (int64_t(std::max(per_sm, 1)) * sm_count + n_head_kv - 1) / n_head_kv;
-  return int(std::max<int64_t>(1, std::min<int64_t>(std::min(want, max_useful_splits(max_ctx)), 1024)));
+  // one full wave of resident CTAs
+  return clamp_splits((int64_t(std::max(per_sm, 1)) * sm_count + n_head_kv - 1) / n_head_kv, max_ctx);
 }
 
 void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,

@@ -118,16 +118,11 @@ __device__ __forceinline__ void decode8(const uint8_t* b, int e, uint32_t (&o)[4
     const int shift = (e % 64) < 32 ? 0 : 4;
 #pragma unroll
     for (int i = 0; i < 8; ++i) v[i] = ds * float(((i < 4 ? w.x : w.y) >> (8 * (i & 3) + shift)) & 0x0f) - dm;
-  } else {
-    const int h = e / 128, r = e % 128, quarter = r / 32, l = r % 32;  // as q6k_quant
-    const uint8_t* lo = b + 64 * h + l + ((quarter & 1) ? 32 : 0);
-    const uint8_t* hi = b + 128 + 32 * h + l;
-    const float ds = f16_to_f32(uint16_t(b[208] | (b[209] << 8))) * float(int8_t(b[192 + e / 16]));
+  } else {  // the 8 elements share one 16-element scale (e % 8 == 0)
+    const BlockQ6K& q = *reinterpret_cast<const BlockQ6K*>(b);  // 2-byte aligned: 210 * block
+    const float ds = f16_to_f32(q.d) * float(q.scales[e / 16]);
 #pragma unroll
-    for (int i = 0; i < 8; ++i) {
-      const int low4 = quarter < 2 ? (lo[i] & 0x0f) : (lo[i] >> 4);
-      v[i] = ds * float((low4 | (((hi[i] >> (2 * quarter)) & 3) << 4)) - 32);
-    }
+    for (int i = 0; i < 8; ++i) v[i] = ds * float(q6k_quant(q, e + i));
   }
 #pragma unroll
   for (int i = 0; i < 4; ++i) o[i] = uint32_t(to_bf16(v[2 * i])) | (uint32_t(to_bf16(v[2 * i + 1])) << 16);

@@ -117,11 +117,10 @@ __device__ __forceinline__ float block_sum(float v, float* red) {
 
 using q8dev::q8_1_group8;  // kernels/quantize_q8_1.cuh
 
-// This thread's chunks tid + 256k of a weight vector (null: unused), loaded ahead of use: the
-// norm kernels read their weights before pdl_wait(), while the previous kernel still runs
-// (weights are never written by a kernel), so the load is off the critical path.
-// Chunk k of thread t is t + STRIDE * k: a row block's 256 threads, or (head_norm_dual) a
-// warp's 32 lanes over one head.
+// Thread t's chunks t + STRIDE * k of a weight vector (null: zeros; STRIDE: a row block's 256
+// threads, or head_norm_dual's 32 lanes over one head), loaded ahead of use: the norm kernels
+// read their weights before pdl_wait(), while the previous kernel still runs (weights are never
+// written by a kernel), so the load is off the critical path.
 template <int C, bool VEC, int STRIDE = kRowThreads>
 __device__ __forceinline__ void load_chunks(const float* __restrict__ w, int64_t n, float4 (&wv)[C],
                                             int t = int(threadIdx.x)) {

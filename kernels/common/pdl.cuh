@@ -6,8 +6,9 @@
 // overlaps the previous kernel's tail. Only weights are read that early: kiln's callers write
 // them once at load time and synchronize, and no kernel writes them afterwards. (A kernel may
 // begin before even the kernel two launches back has finished, because each kernel triggers its
-// successor at entry, so "not written by the previous kernel" would not be enough.) pdl_trigger() lets the next kernel
-// launch early; kiln's kernels trigger at entry (the next one still waits for this one to finish).
+// successor at entry, so "not written by the previous kernel" would not be enough.)
+// pdl_trigger() lets the next kernel launch early; kiln's kernels trigger at entry (the next one
+// still waits for this one to finish).
 // On a kernel launched without the attribute both are no-ops. KILN_PDL=0 launches everything
 // without it, for bisecting; CUDA graphs capture the programmatic edges.
 #pragma once
