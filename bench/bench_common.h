@@ -28,15 +28,19 @@ bool gpu_or_skip(benchmark::State& state);
 cudaStream_t stream();
 
 // How many copies of a working set of `bytes` to rotate through so that consecutive launches
-// touch more than 2x the L2 (at least 1, at most 64).
+// touch more than 2x the L2 (at least 1, at most kBatch).
 int rotation(size_t bytes);
 
-// Runs the benchmark loop: each iteration calls launch(i) kBatch times back to back (i counts up,
-// for rotation) on stream(), timed with CUDA events around the batch, and reports the per-launch
-// time via manual timing. Back to back is how the runner's graphs issue kernels; one launch
-// between two events would also time the host's submission latency (~5-8 us on an idle GPU),
-// which no kernel in a captured graph pays. Warms up first. Returns the mean event-timed seconds
-// per launch (0 and the benchmark skipped with a message when there is no GPU).
+// Runs the benchmark loop: launch(0..kBatch-1) is captured once into a CUDA graph (after a
+// direct warm-up), and each iteration replays it, timed with CUDA events around the replay
+// (manual time: Google Benchmark's Time column is one replay of kBatch launches; the `us`
+// counter that report_bytes / report_flops set is the per-launch time). A graph is how the runner issues its
+// kernels (with the programmatic edges of launch_pdl). Host-issued launches back to back were
+// bound by the host's submission rate for every kernel shorter than it: an empty kernel measured
+// 3.9-5.0 us per launch that way, so a 28 MB matvec (6.7 us of copy bandwidth) was timed with
+// ~4 us that no kernel in a captured graph pays. launch(i) picks rotated input copy i % copies:
+// kBatch covers every copy rotation() asks for. Returns the mean event-timed seconds per launch
+// (0 and the benchmark skipped with a message when there is no GPU).
 double run(benchmark::State& state, const std::function<void(int)>& launch);
 
 // Counters from the event-timed mean: bytes per launch, GB/s, % of the measured copy bandwidth
@@ -45,11 +49,11 @@ void report_bytes(benchmark::State& state, double bytes_per_launch, double secon
 // Counters: TFLOP/s and % of the cuBLAS BF16 rate measured at the given GEMM shape.
 void report_flops(benchmark::State& state, double flops_per_launch, double seconds, int m, int n, int k);
 
-constexpr int kBatch = 20;  // launches per timed iteration (run())
+constexpr int kBatch = 64;  // launches per captured graph (run()); >= rotation()'s largest count
 
 // ---- helpers of the fused-kernel benchmarks (T = 1 latency, T = 512 batched) ----------------
-// Mean per-launch time of an empty kernel launched back to back (timed like run()): the floor a
-// T = 1 time is compared to.
+// Mean per-launch time of an empty kernel in a captured graph (timed like run()): the launch
+// floor a T = 1 time is compared to.
 double empty_floor_us();
 
 // Times one(i) with run() and reports bytes, GB/s and % of copy bandwidth (plus the empty-kernel
