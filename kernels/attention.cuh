@@ -50,11 +50,11 @@
 //   The old kernel rounded Q and P to FP16 operands (2^-11 relative each) and was held to 2e-3.
 // Every launch: never allocates, never synchronizes, validates shapes on the host (kiln::Error).
 //
-// Measured (H200, copy 4.25 TB/s, bench/attention_bench.cpp, Registers loads, Q8_1 output on,
-// kv_settled): decode at context 32768 in 68 us for the Qwen3 shape (46% of copy bandwidth) and
-// 70 us for head_dim 512 (45%) -- below the 80% target; at the runner's context 576 with splits
-// sized for it (8-position chunks): 13.8 us (hd 128), 16.6 us (hd 512), 11.2 us (hd 256, window
-// 512) -- latency, not bandwidth, at short contexts. Prefill reached 135 TFLOP/s (15% of cuBLAS
+// Measured (H200, copy 4.25 TB/s, bench/attention_bench.cpp in graph replays, Registers loads,
+// Q8_1 output on, kv_settled): decode at context 32768 in 67 us for the Qwen3 shape (47% of copy
+// bandwidth) and 69 us for head_dim 512 (46%) -- below the 80% target; at the runner's context
+// 576 with splits sized for it: 9.2 us (hd 128, 32-position splits), 15.8 us (hd 512), 10.5 us
+// (hd 256, window 512) -- latency, not bandwidth, at short contexts. Prefill reached 135 TFLOP/s (15% of cuBLAS
 // BF16) at T = 8192, head_dim 128 with single FP16 operands (H200) and 108 TFLOP/s (12%, H100)
 // with the hi/lo split that makes it FP32-accurate -- below the 50% target.
 #pragma once
@@ -93,7 +93,7 @@ size_t attention_decode_workspace_bytes(int n_head, int hd, int n_splits);
 // per-warp cp.async ring in shared memory (more bytes in flight, fewer CTAs resident).
 enum class DecodeLoads { Registers, SharedRing };
 // Suggested split count for a GPU with sm_count SMs: one full wave of resident CTAs at long
-// contexts (occupancy of this shape's kernel), at most one split per attn::kDecodeMinChunk
+// contexts (occupancy of this shape's kernel), at most one split per attn::decode_min_chunk(hd)
 // positions of max_ctx (short splits: fewer dependent loads per CTA at short contexts).
 int attention_decode_splits(int n_head, int n_head_kv, int hd, int64_t max_ctx, int sm_count,
                             DecodeLoads loads = DecodeLoads::Registers);

@@ -3,10 +3,11 @@
 //
 // attn_decode_split_kernel: grid (n_splits, n_head_kv), kDecodeWarps warps. The CTA serves all G
 // query heads of its kv head (each K/V byte read once per group). Warp w owns tiles w, w+W, ...
-// of 32 positions. Scores: lanes split head_dim (lane l holds E = hd/32 consecutive dims),
-// butterfly-reduced; lane j keeps score j, so each exponential is computed once. P.V: lanes split
-// head_dim again, p_j broadcast by shuffle. Warps merge through shared memory; partial (m, l, O)
-// per (head, split) go to the workspace; attn_decode_merge_kernel combines the splits.
+// of tw positions (32, or 8 / 16 in short splits: attn::decode_warp_tile). Scores: lanes split
+// head_dim (lane l holds E = hd/32 consecutive dims), butterfly-reduced; lane j keeps score j,
+// so each exponential is computed once. P.V: lanes split head_dim again, p_j broadcast by shuffle.
+// Warps merge through shared memory; partial (m, l, O) per (head, split) go to the workspace;
+// attn_decode_merge_kernel combines the splits.
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -147,12 +148,13 @@ __global__ void __launch_bounds__(W * 32)
   // [b, e): this split's positions. An empty split (or *pos < 0) runs no tile and writes no
   // partial: the merge skips it. (No early return: a shuffle after a possibly divergent exit
   // compiles to a collective fallback path, WARPSYNC/ENDCOLLECTIVE, around every shuffle.)
-  int b = 0, e = 0;
+  int b = 0, e = 0, tw = TILE;  // tw: positions per warp tile (attn::decode_warp_tile)
   if (qp >= 0) {
     const int lo = window > 0 ? max(0, qp - window + 1) : 0;
     const int n = qp - lo + 1;
-    const int chunk = int(attn::decode_chunk(n, S));
-    if (s < attn::decode_used_splits(n, S)) {
+    const int chunk = int(attn::decode_chunk(n, S, HD));
+    tw = attn::decode_warp_tile(chunk);
+    if (s < attn::decode_used_splits(n, S, HD)) {
       b = lo + s * chunk;
       e = min(b + chunk, qp + 1);
     }
@@ -161,9 +163,9 @@ __global__ void __launch_bounds__(W * 32)
   const int64_t rs = int64_t(n_head_kv) * HD;
   const uint16_t* kb = kc + int64_t(kh) * HD;
   const uint16_t* vb = vc + int64_t(kh) * HD;
-  // this warp's tiles: t0 = first + i * W * TILE, i < n_my
-  const int first = b + warp * TILE;
-  const int n_my = first < e ? (e - first + W * TILE - 1) / (W * TILE) : 0;
+  // this warp's tiles: t0 = first + i * W * tw, i < n_my
+  const int first = b + warp * tw;
+  const int n_my = first < e ? (e - first + W * tw - 1) / (W * tw) : 0;
   auto cache_row = [&](int p) {
     int row = p;
     if (row >= cap) row -= cap;
@@ -181,7 +183,7 @@ __global__ void __launch_bounds__(W * 32)
   const bool pre = PF && settled && n_my > 0;
   if constexpr (PF) {
     if (pre) {
-      const int nv0 = min(TILE, e - first), row0 = first % cap;
+      const int nv0 = min(tw, e - first), row0 = first % cap;
 #pragma unroll
       for (int r = 0; r < R; ++r)
         if (r < nv0 && first + r < qp) {
@@ -227,9 +229,9 @@ __global__ void __launch_bounds__(W * 32)
   auto issue = [&](int gq) {  // group gq: tile gq/8, part gq%8 (0-3 K rows, 4-7 V rows)
     if (gq < n_groups) {
       const int i = gq >> 3, part = gq & 7;
-      const int t0 = first + i * W * TILE;
+      const int t0 = first + i * W * tw;
       const int j = (part & 3) * 8 + (lane >> 2);
-      if (t0 + j < e) {
+      if (j < tw && t0 + j < e) {
         const int row = cache_row(t0 % cap + j);
         const uint16_t* src = (part < 4 ? kb : vb) + int64_t(row) * rs;
         const uint32_t dst = ring_s + (gq % NS) * RG::SLOT + (lane >> 2) * HD * 2;
@@ -256,8 +258,8 @@ __global__ void __launch_bounds__(W * 32)
 
 #pragma unroll 1
   for (int i = 0; i < n_my; ++i) {
-    const int t0 = first + i * W * TILE;
-    const int nvalid = min(TILE, e - t0);
+    const int t0 = first + i * W * tw;
+    const int nvalid = min(tw, e - t0);
     const int row0 = t0 % cap;
     // The group loops stay rolled (#pragma unroll 1): unrolled, the kernel was 90-230 KB of
     // straight-line code per instantiation, executed about once per launch, so nearly every
@@ -448,7 +450,7 @@ __global__ void __launch_bounds__(kMergeThreads)
   const int d = blockIdx.y * kMergeThreads + threadIdx.x;
   const int qp = *pos;
   const int n = qp < 0 ? 0 : qp - (window > 0 ? max(0, qp - window + 1) : 0) + 1;
-  const int U = attn::decode_used_splits(n, S);
+  const int U = attn::decode_used_splits(n, S, hd);
   const int64_t o_idx = int64_t(h) * hd + d;
   auto emit = [&](float o) {  // d < hd: warp-uniform (hd % 32 == 0)
     out[o_idx] = o;
@@ -567,15 +569,11 @@ SplitKernel split_kernel(int hd, int G, DecodeLoads loads) {
 
 }  // namespace
 
-// `want` splits, at least 1, at most 1024 and at most one per attn::kDecodeMinChunk positions of
-// max_ctx (attn::decode_chunk's minimum chunk). Not one 32-position tile per split: a split
-// holding a whole tile walks it as 4 K and 4 V row groups in sequence (one memory round trip
-// each), while a split of kDecodeMinChunk positions is one K and one V round trip -- the graph's
-// split count is fixed for its longest context, and most decode steps run far below it (H200,
-// bench at context 576: hd 128 16.1 -> 14.4 us, hd 256 with window 17.3 -> 12.5 us, hd 512
-// 27.9 -> 20.8 us with the finer splits).
-static int clamp_splits(int64_t want, int64_t max_ctx) {
-  const int64_t useful = (max_ctx + attn::kDecodeMinChunk - 1) / attn::kDecodeMinChunk;
+// `want` splits, at least 1, at most 1024 and at most one per `min_chunk` positions of max_ctx
+// (attn::decode_min_chunk: more would always be empty). The graph's split count is fixed for its
+// longest context, and most decode steps run far below it, where a split holds the minimum chunk.
+static int clamp_splits(int64_t want, int64_t max_ctx, int min_chunk) {
+  const int64_t useful = (max_ctx + min_chunk - 1) / min_chunk;
   return int(std::max<int64_t>(1, std::min<int64_t>(std::min(want, useful), 1024)));
 }
 
@@ -587,7 +585,7 @@ size_t attention_decode_workspace_bytes(int n_head, int hd, int n_splits) {
 
 int attention_decode_splits(int n_head_kv, int64_t max_ctx, int sm_count) {
   KILN_REQUIRE(n_head_kv > 0, "attention_decode_splits: n_head_kv ", n_head_kv);
-  return clamp_splits((int64_t(3) * sm_count + n_head_kv - 1) / n_head_kv, max_ctx);
+  return clamp_splits((int64_t(3) * sm_count + n_head_kv - 1) / n_head_kv, max_ctx, attn::kDecodeMinChunkAny);
 }
 
 int attention_decode_splits(int n_head, int n_head_kv, int hd, int64_t max_ctx, int sm_count,
@@ -598,7 +596,8 @@ int attention_decode_splits(int n_head, int n_head_kv, int hd, int64_t max_ctx, 
   int per_sm = 0;
   KILN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k.fn, W * 32, size_t(k.smem)));
   // one full wave of resident CTAs
-  return clamp_splits((int64_t(std::max(per_sm, 1)) * sm_count + n_head_kv - 1) / n_head_kv, max_ctx);
+  return clamp_splits((int64_t(std::max(per_sm, 1)) * sm_count + n_head_kv - 1) / n_head_kv, max_ctx,
+                      attn::decode_min_chunk(hd));
 }
 
 void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,

@@ -18,22 +18,33 @@ constexpr int kDecodeTile = 32;
 constexpr int kDecodeMaxGroupDims = 2048;
 
 // Positions per split for a query attending to n positions with n_splits splits: ceil(n /
-// n_splits), but never fewer than kDecodeMinChunk. The split count is fixed when the decode graph
-// is captured (sized for the longest context), so at short contexts splits would otherwise hold
-// a handful of positions each while every split still writes, and the merge still reads, its
-// G * hd partial floats per head (at context 576 with 128 splits, more bytes than the K/V). With
-// the minimum only the first ceil(n / chunk) splits hold positions; the rest are empty and are
-// skipped by the split kernel, the merge and ref::attention_decode_split alike. 8 positions (one
-// row group of the split kernel for head_dim <= 256) keep a split's work to one K and one V load
-// round trip at short contexts, while the partials stay below the K/V bytes they summarize.
-constexpr int kDecodeMinChunk = 8;
-KILN_HD constexpr long long decode_chunk(long long n, int n_splits) {
+// n_splits), but never fewer than decode_min_chunk(hd). The split count is fixed when the decode
+// graph is captured (sized for the longest context), so at short contexts splits would otherwise
+// hold a handful of positions each while every split still writes, and the merge still reads, its
+// G * hd partial floats per head. With the minimum only the first ceil(n / chunk) splits hold
+// positions; the rest are empty and are skipped by the split kernel, the merge and
+// ref::attention_decode_split alike. The minimum depends on head_dim: 32 positions for hd <= 128
+// (one 8-row group per warp, decode_warp_tile: 4x fewer CTAs and partials than 8-position splits;
+// H200, Qwen3's shape at context 576: 12.6 -> 9.2 us), 8 above (a CTA's four warps then pull 16-32
+// KB per phase through one SM, and fewer SMs take part: with 32, Gemma 4's hd 256 / 512 layers
+// at context 576 went 10.4 -> 10.9 and 15.7 -> 17.1 us).
+KILN_HD constexpr int decode_min_chunk(int hd) { return hd <= 128 ? 32 : 8; }
+constexpr int kDecodeMinChunkAny = 8;  // the smallest decode_min_chunk over head_dims
+KILN_HD constexpr long long decode_chunk(long long n, int n_splits, int hd) {
   const long long c = (n + n_splits - 1) / n_splits;
-  return c < kDecodeMinChunk ? kDecodeMinChunk : c;
+  return c < decode_min_chunk(hd) ? decode_min_chunk(hd) : c;
+}
+// Positions per warp tile in a split of `chunk` positions: kDecodeTile (32, one per lane) when
+// every warp gets at least that much, else 8 or 16, so the split's kDecodeWarps warps share a
+// short split instead of its first warp walking it alone (a tile is read one 8-row group per
+// memory round trip; lanes past the tile's positions are masked as at a split's end).
+KILN_HD constexpr int decode_warp_tile(long long chunk) {
+  const long long per_warp = (chunk + kDecodeWarps - 1) / kDecodeWarps;
+  return per_warp <= 8 ? 8 : (per_warp <= 16 ? 16 : kDecodeTile);
 }
 // Splits that hold positions (>= 1 for n >= 1).
-KILN_HD constexpr int decode_used_splits(long long n, int n_splits) {
-  return n <= 0 ? 0 : int((n + decode_chunk(n, n_splits) - 1) / decode_chunk(n, n_splits));
+KILN_HD constexpr int decode_used_splits(long long n, int n_splits, int hd) {
+  return n <= 0 ? 0 : int((n + decode_chunk(n, n_splits, hd) - 1) / decode_chunk(n, n_splits, hd));
 }
 
 }  // namespace kiln::attn

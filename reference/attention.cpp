@@ -123,8 +123,9 @@ void attention_decode_split(const float* q, const float* k, const float* v, int3
   }
   const int64_t lo = window > 0 ? std::max<int64_t>(0, int64_t(q_pos) - window + 1) : 0;
   const int64_t n = int64_t(q_pos) - lo + 1;
-  const int64_t chunk = attn::decode_chunk(n, n_splits);
-  const int used = attn::decode_used_splits(n, n_splits);
+  const int64_t chunk = attn::decode_chunk(n, n_splits, hd);
+  const int used = attn::decode_used_splits(n, n_splits, hd);
+  const int tw = attn::decode_warp_tile(chunk);  // positions per tile (<= TILE lanes)
   for (int h = 0; h < n_head; ++h) {
     const int kh = h / group;
     const float* qh = q + int64_t(h) * hd;
@@ -134,10 +135,10 @@ void attention_decode_split(const float* q, const float* k, const float* v, int3
       const int64_t e = std::min<int64_t>(b + chunk, q_pos + 1);
       std::vector<State> warps(W);
       for (State& w : warps) w.acc.assign(size_t(hd), 0.f);
-      for (int64_t i = 0; b + i * TILE < e; ++i) {
+      for (int64_t i = 0; b + i * tw < e; ++i) {
         State& st = warps[size_t(i % W)];
-        const int64_t t0 = b + i * TILE;
-        const int nvalid = int(std::min<int64_t>(TILE, e - t0));
+        const int64_t t0 = b + i * tw;
+        const int nvalid = int(std::min<int64_t>(tw, e - t0));
         float sc[TILE], p[TILE];
         float mt = kNegInf;
         for (int j = 0; j < nvalid; ++j) {

@@ -31,11 +31,12 @@ void attention(const T* q, const T* k, const T* v, int64_t n_q, const int32_t* q
 // query at position q_pos attending to k, v ([>= q_pos + 1][n_head_kv][hd], positions 0..q_pos)
 // with n_splits splits. Order, per kv head (all heads of its GQA group alike):
 //   range [lo, q_pos], lo = window ? max(0, q_pos - window + 1) : 0, n = q_pos - lo + 1;
-//   chunk = attn::decode_chunk(n, n_splits) (ceil(n / n_splits), at least kDecodeMinChunk); split s
+//   chunk = attn::decode_chunk(n, n_splits, hd) (ceil(n / n_splits), at least decode_min_chunk(hd)); split s
 //   covers [lo + s*chunk, min(lo + (s+1)*chunk, q_pos + 1)); only the first
-//   attn::decode_used_splits(n, n_splits) splits are non-empty, the others take no part.
-//   In a split, tile i covers kDecodeTile consecutive positions from the split start; warp
-//   w = i % kDecodeWarps owns it; a warp's tiles go in increasing order. Per tile and head:
+//   attn::decode_used_splits(n, n_splits, hd) splits are non-empty, the others take no part.
+//   In a split, tile i covers tw = attn::decode_warp_tile(chunk) (8, 16 or kDecodeTile = 32)
+//   consecutive positions from the split start; warp w = i % kDecodeWarps owns it; a warp's
+//   tiles go in increasing order. Per tile and head (32 lanes, those past the tile masked):
 //     score_j = (butterfly over 32 lanes of lane partials) * scale, lane l's partial being
 //       fmaf chain over d in [l*E, (l+1)*E), E = hd/32 (2 for hd 64), starting at 0; butterfly:
 //       for o = 16, 8, 4, 2, 1: a[i] = a[i] + a[i+o] (i < o), result a[0];

@@ -195,29 +195,40 @@ TEST(AttentionRef, ExtremeScoresAndEmptyRowsAreFinite) {
 }
 
 // The split geometry the decode kernel, its merge and ref::attention_decode_split share: the used
-// splits tile [0, n) exactly once, in order, with at least kDecodeMinChunk positions each except
-// the last, never more splits than requested, and none for n = 0.
+// splits tile [0, n) exactly once, in order, with at least decode_min_chunk(hd) positions each
+// except the last, never more splits than requested, and none for n = 0; the warp tile per split.
 TEST(AttentionSpec, DecodeSplitsCoverEveryPositionOnce) {
-  EXPECT_EQ(attn::decode_used_splits(0, 16), 0);
-  for (int S : {1, 2, 3, 7, 16, 66, 128, 1024})
-    for (long long n : {1LL, 2LL, 7LL, 8LL, 9LL, 31LL, 32LL, 33LL, 511LL, 512LL, 577LL, 4097LL, 32768LL, 100003LL}) {
-      const long long chunk = attn::decode_chunk(n, S);
-      const int used = attn::decode_used_splits(n, S);
-      ASSERT_GE(chunk, attn::kDecodeMinChunk);
-      ASSERT_GE(used, 1);
-      ASSERT_LE(used, S) << "n " << n << " S " << S;
-      long long covered = 0;
-      for (int s = 0; s < used; ++s) {
-        const long long b = s * chunk, e = std::min(b + chunk, n);
-        ASSERT_EQ(b, covered) << "n " << n << " S " << S << " split " << s;
-        ASSERT_GT(e, b) << "empty used split: n " << n << " S " << S << " split " << s;
-        covered = e;
+  EXPECT_EQ(attn::decode_used_splits(0, 16, 128), 0);
+  for (int hd : {64, 128, 256, 512})
+    for (int S : {1, 2, 3, 7, 16, 66, 128, 1024})
+      for (long long n : {1LL, 2LL, 7LL, 8LL, 9LL, 31LL, 32LL, 33LL, 511LL, 512LL, 577LL, 4097LL, 32768LL, 100003LL}) {
+        const long long chunk = attn::decode_chunk(n, S, hd);
+        const int used = attn::decode_used_splits(n, S, hd);
+        ASSERT_GE(chunk, attn::decode_min_chunk(hd));
+        ASSERT_GE(attn::decode_min_chunk(hd), attn::kDecodeMinChunkAny);
+        ASSERT_GE(used, 1);
+        ASSERT_LE(used, S) << "n " << n << " S " << S;
+        long long covered = 0;
+        for (int s = 0; s < used; ++s) {
+          const long long b = s * chunk, e = std::min(b + chunk, n);
+          ASSERT_EQ(b, covered) << "n " << n << " S " << S << " split " << s;
+          ASSERT_GT(e, b) << "empty used split: n " << n << " S " << S << " split " << s;
+          covered = e;
+        }
+        EXPECT_EQ(covered, n) << "n " << n << " S " << S;
+        if (n >= (long long)attn::decode_min_chunk(hd) * S) {
+          EXPECT_EQ(chunk, (n + S - 1) / S);  // long contexts: the plain split
+        }
+        // warp tiles: 8, 16 or 32 positions, the smallest that gives every warp at most one tile
+        // when the split is short, 32 (one position per lane) once each warp has that much
+        const int tw = attn::decode_warp_tile(chunk);
+        const long long per_warp = (chunk + attn::kDecodeWarps - 1) / attn::kDecodeWarps;
+        EXPECT_TRUE(tw == 8 || tw == 16 || tw == attn::kDecodeTile) << tw;
+        EXPECT_GE(tw, std::min<long long>(per_warp, attn::kDecodeTile)) << "chunk " << chunk;
+        if (tw > 8) {
+          EXPECT_LT(tw / 2, per_warp) << "chunk " << chunk;
+        }
       }
-      EXPECT_EQ(covered, n) << "n " << n << " S " << S;
-      if (n >= 8LL * S) {
-        EXPECT_EQ(chunk, (n + S - 1) / S);  // long contexts: the plain split
-      }
-    }
 }
 
 TEST(AttentionShapes, HostValidationThrows) {
