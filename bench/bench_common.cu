@@ -88,9 +88,18 @@ class Batch {
   Batch(const Batch&) = delete;
   Batch& operator=(const Batch&) = delete;
   void replay() { KILN_CUDA_CHECK(cudaGraphLaunch(exec_, stream())); }
+  // Seconds of one replay, CUDA events around it.
+  double timed_replay() {
+    a_.record(stream());
+    replay();
+    b_.record(stream());
+    b_.sync();
+    return double(b_.ms_since(a_)) * 1e-3;
+  }
 
  private:
   cudaGraphExec_t exec_ = nullptr;
+  Event a_, b_;
 };
 }  // namespace
 
@@ -100,17 +109,11 @@ double run(benchmark::State& state, const std::function<void(int)>& launch) {
     return 0;
   }
   ceilings();  // measure before timing anything
-  cudaStream_t s = stream();
   Batch batch(launch);
-  Event a, b;
   double total = 0;
   int64_t n = 0;
   for (auto _ : state) {
-    a.record(s);
-    batch.replay();
-    b.record(s);
-    b.sync();
-    const double batch_sec = double(b.ms_since(a)) * 1e-3;
+    const double batch_sec = batch.timed_replay();
     state.SetIterationTime(batch_sec);  // the iteration's real length (min_time is honoured)
     total += batch_sec / kBatch;
     ++n;
@@ -143,16 +146,9 @@ double empty_floor_us() {
   static double us = -1;
   if (us >= 0) return us;
   Batch batch([](int) { empty_kernel(stream()); });
-  Event a, b;
   double tot = 0;
   const int n = 100;
-  for (int i = 0; i < n; ++i) {
-    a.record(stream());
-    batch.replay();
-    b.record(stream());
-    b.sync();
-    tot += double(b.ms_since(a)) * 1e3 / kBatch;
-  }
+  for (int i = 0; i < n; ++i) tot += batch.timed_replay() * 1e6 / kBatch;
   us = tot / n;
   return us;
 }

@@ -34,8 +34,8 @@ int rotation(size_t bytes);
 // Runs the benchmark loop: launch(0..kBatch-1) is captured once into a CUDA graph (after a
 // direct warm-up), and each iteration replays it, timed with CUDA events around the replay
 // (manual time: Google Benchmark's Time column is one replay of kBatch launches; the `us`
-// counter that report_bytes / report_flops set is the per-launch time). A graph is how the runner issues its
-// kernels (with the programmatic edges of launch_pdl). Host-issued launches back to back were
+// counter that report_bytes / report_flops set is the per-launch time). A graph is how the
+// runner issues its kernels (with the programmatic edges of launch_pdl). Host-issued launches back to back were
 // bound by the host's submission rate for every kernel shorter than it: an empty kernel measured
 // 3.9-5.0 us per launch that way, so a 28 MB matvec (6.7 us of copy bandwidth) was timed with
 // ~4 us that no kernel in a captured graph pays. launch(i) picks rotated input copy i % copies:

@@ -29,7 +29,7 @@ constexpr int kDecodeMaxGroupDims = 2048;
 // KB per phase through one SM, and fewer SMs take part: with 32, Gemma 4's hd 256 / 512 layers
 // at context 576 went 10.4 -> 10.9 and 15.7 -> 17.1 us).
 KILN_HD constexpr int decode_min_chunk(int hd) { return hd <= 128 ? 32 : 8; }
-constexpr int kDecodeMinChunkAny = 8;  // the smallest decode_min_chunk over head_dims
+constexpr int kDecodeMinChunkAny = decode_min_chunk(512);  // the smallest, at the largest head_dim
 KILN_HD constexpr long long decode_chunk(long long n, int n_splits, int hd) {
   const long long c = (n + n_splits - 1) / n_splits;
   return c < decode_min_chunk(hd) ? decode_min_chunk(hd) : c;
