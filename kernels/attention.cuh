@@ -48,6 +48,9 @@
 //     far below this term. The denominator (FP32 adds on CUDA cores, round to nearest) and the
 //     per-tile rescaling are unbiased too: sqrt(n) * u < 1.1e-5 at n = 32768, inside the 3e-5.
 //   The old kernel rounded Q and P to FP16 operands (2^-11 relative each) and was held to 2e-3.
+//   Key splits (two key groups per CTA for hd 256 / 512, clusters of CTAs for short prompts)
+//   only shorten each part's accumulation; the merge adds a handful of FP32 roundings per
+//   element (~1e-7), inside the 3e-5.
 // Every launch: never allocates, never synchronizes, validates shapes on the host (kiln::Error).
 //
 // Measured (H200, copy 4.25 TB/s, bench/attention_bench.cpp in graph replays, Registers loads,
@@ -120,6 +123,9 @@ void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
 void attention_prefill(const float* q, int64_t q_stride, int T, const int32_t* pos,
                        const uint16_t* k_cache, const uint16_t* v_cache, int64_t cap, int n_head,
                        int n_head_kv, int hd, float scale, int window, float* out, cudaStream_t s);
+// CTAs that share each row tile's keys in attention_prefill for this shape on the current device
+// (attn::prefill_splits; 1 = no split): lets tests check that both paths are covered.
+int attention_prefill_splits(int T, int n_head, int hd, int window);
 
 #if defined(__CUDACC__)
 namespace kvdev {

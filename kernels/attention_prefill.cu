@@ -1,9 +1,13 @@
 // Prefill attention on tensor cores: flash-attention-2 style tiled online softmax.
 //
-// CTA = 4 warps = 64 query rows of one head (16 rows per warp) x one slice of DV output dims
-// (DV = hd for 64/128/256; hd 512 runs two CTAs per row tile, each computing the full 512-wide
-// scores but only 256 output dims, which keeps the accumulator in registers). Key tiles of BC
-// positions stream through shared memory with cp.async (two stages); S = Q K^T and O += P V use
+// CTA = 64 query rows of one head x one slice of DV output dims (DV = hd for 64/128/256; hd 512
+// runs two CTAs per row tile, each computing the full 512-wide scores but only 256 output dims,
+// which keeps the accumulator in registers), in G key groups of 4 warps (16 rows per warp; the
+// groups walk different key tiles). Short prompts also split a row tile's keys over a cluster of
+// up to 4 CTAs (attn::prefill_splits); the parts' softmax states are merged at the end through
+// shared memory (within the CTA) and distributed shared memory (across the cluster). Key tiles
+// of BC positions stream through shared memory with cp.async (two stages per group); S = Q K^T
+// and O += P V use
 // mma.sync.m16n8k16 with FP16 operands and F32 accumulation. Softmax in the exp2 domain
 // (x = s * scale * log2 e), running max per row, fully masked rows use 0 as their reference so
 // no -inf - -inf = NaN arises; unwritten/out-of-range key rows are zero-filled, so garbage in the
@@ -23,6 +27,7 @@
 // Contract (kernels/attention.cuh): per output row attending n keys, max_d |out - ref| <=
 // (3e-5 + (n / 8) * 2^-23) max_d |ref| vs the double reference on the same FP16 K/V; the n term
 // is the tensor cores' truncating F32 accumulation into O, one possible ulp per mma step.
+#include <cooperative_groups.h>
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -34,8 +39,8 @@
 namespace kiln {
 namespace {
 
-constexpr int kWarps = 4;
-constexpr int BR = 16 * kWarps;
+constexpr int kWarps = 4;       // per key group: 16 query rows each
+constexpr int BR = 16 * kWarps;  // query rows per CTA
 
 __device__ __forceinline__ uint32_t smem_u32(const void* p) {
   return uint32_t(__cvta_generic_to_shared(p));
@@ -78,13 +83,22 @@ __device__ __forceinline__ void split_half2(float a, float b, uint32_t& hi, uint
   lo = *reinterpret_cast<const uint32_t*>(&l);
 }
 
+// Barrier of one key group's kWarps warps (ids 1.. ; 0 is __syncthreads).
+__device__ __forceinline__ void group_barrier(int grp) {
+  asm volatile("bar.sync %0, %1;" ::"r"(1 + grp), "n"(kWarps * 32) : "memory");
+}
+
 // Byte offset of 16-byte chunk c of row r in a tile whose rows are `chunks` chunks long; the
 // XOR swizzle spreads the 8 rows an ldmatrix reads over all banks.
 __device__ __forceinline__ uint32_t swz(int r, int c, int chunks) {
   return uint32_t((r * chunks + (c ^ (r & 7))) * 16);
 }
 
-template <int HD, int DV, int BC>
+// G key groups of kWarps warps per CTA: both hold the same BR query rows (one Q tile in shared
+// memory) and walk different key tiles with their own K/V stages; their partial softmax states
+// are merged at the end (below). hd 256 / 512 fit one CTA per SM, so G = 2 doubles the warps an
+// SM runs (one per scheduler left every mma and ldmatrix latency exposed).
+template <int HD, int DV, int BC, int G>
 struct Cfg {
   static constexpr int QC = HD / 8;  // 16-byte chunks per Q/K row
   static constexpr int VC = DV / 8;  // per V row
@@ -94,43 +108,50 @@ struct Cfg {
   // Q_hi and Q_lo tiles, Q_BYTES each. hd <= 128: they are only staged once (their fragments then
   // live in registers), Q_hi in the space of K stage 1 and Q_lo in that of V stage 1, which the
   // first prefetch overwrites after Q has been read. hd >= 256: both stay in shared memory ahead
-  // of the K/V stages (hd 512: 64 + 64 + 2 * (32 + 16) = 224 KiB, under the 227 KiB per block).
+  // of the K/V stages (hd 512, G = 2, 16-key tiles: 64 + 64 + 2 * 2 * (16 + 8) = 224 KiB, under
+  // the 227 KiB per block).
   static constexpr bool Q_IN_REGS = HD <= 128;
   static constexpr int Q_OFFSET = Q_IN_REGS ? K_BYTES : 0;
   static constexpr int QLO_OFFSET = Q_IN_REGS ? 2 * K_BYTES + V_BYTES : Q_BYTES;
   static constexpr int K_OFFSET = Q_IN_REGS ? 0 : 2 * Q_BYTES;
-  static constexpr int SMEM = (Q_IN_REGS ? 0 : 2 * Q_BYTES) + 2 * (K_BYTES + V_BYTES);
+  static constexpr int GROUP_BYTES = 2 * (K_BYTES + V_BYTES);  // one key group's two stages
+  static constexpr int SMEM = (Q_IN_REGS ? 0 : 2 * Q_BYTES) + G * GROUP_BYTES;
+  static constexpr int THREADS = G * kWarps * 32;
   // Register budget: hd 64 fits 3 CTAs/SM (168 registers); hd 128's 2 x 32 Q fragment registers
   // plus 64 accumulators do not, so it runs 2 CTAs/SM (255 registers) instead of spilling.
-  static constexpr int MIN_BLOCKS = HD <= 64 ? 3 : Q_IN_REGS ? 2 : 1;
+  static constexpr int MIN_BLOCKS = G > 1 ? 1 : HD <= 64 ? 3 : Q_IN_REGS ? 2 : 1;
   static_assert(!Q_IN_REGS || (Q_BYTES <= K_BYTES && Q_BYTES <= V_BYTES),
                 "Q_hi / Q_lo must fit in K / V stage 1");
   static_assert(SMEM <= 227 * 1024, "dynamic shared memory per block");
+  static_assert(G * (BR * DV + 2 * BR) * 4 <= SMEM, "the merge's partials must fit the shared memory");
 };
 
-template <int HD, int DV, int BC>
-__global__ void __launch_bounds__(kWarps * 32, (Cfg<HD, DV, BC>::MIN_BLOCKS))
+template <int HD, int DV, int BC, int G>
+__global__ void __launch_bounds__(Cfg<HD, DV, BC, G>::THREADS, (Cfg<HD, DV, BC, G>::MIN_BLOCKS))
     attn_prefill_kernel(const float* __restrict__ q, int64_t q_stride, int T,
                         const int32_t* __restrict__ pos, const uint16_t* __restrict__ kc,
                         const uint16_t* __restrict__ vc, int cap, int n_head, int n_head_kv,
-                        float scale_log2, int window, float* __restrict__ out) {
-  using C = Cfg<HD, DV, BC>;
+                        float scale_log2, int window, int n_split, float* __restrict__ out) {
+  using C = Cfg<HD, DV, BC, G>;
   extern __shared__ __align__(128) unsigned char smem[];
   const uint32_t sQ = smem_u32(smem) + C::Q_OFFSET;
   const uint32_t sQlo = smem_u32(smem) + C::QLO_OFFSET;
-  const uint32_t sK0 = smem_u32(smem) + C::K_OFFSET;
+  const int grp = int(threadIdx.x) / (kWarps * 32);  // key group
+  const uint32_t sK0 = smem_u32(smem) + C::K_OFFSET + grp * C::GROUP_BYTES;  // its K/V stages
   const uint32_t sV0 = sK0 + 2 * C::K_BYTES;
   unsigned char* const q_smem = smem + C::Q_OFFSET;
   unsigned char* const qlo_smem = smem + C::QLO_OFFSET;
 
   pdl_trigger();
   pdl_wait();
-  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+  const int tid = threadIdx.x, lane = tid & 31;
+  const int gtid = tid % (kWarps * 32), warp = gtid >> 5;  // thread and warp within the key group
   const int n_qt = int(gridDim.x);
   const int qt = n_qt - 1 - int(blockIdx.x);  // heaviest (latest) row tiles first
   const int h = blockIdx.y;
   const int kh = h / (n_head / n_head_kv);
-  const int dv0 = blockIdx.z * DV;
+  const int split = int(blockIdx.z) % n_split;  // the CTA's rank in its cluster (dims 1 x 1 x n_split)
+  const int dv0 = int(blockIdx.z) / n_split * DV;
   const int q0 = qt * BR;
   const int P0 = pos[0];
   const int rows = min(BR, T - q0);
@@ -139,6 +160,9 @@ __global__ void __launch_bounds__(kWarps * 32, (Cfg<HD, DV, BC>::MIN_BLOCKS))
   const int kv_hi = P0 + q0 + rows - 1;
   const int kv_lo = window > 0 ? max(0, P0 + q0 - window + 1) : 0;
   const int n_tiles = (kv_hi - kv_lo + BC) / BC;
+  // This key group's share of the key tiles: part split * G + grp of n_split * G.
+  const int parts = n_split * G, part = split * G + grp;
+  const int t_begin = int(int64_t(part) * n_tiles / parts), t_end = int(int64_t(part + 1) * n_tiles / parts);
   const int64_t rs = int64_t(n_head_kv) * HD;
   const uint16_t* kbase = kc + int64_t(kh) * HD;
   const uint16_t* vbase = vc + int64_t(kh) * HD + dv0;
@@ -147,7 +171,7 @@ __global__ void __launch_bounds__(kWarps * 32, (Cfg<HD, DV, BC>::MIN_BLOCKS))
     const int kb = kv_lo + tile * BC;
     const uint32_t sK = sK0 + stage * C::K_BYTES, sV = sV0 + stage * C::V_BYTES;
 #pragma unroll
-    for (int i = tid; i < BC * C::QC; i += kWarps * 32) {
+    for (int i = gtid; i < BC * C::QC; i += kWarps * 32) {
       const int r = i / C::QC, c = i % C::QC;
       const int p = kb + r;
       const bool ok = p <= kv_hi;
@@ -155,7 +179,7 @@ __global__ void __launch_bounds__(kWarps * 32, (Cfg<HD, DV, BC>::MIN_BLOCKS))
       cp_async16(sK + swz(r, c, C::QC), kbase + row * rs + c * 8, ok);
     }
 #pragma unroll
-    for (int i = tid; i < BC * C::VC; i += kWarps * 32) {
+    for (int i = gtid; i < BC * C::VC; i += kWarps * 32) {
       const int r = i / C::VC, c = i % C::VC;
       const int p = kb + r;
       const bool ok = p <= kv_hi;
@@ -164,12 +188,12 @@ __global__ void __launch_bounds__(kWarps * 32, (Cfg<HD, DV, BC>::MIN_BLOCKS))
     }
   };
 
-  load_kv(0, 0);
+  if (t_begin < t_end) load_kv(t_begin, 0);
   cp_async_commit();
 
   // Q: float -> FP16 hi + lo, 8 values (one 16-byte chunk of each tile) per step; rows past T
   // are zero.
-  for (int i = tid; i < BR * C::QC; i += kWarps * 32) {
+  for (int i = tid; i < BR * C::QC; i += C::THREADS) {
     const int r = i / C::QC, c = i % C::QC;
     uint4 hi = make_uint4(0, 0, 0, 0), lo = make_uint4(0, 0, 0, 0);
     if (r < rows) {
@@ -196,8 +220,8 @@ __global__ void __launch_bounds__(kWarps * 32, (Cfg<HD, DV, BC>::MIN_BLOCKS))
       ldsm_x4(qf[kk], sQ + off);
       ldsm_x4(qlf[kk], sQlo + off);
     }
-    __syncthreads();  // every warp holds its Q before K/V stage 1 (Q's space) is refilled
   }
+  __syncthreads();  // Q staged by all threads (hd <= 128: held in registers before K/V stage 1 is refilled)
 
   float o[DV / 8][4];
 #pragma unroll
@@ -207,16 +231,17 @@ __global__ void __launch_bounds__(kWarps * 32, (Cfg<HD, DV, BC>::MIN_BLOCKS))
   const int qpos0 = P0 + q0 + wr0 + (lane >> 2);  // this thread's rows: qpos0, qpos0 + 8
   const int wq_lo = P0 + q0 + wr0, wq_hi = wq_lo + 15;
 
-  for (int j = 0; j < n_tiles; ++j) {
-    if (j + 1 < n_tiles) {
-      load_kv(j + 1, (j + 1) & 1);
+  for (int j = t_begin; j < t_end; ++j) {
+    const int st = (j - t_begin) & 1;
+    if (j + 1 < t_end) {
+      load_kv(j + 1, st ^ 1);
       cp_async_commit();
       cp_async_wait<1>();
     } else {
       cp_async_wait<0>();
     }
-    __syncthreads();
-    const uint32_t sK = sK0 + (j & 1) * C::K_BYTES, sV = sV0 + (j & 1) * C::V_BYTES;
+    group_barrier(grp);
+    const uint32_t sK = sK0 + st * C::K_BYTES, sV = sV0 + st * C::V_BYTES;
     const int kb = kv_lo + j * BC;
 
     // S = Q_hi K^T + Q_lo K^T (16 x BC per warp)
@@ -311,47 +336,163 @@ __global__ void __launch_bounds__(kWarps * 32, (Cfg<HD, DV, BC>::MIN_BLOCKS))
         mma16816(o[2 * n2 + 1], pl, b[2], b[3]);
       }
     }
-    __syncthreads();  // this stage is overwritten by the load issued next iteration
+    group_barrier(grp);  // this stage is overwritten by the load issued next iteration
   }
 
-  // finalize: full row sums across the quad, normalize, store float2 pairs
+  // full row sums across the quad
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 1);
     lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 2);
   }
-  const float inv0 = lrow[0] > 0.f ? 1.f / lrow[0] : 0.f;
-  const float inv1 = lrow[1] > 0.f ? 1.f / lrow[1] : 0.f;
   const int r0 = wr0 + (lane >> 2);
   const int64_t ostride = int64_t(n_head) * HD;
+  if (parts == 1) {  // normalize, store float2 pairs
+    const float inv0 = lrow[0] > 0.f ? 1.f / lrow[0] : 0.f;
+    const float inv1 = lrow[1] > 0.f ? 1.f / lrow[1] : 0.f;
 #pragma unroll
-  for (int n = 0; n < DV / 8; ++n) {
-    const int col = dv0 + n * 8 + (lane & 3) * 2;
-    if (r0 < rows)
-      *reinterpret_cast<float2*>(out + int64_t(q0 + r0) * ostride + int64_t(h) * HD + col) =
-          make_float2(o[n][0] * inv0, o[n][1] * inv0);
-    if (r0 + 8 < rows)
-      *reinterpret_cast<float2*>(out + int64_t(q0 + r0 + 8) * ostride + int64_t(h) * HD + col) =
-          make_float2(o[n][2] * inv1, o[n][3] * inv1);
+    for (int n = 0; n < DV / 8; ++n) {
+      const int col = dv0 + n * 8 + (lane & 3) * 2;
+      if (r0 < rows)
+        *reinterpret_cast<float2*>(out + int64_t(q0 + r0) * ostride + int64_t(h) * HD + col) =
+            make_float2(o[n][0] * inv0, o[n][1] * inv0);
+      if (r0 + 8 < rows)
+        *reinterpret_cast<float2*>(out + int64_t(q0 + r0 + 8) * ostride + int64_t(h) * HD + col) =
+            make_float2(o[n][2] * inv1, o[n][3] * inv1);
+    }
+    return;
   }
+
+  // Split keys: every key group of every CTA in the cluster leaves its unnormalized O tile,
+  // running max m and sum l in shared memory (the Q and K/V stages are free now); after a
+  // barrier (the cluster's when n_split > 1) CTA `split` merges rows [split * BR / n_split, ...)
+  // over all parts, reading the other CTAs' through distributed shared memory:
+  //   out = sum_p 2^(m_p - M) O_p / sum_p 2^(m_p - M) l_p,  M = max_p m_p
+  // (M = 0 when every m_p is -inf: such a row has l = 0 and O = 0 in every part and is stored as
+  // 0, as above).
+  float* const ob = reinterpret_cast<float*>(smem);  // [G][BR][DV]
+  float* const mb = ob + G * BR * DV;                 // [G][BR]
+  float* const lb = mb + G * BR;                      // [G][BR]
+  __syncthreads();  // every warp is done with the stages
+  {
+    float* const og = ob + grp * BR * DV;
+#pragma unroll
+    for (int n = 0; n < DV / 8; ++n) {
+      const int col = n * 8 + (lane & 3) * 2;
+      *reinterpret_cast<float2*>(og + r0 * DV + col) = make_float2(o[n][0], o[n][1]);
+      *reinterpret_cast<float2*>(og + (r0 + 8) * DV + col) = make_float2(o[n][2], o[n][3]);
+    }
+    if ((lane & 3) == 0) {
+      mb[grp * BR + r0] = mrow[0], mb[grp * BR + r0 + 8] = mrow[1];
+      lb[grp * BR + r0] = lrow[0], lb[grp * BR + r0 + 8] = lrow[1];
+    }
+  }
+  namespace cg = cooperative_groups;
+  cg::cluster_group cluster = cg::this_cluster();
+  if (n_split > 1)
+    cluster.sync();  // partials visible cluster-wide
+  else
+    __syncthreads();
+  auto at = [&](float* p, int t) { return n_split > 1 ? cluster.map_shared_rank(p, t) : p; };
+  const int mr0 = split * BR / n_split, mr1 = (split + 1) * BR / n_split;
+  for (int i = tid; i < (mr1 - mr0) * (DV / 4); i += C::THREADS) {
+    const int r = mr0 + i / (DV / 4), c = (i % (DV / 4)) * 4;
+    float mx = -INFINITY;
+    for (int t = 0; t < n_split; ++t)
+#pragma unroll
+      for (int g = 0; g < G; ++g) mx = fmaxf(mx, at(mb, t)[g * BR + r]);
+    const float muse = mx == -INFINITY ? 0.f : mx;
+    float l = 0.f;
+    float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+    for (int t = 0; t < n_split; ++t)
+#pragma unroll
+      for (int g = 0; g < G; ++g) {
+        const float w = exp2f(at(mb, t)[g * BR + r] - muse);
+        l += w * at(lb, t)[g * BR + r];
+        const float4 v = *reinterpret_cast<const float4*>(at(ob, t) + (g * BR + r) * DV + c);
+        acc.x += w * v.x, acc.y += w * v.y, acc.z += w * v.z, acc.w += w * v.w;
+      }
+    const float inv = l > 0.f ? 1.f / l : 0.f;
+    if (r < rows)
+      *reinterpret_cast<float4*>(out + int64_t(q0 + r) * ostride + int64_t(h) * HD + dv0 + c) =
+          make_float4(acc.x * inv, acc.y * inv, acc.z * inv, acc.w * inv);
+  }
+  if (n_split > 1) cluster.sync();  // no CTA leaves while another still reads its shared memory
 }
 
-template <int HD, int DV, int BC>
+// The cluster size for a launch of T queries (attn::prefill_splits with this instantiation's
+// occupancy); configures the kernel's shared memory on first use.
+template <int HD, int DV, int BC, int G>
+int splits_for(int T, int n_head, int window) {
+  using C = Cfg<HD, DV, BC, G>;
+  static const int resident = [] {  // CTAs per SM (once per instantiation, not a stream operation)
+    auto kernel = attn_prefill_kernel<HD, DV, BC, G>;
+    KILN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM));
+    int o = 0;
+    KILN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o, kernel, C::THREADS, size_t(C::SMEM)));
+    return std::max(o, 1);
+  }();
+  const int64_t ctas = int64_t((T + BR - 1) / BR) * n_head * (HD / DV);
+  return attn::prefill_splits(ctas, int64_t(resident) * sm_count(), T, window, G * BC);
+}
+
+template <int HD, int DV, int BC, int G>
 void launch_prefill(const float* q, int64_t q_stride, int T, const int32_t* pos,
                     const uint16_t* kc, const uint16_t* vc, int cap, int n_head, int n_head_kv,
                     float scale_log2, int window, float* out, cudaStream_t s) {
-  using C = Cfg<HD, DV, BC>;
-  auto kernel = attn_prefill_kernel<HD, DV, BC>;
-  static const bool attr_set = [&] {
-    KILN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM));
-    return true;
-  }();
-  (void)attr_set;
-  launch_pdl(kernel, dim3(unsigned((T + BR - 1) / BR), unsigned(n_head), unsigned(HD / DV)), dim3(kWarps * 32),
-             size_t(C::SMEM), s, q, q_stride, T, pos, kc, vc, cap, n_head, n_head_kv, scale_log2, window, out);
+  using C = Cfg<HD, DV, BC, G>;
+  auto kernel = attn_prefill_kernel<HD, DV, BC, G>;
+  const int n_qt = (T + BR - 1) / BR;
+  const int split = splits_for<HD, DV, BC, G>(T, n_head, window);
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = dim3(unsigned(n_qt), unsigned(n_head), unsigned(HD / DV * split));
+  cfg.blockDim = dim3(C::THREADS);
+  cfg.dynamicSmemBytes = size_t(C::SMEM);
+  cfg.stream = s;
+  cudaLaunchAttribute attr[2];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = pdl_enabled() ? 1 : 0;
+  attr[1].id = cudaLaunchAttributeClusterDimension;  // the CTAs sharing a row tile's keys
+  attr[1].val.clusterDim.x = 1;
+  attr[1].val.clusterDim.y = 1;
+  attr[1].val.clusterDim.z = unsigned(split);
+  cfg.attrs = attr;
+  cfg.numAttrs = split > 1 ? 2 : 1;
+  KILN_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, q, q_stride, T, pos, kc, vc, cap, n_head, n_head_kv, scale_log2,
+                                     window, split, out));
+}
+
+// The instantiation per head_dim: <HD, DV, BC, G> (see Cfg).
+template <int HD_, int DV_, int BC_, int G_>
+struct Instance {
+  static constexpr int HD = HD_, DV = DV_, BC = BC_, G = G_;
+};
+template <class F>
+int with_instance(int hd, F f) {
+  switch (hd) {
+    // hd 64: 64-key tiles (8 KiB per K/V stage, Q = 8 KiB fits K stage 1), 32 KiB per CTA
+    case 64: return f(Instance<64, 64, 64, 1>{});
+    // hd 128: two CTAs of one key group per SM (G = 2 measured slower: 50.0 -> 54.9 us at T = 512)
+    case 128: return f(Instance<128, 128, 64, 1>{});
+    // hd 256 / 512: one CTA per SM, two key groups (hd 512: 16-key tiles, so both groups' stages
+    // fit next to the 128 KiB Q tile). H200, T = 512: hd 256 72 -> 35 us, hd 512 106 -> 85 us.
+    case 256: return f(Instance<256, 256, 32, 2>{});
+    default: return f(Instance<512, 256, 16, 2>{});
+  }
 }
 
 }  // namespace
+
+int attention_prefill_splits(int T, int n_head, int hd, int window) {
+  KILN_REQUIRE(hd == 64 || hd == 128 || hd == 256 || hd == 512, "attention_prefill_splits: head_dim ", hd,
+               " not in {64, 128, 256, 512}");
+  KILN_REQUIRE(T >= 1 && n_head >= 1 && window >= 0, "attention_prefill_splits: T ", T, " n_head ", n_head,
+               " window ", window);
+  return with_instance(hd, [&](auto i) {
+    using I = decltype(i);
+    return splits_for<I::HD, I::DV, I::BC, I::G>(T, n_head, window);
+  });
+}
 
 void attention_prefill(const float* q, int64_t q_stride, int T, const int32_t* pos,
                        const uint16_t* k_cache, const uint16_t* v_cache, int64_t cap, int n_head,
@@ -371,13 +512,12 @@ void attention_prefill(const float* q, int64_t q_stride, int T, const int32_t* p
   if (T == 0) return;
   const float sl2 = scale * 1.4426950408889634f;
   const int c = int(cap);
-  switch (hd) {
-    // hd 64: 64-key tiles (8 KiB per K/V stage, Q = 8 KiB fits K stage 1), 32 KiB per CTA
-    case 64: launch_prefill<64, 64, 64>(q, q_stride, T, pos, k_cache, v_cache, c, n_head, n_head_kv, sl2, window, out, s); break;
-    case 128: launch_prefill<128, 128, 64>(q, q_stride, T, pos, k_cache, v_cache, c, n_head, n_head_kv, sl2, window, out, s); break;
-    case 256: launch_prefill<256, 256, 32>(q, q_stride, T, pos, k_cache, v_cache, c, n_head, n_head_kv, sl2, window, out, s); break;
-    default: launch_prefill<512, 256, 32>(q, q_stride, T, pos, k_cache, v_cache, c, n_head, n_head_kv, sl2, window, out, s); break;
-  }
+  with_instance(hd, [&](auto i) {
+    using I = decltype(i);
+    launch_prefill<I::HD, I::DV, I::BC, I::G>(q, q_stride, T, pos, k_cache, v_cache, c, n_head, n_head_kv, sl2, window,
+                                              out, s);
+    return 0;
+  });
 }
 
 }  // namespace kiln

@@ -1,5 +1,7 @@
 #include "kernels/common/device.cuh"
 
+#include <atomic>
+
 namespace kiln {
 
 int cuda_device_count() {
@@ -9,6 +11,23 @@ int cuda_device_count() {
     return 0;
   }
   return n;
+}
+
+int sm_count() {
+  static std::atomic<int> cache[64];
+  int dev = 0;
+  KILN_CUDA_CHECK(cudaGetDevice(&dev));
+  int v = 0;
+  if (dev >= 64) {
+    KILN_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev));
+    return v;
+  }
+  v = cache[dev].load(std::memory_order_relaxed);
+  if (v == 0) {
+    KILN_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev));
+    cache[dev].store(v, std::memory_order_relaxed);
+  }
+  return v;
 }
 
 DeviceProps device_props(int device) {

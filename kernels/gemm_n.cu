@@ -715,19 +715,6 @@ __global__ void __launch_bounds__(kThreads) gemm_n_f_kernel(const __grid_constan
 
 // ---------------------------------------------------------------- host side
 
-int sm_count() {  // of the current device, cached per device (not a stream operation)
-  static std::atomic<int> cache[64];
-  int dev = 0;
-  KILN_CUDA_CHECK(cudaGetDevice(&dev));
-  if (dev >= 64) return device_props(dev).sm_count;
-  int v = cache[dev].load(std::memory_order_relaxed);
-  if (v == 0) {
-    KILN_CUDA_CHECK(cudaDeviceGetAttribute(&v, cudaDevAttrMultiProcessorCount, dev));
-    cache[dev].store(v, std::memory_order_relaxed);
-  }
-  return v;
-}
-
 // Persistent-grid launch of the integer kernel: ctas_per_sm CTAs per SM (fewer if the occupancy
 // calculator says so), shared among the matrices in proportion to their bytes, never more CTAs
 // for a matrix than it has slots' worth of row groups.

@@ -10,8 +10,10 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <map>
 #include <numeric>
 #include <random>
+#include <set>
 #include <vector>
 
 #include "kernels/attention.cuh"
@@ -567,7 +569,12 @@ struct PrefillCase {
   float scale;  // 0: 1/sqrt(hd) with q ~ N(0,1); else q scaled so scores ~ N(0, 2^2)
 };
 
+// Every case records the key split it ran with, per head_dim: WithinToleranceOfDouble checks
+// that each head_dim ran both unsplit and split (cluster) launches.
+std::map<int, std::set<int>> g_prefill_splits;
+
 void check_prefill(const PrefillCase& c, uint64_t seed) {
+  g_prefill_splits[c.hd].insert(attention_prefill_splits(int(c.T), c.n_head, c.hd, c.window));
   const int row = c.n_head_kv * c.hd;
   const float scale = c.scale != 0 ? c.scale : 1.f / std::sqrt(float(c.hd));
   const float q_std = c.scale != 0 ? 2.f / (c.scale * std::sqrt(float(c.hd))) : 1.f;
@@ -610,6 +617,11 @@ TEST(GpuAttentionPrefill, WithinToleranceOfDouble) {
   check_prefill({1000, 64, 8, 2, 1, 1.f}, seed++);
   check_prefill({700, 64, 63, 32, 8, 0.f}, seed++);    // hd 64, many heads, odd window
   check_prefill({300, 64, 1, 4, 1, 0.f}, seed++);      // window 1
+  for (int hd : {64, 128, 256, 512}) {
+    const std::set<int>& sp = g_prefill_splits[hd];
+    EXPECT_TRUE(sp.count(1)) << "hd " << hd << ": no case ran unsplit";
+    EXPECT_TRUE(sp.size() >= 2) << "hd " << hd << ": no case ran with a key split (cluster)";
+  }
 }
 
 TEST(GpuAttentionPrefill, LongSequences) {

@@ -186,5 +186,9 @@ struct DeviceProps {
 int cuda_device_count();
 // Properties of `device` (throws kiln::Error when it does not exist).
 DeviceProps device_props(int device = 0);
+// SM count of the current device, cached per device: cheap enough for a launch's grid plan
+// (device_props calls cudaGetDeviceProperties, ~1 ms -- a prefill's 42 attention launches paid
+// 40 ms for it once).
+int sm_count();
 
 }  // namespace kiln
