@@ -99,6 +99,11 @@ size_t gemm_n_tc_workspace_min(const WeightDesc& w, int64_t n);
 size_t gemm_n_tc_workspace_default(const WeightDesc& w, int64_t n);
 void gemm_n_tc(const WeightDesc& w, const float* x, int64_t n, float* y, Epilogue ep, void* workspace,
                size_t workspace_bytes, cublasHandle_t handle, cudaStream_t s);
+// Several matrices sharing one input (Q/K/V, gate/up; K equal): the activations are rounded to
+// BF16 once, then each matrix runs as in gemm_n_tc (same bits). The workspace must hold the
+// largest matrix's minimum.
+void gemm_n_tc_multi(const GemmNTarget* mats, int count, const float* x, int64_t n, Epilogue ep, void* workspace,
+                     size_t workspace_bytes, cublasHandle_t handle, cudaStream_t s);
 
 // ---- dispatch by N ----
 enum class GemmNPath { Int8Dp4a, Float, TensorCore };

@@ -1,5 +1,6 @@
 // gemm_n tensor-core path (large N): weights dequantized to BF16 row tiles in the caller's
-// workspace, activations rounded to BF16, cuBLAS GEMM with FP32 accumulation and FP32 output.
+// workspace (BF16 weights are used in place), activations rounded to BF16, cuBLAS GEMM with FP32
+// accumulation and FP32 output.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <nvtx3/nvToolsExtMemCudaRt.h>
@@ -244,17 +245,26 @@ size_t gemm_n_tc_workspace_default(const WeightDesc& w, int64_t n) {
   return align_up(size_t(n * w.cols) * 2) + kAlign + kCublasWsBytes + size_t(rows * w.cols) * 2;
 }
 
-void gemm_n_tc(const WeightDesc& w, const float* x, int64_t n, float* y, Epilogue ep, void* workspace,
-               size_t workspace_bytes, cublasHandle_t handle, cudaStream_t s) {
-  check(w, n, "gemm_n_tc");
-  KILN_REQUIRE(w.data && x && y, "gemm_n_tc: null weight, activation or output pointer");
+void gemm_n_tc_multi(const GemmNTarget* mats, int count, const float* x, int64_t n, Epilogue ep, void* workspace,
+                     size_t workspace_bytes, cublasHandle_t handle, cudaStream_t s) {
+  KILN_REQUIRE(count >= 1 && count <= kGemmNMaxMats && mats != nullptr, "gemm_n_tc: ", count, " matrices (1..",
+               kGemmNMaxMats, ")");
+  const int64_t K = mats[0].w.cols;
+  size_t need = 0;
+  for (int i = 0; i < count; ++i) {
+    const WeightDesc& w = mats[i].w;
+    check(w, n, "gemm_n_tc");
+    KILN_REQUIRE(w.cols == K, "gemm_n_tc: matrix ", i, " has K=", w.cols, " but matrix 0 has K=", K,
+                 " (a multi-matrix call shares one input)");
+    KILN_REQUIRE(w.data && mats[i].y, "gemm_n_tc: null weight or output pointer (matrix ", i, ")");
+    KILN_REQUIRE((reinterpret_cast<uintptr_t>(w.data) & 15) == 0, "gemm_n_tc: weight data must be 16-byte aligned");
+    need = std::max(need, gemm_n_tc_workspace_min(w, n));
+  }
+  KILN_REQUIRE(x != nullptr, "gemm_n_tc: null activation pointer");
   KILN_REQUIRE(handle != nullptr, "gemm_n_tc: no cuBLAS handle");
-  const size_t need = gemm_n_tc_workspace_min(w, n);
   KILN_REQUIRE(workspace != nullptr && workspace_bytes >= need, "gemm_n_tc: workspace of ", workspace_bytes,
                " bytes, need at least ", need);
   KILN_REQUIRE((reinterpret_cast<uintptr_t>(workspace) & 15) == 0, "gemm_n_tc: workspace must be 16-byte aligned");
-  KILN_REQUIRE((reinterpret_cast<uintptr_t>(w.data) & 15) == 0, "gemm_n_tc: weight data must be 16-byte aligned");
-  const int64_t K = w.cols, M = w.rows;
   // Layout: BF16 activations | cuBLAS workspace (256-byte aligned; only when what is left after it
   // still holds the minimum tile) | BF16 weight tile (the rest).
   uint8_t* const base = static_cast<uint8_t*>(workspace);
@@ -265,32 +275,50 @@ void gemm_n_tc(const WeightDesc& w, const float* x, int64_t n, float* y, Epilogu
   const bool own_ws = workspace_bytes >= cw_off + kCublasWsBytes + min_tile;
   const size_t tile_off = own_ws ? cw_off + kCublasWsBytes : xbytes;
   auto* tile = reinterpret_cast<uint16_t*>(base + tile_off);
-  // When the matrix needs several tiles, whole multiples of 128 rows per tile: a tile of, say,
+  // When a matrix needs several tiles, whole multiples of 128 rows per tile: a tile of, say,
   // 2730 rows puts the next GEMM's output at y + 2730 (not 16-byte aligned) with M off a multiple
   // of 8, shapes that push cuBLAS to slow kernels (session 6: Qwen3's down projection at a 64 MiB
   // tile ran at about half speed). The minimum workspace holds 128 rows.
   const int64_t fit = int64_t((workspace_bytes - tile_off) / (2 * size_t(K)));
-  const int64_t tile_rows = fit >= M ? M : std::max<int64_t>(128, fit / 128 * 128);
-  const size_t rb = row_bytes(w.type, K);
 
+  // The activations are rounded to BF16 once for all the matrices (Q/K/V, gate/up).
   f32_to_bf16_kernel<<<grid_for(n * K), 256, 0, s>>>(x, xb, n * K);
   KILN_CUDA_CHECK_LAUNCH();
   if (cublasSetStream(handle, s) != CUBLAS_STATUS_SUCCESS) fail("gemm_n_tc: cublasSetStream failed");
   if (own_ws && cublasSetWorkspace(handle, base + cw_off, kCublasWsBytes) != CUBLAS_STATUS_SUCCESS)
     fail("gemm_n_tc: cublasSetWorkspace failed");
   const float alpha = 1.f, beta = ep == Epilogue::Add ? 1.f : 0.f;
-  for (int64_t m0 = 0; m0 < M; m0 += tile_rows) {
-    const int64_t rows = std::min<int64_t>(tile_rows, M - m0);
-    dequant_bf16(w.type, static_cast<const uint8_t*>(w.data), M, int64_t(rb), K, m0, rows, tile, s);
-    KILN_CUDA_CHECK_LAUNCH();
-    // Column-major view: C[rows x n] (ldc = M) = tile^T[rows x K] * xb[K x n].
-    const cublasStatus_t st =
-        cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, int(rows), int(n), int(K), &alpha, tile, CUDA_R_16BF, int(K),
-                     xb, CUDA_R_16BF, int(K), &beta, y + m0, CUDA_R_32F, int(M), CUBLAS_COMPUTE_32F,
-                     CUBLAS_GEMM_DEFAULT);
-    if (st != CUBLAS_STATUS_SUCCESS) fail("gemm_n_tc: cublasGemmEx failed with status ", int(st));
+  for (int i = 0; i < count; ++i) {
+    const WeightDesc& w = mats[i].w;
+    const int64_t M = w.rows;
+    float* const y = mats[i].y;
+    const int64_t tile_rows = fit >= M || w.type == DType::BF16 ? M : std::max<int64_t>(128, fit / 128 * 128);
+    const size_t rb = row_bytes(w.type, K);
+    for (int64_t m0 = 0; m0 < M; m0 += tile_rows) {
+      const int64_t rows = std::min<int64_t>(tile_rows, M - m0);
+      // BF16 weights are already the GEMM's operand (GGUF rows are packed): no tile copy.
+      const uint16_t* a = tile;
+      if (w.type == DType::BF16) {
+        a = static_cast<const uint16_t*>(w.data) + m0 * K;
+      } else {
+        dequant_bf16(w.type, static_cast<const uint8_t*>(w.data), M, int64_t(rb), K, m0, rows, tile, s);
+        KILN_CUDA_CHECK_LAUNCH();
+      }
+      // Column-major view: C[rows x n] (ldc = M) = tile^T[rows x K] * xb[K x n].
+      const cublasStatus_t st =
+          cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, int(rows), int(n), int(K), &alpha, a, CUDA_R_16BF, int(K),
+                       xb, CUDA_R_16BF, int(K), &beta, y + m0, CUDA_R_32F, int(M), CUBLAS_COMPUTE_32F,
+                       CUBLAS_GEMM_DEFAULT);
+      if (st != CUBLAS_STATUS_SUCCESS) fail("gemm_n_tc: cublasGemmEx failed with status ", int(st));
+    }
+    mark_written(y, size_t(n) * size_t(M) * sizeof(float), s);
   }
-  mark_written(y, size_t(n) * size_t(M) * sizeof(float), s);
+}
+
+void gemm_n_tc(const WeightDesc& w, const float* x, int64_t n, float* y, Epilogue ep, void* workspace,
+               size_t workspace_bytes, cublasHandle_t handle, cudaStream_t s) {
+  const GemmNTarget t{w, y};
+  gemm_n_tc_multi(&t, 1, x, n, ep, workspace, workspace_bytes, handle, s);
 }
 
 }  // namespace kiln

@@ -117,8 +117,11 @@ RunReport run_gpu(const Options& o, const GgufFile& f, const SynthModel* synth, 
   r.weight_bytes_per_token = double(e.weight_bytes_per_token());
   const std::vector<int32_t> prompt = make_prompt(o.prompt_tokens, c.n_vocab, o.seed);
 
-  // Prefill: one untimed pass warms cuBLAS and the caches of the allocator, then the timed one.
+  // Prefill: one untimed pass warms cuBLAS and the caches of the allocator, one gives the
+  // per-kernel split (events around every launch), then the timed one.
   e.prefill(prompt.data(), o.prompt_tokens, nullptr);
+  e.reset();
+  r.prefill_kernels = e.profile_prefill(prompt.data(), o.prompt_tokens);
   e.reset();
   Event a, b;
   a.record(e.stream());

@@ -303,15 +303,20 @@ void Engine::matmul(const Tensor& w, const float* x, const BlockQ8_1* xq, int T,
 
 void Engine::matmul_multi(const Tensor* const* ws, float* const* ys, int count, const float* x,
                           const BlockQ8_1* xq, int T) {
-  bool all_int = true;
-  for (int i = 0; i < count; ++i) all_int = all_int && gemm_n_path(ws[i]->w.type, T) == GemmNPath::Int8Dp4a;
-  if (!all_int || count == 1) {
-    for (int i = 0; i < count; ++i) matmul(*ws[i], x, xq, T, ys[i], Epilogue::Store);
-    return;
+  bool all_int = true, all_tc = true;
+  for (int i = 0; i < count; ++i) {
+    all_int = all_int && gemm_n_path(ws[i]->w.type, T) == GemmNPath::Int8Dp4a;
+    all_tc = all_tc && gemm_n_path(ws[i]->w.type, T) == GemmNPath::TensorCore;
   }
   GemmNTarget tg[kGemmNMaxMats];
   for (int i = 0; i < count; ++i) tg[i] = GemmNTarget{ws[i]->w, ys[i]};
-  op("gemm_n_q8_1_multi", [&] { gemm_n_q8_1_multi(tg, count, xq, T, Epilogue::Store, stream_); });
+  if (count > 1 && all_int) {
+    op("gemm_n_q8_1_multi", [&] { gemm_n_q8_1_multi(tg, count, xq, T, Epilogue::Store, stream_); });
+  } else if (count > 1 && all_tc) {  // one BF16 rounding of x for all of them
+    op("gemm_n_tc", [&] { gemm_n_tc_multi(tg, count, x, T, Epilogue::Store, a_.tc_ws, a_.tc_ws_bytes, cublas_, stream_); });
+  } else {
+    for (int i = 0; i < count; ++i) matmul(*ws[i], x, xq, T, ys[i], Epilogue::Store);
+  }
 }
 
 void Engine::check_finite(const char* after) {
@@ -480,15 +485,35 @@ double Engine::decode_many(int n, bool graph, int32_t* tokens) {
 
 std::vector<KernelTime> Engine::profile_decode_step() {
   if (n_past_ + 1 > opt_.max_ctx) fail("decode: the context of ", opt_.max_ctx, " tokens is full");
+  profiled([&] { enqueue_decode_step(); });
+  n_past_ += 1;
+  return collect_profile();
+}
+
+std::vector<KernelTime> Engine::profile_prefill(const int32_t* tokens, int n, int32_t* next) {
+  int32_t tok = 0;
+  profiled([&] { tok = prefill(tokens, n, nullptr); });
+  if (next) *next = tok;
+  return collect_profile();
+}
+
+void Engine::profiled(const std::function<void()>& f) {
   profiling_ = true;
   try {
-    enqueue_decode_step();
+    f();
   } catch (...) {
     profiling_ = false;
+    for (auto& p : prof_) {
+      cudaEventDestroy(p.second.first);
+      cudaEventDestroy(p.second.second);
+    }
+    prof_.clear();
     throw;
   }
   profiling_ = false;
-  n_past_ += 1;
+}
+
+std::vector<KernelTime> Engine::collect_profile() {
   stream_.sync();
   std::vector<KernelTime> out;
   for (auto& p : prof_) {

@@ -75,6 +75,10 @@ class Engine {
   // One decode step with events around every launch (direct launches): per-kernel time split.
   // Leaves the state as if a normal decode step had run.
   std::vector<KernelTime> profile_decode_step();
+  // prefill() with events around every launch: the per-kernel split of a prefill (every chunk,
+  // summed). Leaves the state as prefill() does and returns the split; the last argmax goes to
+  // *next when non-null.
+  std::vector<KernelTime> profile_prefill(const int32_t* tokens, int n, int32_t* next = nullptr);
 
   uint64_t weight_bytes_per_token() const { return weight_bytes_per_token_; }
   // K/V bytes the attention of one decode step at position `pos` reads (every layer, FP16).
@@ -160,9 +164,12 @@ class Engine {
   // prefill passes issue hundreds of launches per step from the host).
   std::unordered_map<const char*, bool> op_skipped_;
 
-  // profiling
+  // profiling: op() records an event pair around every launch while f runs; collect_profile()
+  // synchronizes and sums them per op name.
   bool profiling_ = false;
   std::vector<std::pair<std::string, std::pair<cudaEvent_t, cudaEvent_t>>> prof_;
+  void profiled(const std::function<void()>& f);
+  std::vector<KernelTime> collect_profile();
 };
 
 // The model families: one function each that enqueues a forward step for T tokens.

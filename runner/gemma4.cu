@@ -157,6 +157,8 @@ void Gemma4::step(Engine& e, int T, bool decode) {
       float* ys[2] = {a.g, a.u};
       e.matmul_multi(ws, ys, 2, a.xn, a.xq, T);
     }
+    const Engine::Tensor& wd = e.t(blk(il, "ffn_down"));
+    const bool down_q8 = gemm_n_path(wd.w.type, T) == GemmNPath::Int8Dp4a;
     e.op("gelu_tanh_mul", [&] {
       GatedMulOp op;
       op.act = GatedAct::GeluTanh;
@@ -167,10 +169,10 @@ void Gemma4::step(Engine& e, int T, bool decode) {
       op.n_tokens = T;
       op.n = l.n_ff;
       op.out = a.act;
-      op.out_q = a.act_q;
+      op.out_q = down_q8 ? a.act_q : nullptr;  // Q8_1 only for the integer path
       gelu_tanh_mul_strided(op, s);
     });
-    e.matmul(e.t(blk(il, "ffn_down")), a.act, a.act_q, T, a.y, Epilogue::Store);
+    e.matmul(wd, a.act, a.act_q, T, a.y, Epilogue::Store);
     // x += post_ffw_norm(ffn); Q8_1(x) feeds the PLE gate.
     e.op("rmsnorm", [&] {
       RmsnormOp op;

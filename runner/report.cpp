@@ -9,6 +9,37 @@
 
 namespace kiln {
 
+static void print_split(const char* title, const std::vector<KernelTime>& kernels) {
+  if (kernels.empty()) return;
+  double total = 0;
+  for (const KernelTime& k : kernels) total += k.us;
+  printf("\n  %s:\n", title);
+  printf("  %-28s %9s %11s %7s\n", "kernel", "launches", "us", "%");
+  std::vector<KernelTime> sorted = kernels;
+  std::sort(sorted.begin(), sorted.end(), [](auto& a, auto& b) { return a.us > b.us; });
+  for (const KernelTime& k : sorted)
+    printf("  %-28s %9d %11.1f %7.1f\n", k.name.c_str(), k.launches, k.us, total > 0 ? 100 * k.us / total : 0);
+  printf("  %-28s %9s %11.1f\n", "total", "", total);
+}
+
+static std::string esc(const std::string& s) {
+  std::string o;
+  for (char c : s) {
+    if (c == '"' || c == '\\') o += '\\';
+    if (c == '\n') { o += "\\n"; continue; }
+    o += c;
+  }
+  return o;
+}
+
+static void json_split(std::ostringstream& o, const char* key, const std::vector<KernelTime>& kernels) {
+  o << ",\n  \"" << key << "\": [";
+  for (size_t i = 0; i < kernels.size(); ++i)
+    o << (i ? "," : "") << "\n    {\"name\": \"" << esc(kernels[i].name) << "\", \"launches\": " << kernels[i].launches
+      << ", \"us\": " << kernels[i].us << "}";
+  o << (kernels.empty() ? "" : "\n  ") << "]";
+}
+
 void RunReport::print() const {
   printf("\nkiln run: %s on %s (%s)\n", model.c_str(), device.c_str(), backend.c_str());
   printf("  %-36s %14s\n", "metric", "value");
@@ -29,17 +60,8 @@ void RunReport::print() const {
   row("graph launches / token", "%.2f", graph_launches_per_token);
   row("kernel launches / token", "%.1f", kernel_launches_per_token);
   row("host us / token", "%.1f", host_us_per_token);
-  if (!kernels.empty()) {
-    double total = 0;
-    for (const KernelTime& k : kernels) total += k.us;
-    printf("\n  one decode step, per kernel (direct launches, CUDA events):\n");
-    printf("  %-28s %9s %11s %7s\n", "kernel", "launches", "us", "%");
-    std::vector<KernelTime> sorted = kernels;
-    std::sort(sorted.begin(), sorted.end(), [](auto& a, auto& b) { return a.us > b.us; });
-    for (const KernelTime& k : sorted)
-      printf("  %-28s %9d %11.1f %7.1f\n", k.name.c_str(), k.launches, k.us, total > 0 ? 100 * k.us / total : 0);
-    printf("  %-28s %9s %11.1f\n", "total", "", total);
-  }
+  print_split("one decode step, per kernel (direct launches, CUDA events)", kernels);
+  print_split("prefill of the prompt, per kernel (CUDA events)", prefill_kernels);
   if (!generated.empty()) {
     printf("\n  generated:");
     for (size_t i = 0; i < generated.size() && i < 16; ++i) printf(" %d", generated[i]);
@@ -47,16 +69,6 @@ void RunReport::print() const {
     printf("\n");
   }
   for (const auto& n : notes) printf("  note: %s: %s\n", n.first.c_str(), n.second.c_str());
-}
-
-static std::string esc(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\';
-    if (c == '\n') { o += "\\n"; continue; }
-    o += c;
-  }
-  return o;
 }
 
 std::string RunReport::json() const {
@@ -71,11 +83,10 @@ std::string RunReport::json() const {
     << ",\n  \"cuda_graph\": " << (cuda_graph ? "true" : "false")
     << ",\n  \"graph_launches_per_token\": " << graph_launches_per_token
     << ",\n  \"kernel_launches_per_token\": " << kernel_launches_per_token
-    << ",\n  \"host_us_per_token\": " << host_us_per_token << ",\n  \"kernels\": [";
-  for (size_t i = 0; i < kernels.size(); ++i)
-    o << (i ? "," : "") << "\n    {\"name\": \"" << esc(kernels[i].name) << "\", \"launches\": " << kernels[i].launches
-      << ", \"us\": " << kernels[i].us << "}";
-  o << (kernels.empty() ? "" : "\n  ") << "],\n  \"generated\": [";
+    << ",\n  \"host_us_per_token\": " << host_us_per_token;
+  json_split(o, "kernels", kernels);
+  json_split(o, "prefill_kernels", prefill_kernels);
+  o << ",\n  \"generated\": [";
   for (size_t i = 0; i < generated.size(); ++i) o << (i ? ", " : "") << generated[i];
   o << "]\n}\n";
   return o.str();

@@ -12,7 +12,7 @@ namespace kiln {
 struct KernelTime {
   std::string name;
   int launches = 0;
-  double us = 0;  // total over one decode step
+  double us = 0;  // total over the profiled step (one decode step, or the whole prefill)
 };
 
 struct RunReport {
@@ -29,7 +29,8 @@ struct RunReport {
   double host_us_per_token = 0;
   bool cuda_graph = false;
   std::vector<int32_t> generated;
-  std::vector<KernelTime> kernels;  // per-kernel split of one decode step (direct launches)
+  std::vector<KernelTime> kernels;          // per-kernel split of one decode step (direct launches)
+  std::vector<KernelTime> prefill_kernels;  // per-kernel split of the prompt's prefill (all chunks)
   std::vector<std::pair<std::string, std::string>> notes;
 
   double prefill_tps() const { return prefill_s > 0 ? prompt_tokens / prefill_s : 0; }

@@ -503,5 +503,48 @@ TEST(GpuGemmN, TensorCorePathWithinTolerance) {
   cublasDestroy(h);
 }
 
+// Q/K/V-style multi-matrix calls (mixed types, one shared K) give the bits of separate
+// gemm_n_tc calls, for every matrix, with the minimum workspace (tiled) and the default.
+TEST(GpuGemmN, TensorCoreMultiEqualsSeparateCalls) {
+  KILN_REQUIRE_GPU();
+  Dev d;
+  cublasHandle_t h = nullptr;
+  ASSERT_EQ(cublasCreate(&h), CUBLAS_STATUS_SUCCESS);
+  const int64_t K = 512, N = 96;
+  const Shape mats[] = {{DType::Q8_0, 300, K}, {DType::Q6_K, 77, K}, {DType::BF16, 200, K}, {DType::Q4_K, 130, K}};
+  const auto x = make_acts(N, K, 21);
+  auto dx = d.up(x);
+  std::vector<DeviceBuffer<uint8_t>> dw;
+  std::vector<DeviceBuffer<float>> ys, yr;
+  GemmNTarget tg[4];
+  size_t ws_min = 0, ws_def = 0;
+  for (int i = 0; i < 4; ++i) {
+    dw.push_back(d.up(make_weights(mats[i].t, mats[i].M, K, uint64_t(30 + i))));
+    ys.emplace_back(size_t(N * mats[i].M));
+    yr.emplace_back(size_t(N * mats[i].M));
+    tg[i] = GemmNTarget{{mats[i].t, dw.back().data(), mats[i].M, K}, ys.back().data()};
+    ws_min = std::max(ws_min, gemm_n_tc_workspace_min(tg[i].w, N));
+    ws_def = std::max(ws_def, gemm_n_tc_workspace_default(tg[i].w, N));
+  }
+  for (const size_t ws : {ws_min, ws_def}) {
+    DeviceBuffer<uint8_t> dws(ws);
+    for (int i = 0; i < 4; ++i) {
+      d.poison(ys[size_t(i)]);
+      d.poison(yr[size_t(i)]);
+      gemm_n_tc(tg[i].w, dx.data(), N, yr[size_t(i)].data(), Epilogue::Store, dws.data(), ws, h, d.s);
+    }
+    gemm_n_tc_multi(tg, 4, dx.data(), N, Epilogue::Store, dws.data(), ws, h, d.s);
+    for (int i = 0; i < 4; ++i) {
+      const auto got = d.down(ys[size_t(i)]), want = d.down(yr[size_t(i)]);
+      for (float v : want) ASSERT_TRUE(std::isfinite(v)) << "matrix " << i;
+      EXPECT_TRUE(same_bits(got, want)) << "matrix " << i << " (" << dtype_name(mats[i].t) << ") workspace " << ws;
+    }
+  }
+  const GemmNTarget bad[2] = {tg[0], GemmNTarget{{DType::Q8_0, dw[0].data(), 300, 256}, ys[0].data()}};
+  DeviceBuffer<uint8_t> dws(ws_def);
+  EXPECT_THROW(gemm_n_tc_multi(bad, 2, dx.data(), N, Epilogue::Store, dws.data(), ws_def, h, d.s), Error);
+  cublasDestroy(h);
+}
+
 }  // namespace
 }  // namespace kiln

@@ -103,6 +103,36 @@ TEST_P(GpuRunner, GraphReplayEqualsDirectLaunchBitForBit) {
   EXPECT_GT(e.decode_graph_kernels(), e.config().n_layer * 5);
 }
 
+// The profiled prefill (events around every launch, kiln run's prefill split) runs the same
+// launches: same argmax, and the decode steps after it give the same logits bit for bit.
+TEST_P(GpuRunner, ProfiledPrefillLeavesTheSameState) {
+  KILN_REQUIRE_GPU();
+  const GgufFile f = GgufFile::open(preset_file(GetParam()));
+  EngineOptions o;
+  o.max_ctx = 96;
+  o.max_chunk = 32;  // three chunks: the split sums over them
+  Engine e(f, nullptr, o);
+  const int V = e.config().n_vocab;
+  const std::vector<int32_t> prompt = random_tokens(80, V, 4);
+  std::vector<float> want(size_t(V), NAN), got(size_t(V), NAN);
+  const int32_t t0 = e.prefill(prompt.data(), int(prompt.size()), nullptr);
+  const int32_t d0 = e.decode(true, want.data());
+  e.reset();
+  int32_t t1 = -1;
+  const std::vector<KernelTime> split = e.profile_prefill(prompt.data(), int(prompt.size()), &t1);
+  EXPECT_EQ(t0, t1);
+  EXPECT_EQ(e.n_past(), int(prompt.size()));
+  EXPECT_EQ(d0, e.decode(true, got.data()));
+  EXPECT_EQ(0, memcmp(want.data(), got.data(), size_t(V) * 4));
+  int launches = 0;
+  for (const KernelTime& k : split) {
+    EXPECT_GT(k.launches, 0) << k.name;
+    EXPECT_GT(k.us, 0) << k.name;
+    launches += k.launches;
+  }
+  EXPECT_GE(launches, 3 * e.config().n_layer * 5);  // three chunks of >= 5 launches per layer
+}
+
 // Prefill of n tokens in one batch (chunks of 128: tensor-core GEMMs and the integer path, a
 // ring KV cache for sliding layers) vs prefill of 1 then n-1 graph decode steps.
 TEST_P(GpuRunner, BatchedPrefillMatchesTokenByTokenDecode) {
