@@ -224,8 +224,18 @@ KILN_HD constexpr int row_buf_of(int tt) { return tt == kAnyType ? kMaxRowBuf : 
 constexpr int kSmemPerSm = 216 * 1024;  // dynamic shared memory planned per SM (of 227 KB)
 constexpr int kXStageMax = 16 * 1024;   // activation stage per CTA (N <= 2): K up to ~14k at N = 1
 // Q6_K (and mixed launches) skip the stage: its 1.7 KB chunks need the shared memory for ring depth.
+// Q8_0 at N = 1 skips it too, for 6 ring stages instead of 4: the stage is copied after the PDL
+// wait, behind the ring's bulk copies in the SM's memory queue (a globaltimer trace of graph
+// replays, H200: compute began ~2 us after the wait), and Q8_0's one slice per unit reads little
+// activation data. H200, graph replays, N = 1: Q8_0 2560x2048 4.11 -> 3.15 us, 10240x2560 11.0 ->
+// 9.6 us, 4096x151936 170.3 -> 164.2 us; gemma4-e4b decode 293.5 / 294.3 -> 312.0 / 322.1 tok/s.
+// Q4_K keeps it: a 5 KB stage (a 5-stage ring; larger columns read global memory) measured Q4_K
+// 4096x12288 10.7 -> 11.3 us at N = 1, 12.6 -> 15.9 at N = 2, and qwen3-8b decode 402 -> 382
+// tok/s. Q8_0 at N = 2 keeps it too (4096x12288: 16.1 us with, 17.3 without).
 template <int TT, int N>
-KILN_HD constexpr bool x_stage_capable() { return N <= 2 && (TT == int(DType::Q8_0) || TT == int(DType::Q4_K)); }
+KILN_HD constexpr bool x_stage_capable() {
+  return (N <= 2 && TT == int(DType::Q4_K)) || (N == 2 && TT == int(DType::Q8_0));
+}
 template <int TT, int N>
 KILN_HD constexpr int ctas_per_sm() { return N > 4 ? 3 : 4; }
 template <int TT, int N>
