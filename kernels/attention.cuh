@@ -57,9 +57,12 @@
 // Q8_1 output on, kv_settled): decode at context 32768 in 67 us for the Qwen3 shape (47% of copy
 // bandwidth) and 69 us for head_dim 512 (46%) -- below the 80% target; at the runner's context
 // 576 with splits sized for it: 9.2 us (hd 128, 32-position splits), 15.8 us (hd 512), 10.5 us
-// (hd 256, window 512) -- latency, not bandwidth, at short contexts. Prefill reached 135 TFLOP/s
-// (15% of cuBLAS BF16) at T = 8192, head_dim 128 with single FP16 operands (H200) and 108
-// TFLOP/s (12%, H100) with the hi/lo split that makes it FP32-accurate -- below the 50% target.
+// (hd 256, window 512) -- latency, not bandwidth, at short contexts. Prefill (hi/lo split, so
+// FP32-accurate; H200, cuBLAS BF16 892-897 TFLOP/s in the same runs): T = 8192 99.5 TFLOP/s
+// (hd 128, 11%), 102.6 (hd 256, 11%), 61.1 (hd 512); T = 2048 75.8 / 58.7 / 43.2; T = 512 (two
+// key groups and cluster splits for hd 256 / 512) 49.7 us (hd 128), 34.5 us (hd 256), 85.0 us
+// (hd 512) -- far below the 50% target: the split doubles the mma count, and mma.sync with one
+// or two warps per scheduler leaves its latency exposed.
 #pragma once
 
 #include <cuda_runtime.h>
