@@ -233,6 +233,31 @@ TEST(AttentionSpec, DecodeSplitsCoverEveryPositionOnce) {
       }
 }
 
+// Prefill key splits (attn::prefill_splits): only while the split grid still fits one wave of
+// resident CTAs, never past kPrefillMaxSplit, and never so far that a part of the heaviest row
+// tile (min(T, window) keys) gets fewer than min_keys keys.
+TEST(AttentionSpec, PrefillSplitsStayInOneWave) {
+  // Gemma 4 sliding layers at T = 512 (8 row tiles x 8 heads, one CTA per SM on 132 SMs): 2.
+  EXPECT_EQ(attn::prefill_splits(64, 132, 512, 512, 64), 2);
+  EXPECT_EQ(attn::prefill_splits(128, 132, 512, 0, 32), 1);    // hd 512: already one full wave
+  EXPECT_EQ(attn::prefill_splits(256, 264, 512, 0, 64), 1);    // hd 128, two CTAs per SM
+  EXPECT_EQ(attn::prefill_splits(8, 132, 4096, 0, 64), attn::kPrefillMaxSplit);
+  EXPECT_EQ(attn::prefill_splits(8, 132, 100, 0, 64), 1);      // 100 keys: no two parts of 64
+  EXPECT_EQ(attn::prefill_splits(8, 132, 4096, 100, 64), 1);   // the window bounds the keys
+  EXPECT_EQ(attn::prefill_splits(8, 132, 4096, 200, 64), 2);   // 100 keys per part; 4 would give 50
+  EXPECT_EQ(attn::prefill_splits(8, 132, 4096, 256, 64), 4);
+  EXPECT_EQ(attn::prefill_splits(1, 1, 4096, 0, 64), 1);       // nothing resident to spare
+  for (long long ctas : {1, 7, 33, 66, 67, 500})
+    for (int T : {1, 64, 511, 4097}) {
+      const int s = attn::prefill_splits(ctas, 132, T, 0, 64);
+      EXPECT_TRUE(s == 1 || s == 2 || s == 4) << ctas << " " << T;
+      if (s > 1) {
+        EXPECT_LE(ctas * s, 132) << ctas << " " << T;
+        EXPECT_LE(s * 64, T) << ctas << " " << T;
+      }
+    }
+}
+
 TEST(AttentionShapes, HostValidationThrows) {
   alignas(16) static float buf[64];
   auto* cache = reinterpret_cast<uint16_t*>(buf);
