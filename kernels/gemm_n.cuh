@@ -16,7 +16,8 @@
 //  - Float (F32, F16, BF16 weights, float activations; N <= 63): fmaf chains per 8-element unit.
 //    CONTRACT: bit-exact vs ref::gemm_n_f<float>.
 //  - TensorCore (any type, N >= kGemmNTensorCoreMinN): weights dequantized to BF16 row tiles in
-//    a caller-provided workspace, activations rounded to BF16, cuBLAS GEMM (FP32 accumulate,
+//    a caller-provided workspace (BF16 weights are read in place), activations rounded to BF16
+//    (once per multi-matrix call), cuBLAS GEMM (FP32 accumulate,
 //    FP32 output). CONTRACT: |y - y_double| <= (2^-7 + K * 2^-23) * sum_k |w_k x_k| (two BF16
 //    roundings per product plus FP32 accumulation) vs ref::gemm_n_f<double>.
 //
