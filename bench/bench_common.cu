@@ -153,10 +153,37 @@ double empty_floor_us() {
   return us;
 }
 
+double same_size_copy_us(double bytes) {
+  static std::map<size_t, double> cache;
+  const size_t half = (size_t(bytes / 2) + 255) / 256 * 256;  // read half, write half
+  auto it = cache.find(half);
+  if (it != cache.end()) return it->second;
+  const int copies = rotation(2 * half);
+  DeviceBuffer<uint8_t> src(half * size_t(copies)), dst(half * size_t(copies));
+  KILN_CUDA_CHECK(cudaMemset(src.data(), 0x3c, src.bytes()));
+  double us = 0;
+  {
+    Batch batch([&](int i) {
+      const size_t o = size_t(i % copies) * half;
+      KILN_CUDA_CHECK(cudaMemcpyAsync(dst.data() + o, src.data() + o, half, cudaMemcpyDeviceToDevice, stream()));
+    });
+    const int n = 50;
+    for (int i = 0; i < n; ++i) us += batch.timed_replay() * 1e6 / kBatch;
+    us /= n;
+  }
+  cache[half] = us;
+  return us;
+}
+
 void timed(benchmark::State& st, double bytes, int64_t T, const std::function<void(int)>& one) {
   const double sec = run(st, one);
   report_bytes(st, bytes, sec);
   if (T == 1 && sec > 0) st.counters["empty_floor_us"] = empty_floor_us();
+  if (sec > 0) {  // the same bytes moved by a device-to-device copy in the same harness
+    const double cu = same_size_copy_us(bytes);
+    st.counters["same_size_copy_us"] = cu;
+    st.counters["pct_same_size_copy"] = cu / (sec * 1e6) * 100.0;
+  }
 }
 
 }  // namespace kiln::bench

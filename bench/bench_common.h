@@ -56,8 +56,18 @@ constexpr int kBatch = 64;  // launches per captured graph (run()); >= rotation(
 // floor a T = 1 time is compared to.
 double empty_floor_us();
 
-// Times one(i) with run() and reports bytes, GB/s and % of copy bandwidth (plus the empty-kernel
-// floor when T == 1).
+// Mean per-launch time of a device-to-device cudaMemcpyAsync moving `bytes` in all (bytes / 2
+// read, bytes / 2 written), in a captured graph of kBatch copies over rotated buffers, timed like
+// run(): what a plain copy of a kernel's working set reaches in this harness. At the fused
+// kernels' sizes (1-60 MB, a few us) the fixed cost per graph node and the DRAM latency of one
+// wave are a large part of the time, so the copy itself stays below the 1 GiB copy bandwidth
+// (H200, 4254 GB/s: 1.2 MB in 1.74 us = 16 %, 16.8 MB in 5.51 us = 72 %, 48 MB in 12.7 us =
+// 88 %); it is the achievable reference at those sizes (pct_same_size_copy = copy time / kernel
+// time).
+double same_size_copy_us(double bytes);
+
+// Times one(i) with run() and reports bytes, GB/s and % of copy bandwidth, plus the same-size
+// copy's time and the kernel's speed as a % of it (plus the empty-kernel floor when T == 1).
 void timed(benchmark::State& st, double bytes, int64_t T, const std::function<void(int)>& one);
 
 // A device buffer holding `copies` rotated copies of `count` elements, filled with small values

@@ -1,6 +1,7 @@
 // Benchmarks for kernels/gelu_tanh_mul_strided.cu at model shapes, T = 1 and T = 512: bytes (minimal traffic: each
-// input read once, each output written once), GB/s, % of the in-process copy bandwidth; at T = 1
-// also the empty-kernel launch floor (empty_floor_us).
+// input read once, each output written once), GB/s, % of the in-process copy bandwidth, and the
+// time of a same-size device copy in the same harness (same_size_copy_us, pct_same_size_copy); at
+// T = 1 also the empty-kernel launch floor (empty_floor_us).
 #include <benchmark/benchmark.h>
 
 #include <cmath>

@@ -1,4 +1,5 @@
-// quantize_q8_1: float activations -> Q8_1 (bytes = floats read + blocks written), rotated inputs.
+// quantize_q8_1: float activations -> Q8_1 (bytes = floats read + blocks written), rotated inputs;
+// GB/s, % of copy bandwidth, the same-size copy (bench::timed) and, at one row, the launch floor.
 #include <benchmark/benchmark.h>
 
 #include <string>
@@ -18,11 +19,10 @@ void BM_quantize(benchmark::State& state, int64_t rows, int64_t k) {
   DeviceBuffer<float> x(n * size_t(copies));
   KILN_CUDA_CHECK(cudaMemset(x.data(), 0x3f, x.bytes()));
   DeviceBuffer<BlockQ8_1> q(n / 32 * size_t(copies));
-  const double sec = bench::run(state, [&](int i) {
+  bench::timed(state, double(n) * 4 + double(n / 32) * sizeof(BlockQ8_1), rows, [&](int i) {
     const size_t c = size_t(i % copies);
     quantize_q8_1(x.data() + c * n, rows, k, q.data() + c * (n / 32), bench::stream());
   });
-  bench::report_bytes(state, double(n) * 4 + double(n / 32) * sizeof(BlockQ8_1), sec);
 }
 
 int register_all() {

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""One table from Google Benchmark JSON files: name, time, bytes, GB/s, % of copy bandwidth,
-TFLOP/s and % of cuBLAS BF16, from the counters kiln's benchmarks report (bench_common.h)."""
+"""One table from Google Benchmark JSON files: name, time, bytes, GB/s, % of copy bandwidth, % of a
+same-size copy (fused kernels), TFLOP/s and % of cuBLAS BF16, from the counters kiln's benchmarks
+report (bench_common.h)."""
 import json
 import sys
 
@@ -21,7 +22,7 @@ for path in sys.argv[1:]:
             continue
         rows.append(b)
 
-print(f"{'benchmark':64} {'us':>10} {'MB':>10} {'GB/s':>8} {'%copy':>6} {'TFLOP/s':>8} {'%cublas':>7}")
+print(f"{'benchmark':64} {'us':>10} {'MB':>10} {'GB/s':>8} {'%copy':>6} {'%same':>6} {'TFLOP/s':>8} {'%cublas':>7}")
 for b in rows:
     if b.get("error_occurred"):
         print(f"{b['name'][:64]:64} skipped: {b.get('error_message', '')}")
@@ -30,4 +31,5 @@ for b in rows:
     mb = b.get("bytes", None)
     print(f"{b['name'][:64]:64} {us:10.2f} {fmt(mb / 1e6 if mb else None, '10.2f'):>10} "
           f"{fmt(b.get('GB/s'), '8.1f'):>8} {fmt(b.get('pct_copy'), '6.1f'):>6} "
+          f"{fmt(b.get('pct_same_size_copy'), '6.1f'):>6} "
           f"{fmt(b.get('TFLOP/s'), '8.1f'):>8} {fmt(b.get('pct_cublas'), '7.1f'):>7}")
