@@ -62,8 +62,10 @@ double empty_floor_us();
 // kernels' sizes (1-60 MB, a few us) the fixed cost per graph node and the DRAM latency of one
 // wave are a large part of the time, so the copy itself stays below the 1 GiB copy bandwidth
 // (H200, 4254 GB/s: 1.2 MB in 1.74 us = 16 %, 16.8 MB in 5.51 us = 72 %, 48 MB in 12.7 us =
-// 88 %); it is the achievable reference at those sizes (pct_same_size_copy = copy time / kernel
-// time).
+// 88 %); it is a rough reference at those sizes (pct_same_size_copy = copy time / kernel time).
+// Rough because memcpy graph nodes are not the kind of node the kernels are, and their times
+// were not monotonic in the size (25 MB 10.6 us, 49.9 MB 19.4 us against 48 MB 12.7 us): a copy
+// kernel launched like kiln's (launch_pdl) would be the fairer reference (not yet measured).
 double same_size_copy_us(double bytes);
 
 // Times one(i) with run() and reports bytes, GB/s and % of copy bandwidth, plus the same-size
