@@ -142,14 +142,19 @@ void report_flops(benchmark::State& state, double flops_per_launch, double secon
   state.counters["pct_cublas"] = tf / peak * 100.0;
 }
 
-double empty_floor_us() {
-  static double us = -1;
-  if (us >= 0) return us;
-  Batch batch([](int) { empty_kernel(stream()); });
+namespace {
+// Mean per-launch microseconds of launch(0..kBatch-1) captured as one graph, over `replays`
+// event-timed replays (the floor and same-size copy references; run() is the benchmark loop).
+double mean_launch_us(const std::function<void(int)>& launch, int replays) {
+  Batch batch(launch);
   double tot = 0;
-  const int n = 100;
-  for (int i = 0; i < n; ++i) tot += batch.timed_replay() * 1e6 / kBatch;
-  us = tot / n;
+  for (int i = 0; i < replays; ++i) tot += batch.timed_replay() * 1e6 / kBatch;
+  return tot / replays;
+}
+}  // namespace
+
+double empty_floor_us() {
+  static const double us = mean_launch_us([](int) { empty_kernel(stream()); }, 100);
   return us;
 }
 
@@ -161,16 +166,12 @@ double same_size_copy_us(double bytes) {
   const int copies = rotation(2 * half);
   DeviceBuffer<uint8_t> src(half * size_t(copies)), dst(half * size_t(copies));
   KILN_CUDA_CHECK(cudaMemset(src.data(), 0x3c, src.bytes()));
-  double us = 0;
-  {
-    Batch batch([&](int i) {
-      const size_t o = size_t(i % copies) * half;
-      KILN_CUDA_CHECK(cudaMemcpyAsync(dst.data() + o, src.data() + o, half, cudaMemcpyDeviceToDevice, stream()));
-    });
-    const int n = 50;
-    for (int i = 0; i < n; ++i) us += batch.timed_replay() * 1e6 / kBatch;
-    us /= n;
-  }
+  const double us = mean_launch_us(
+      [&](int i) {
+        const size_t o = size_t(i % copies) * half;
+        KILN_CUDA_CHECK(cudaMemcpyAsync(dst.data() + o, src.data() + o, half, cudaMemcpyDeviceToDevice, stream()));
+      },
+      50);
   cache[half] = us;
   return us;
 }
