@@ -24,6 +24,10 @@ const Shape kShapes[] = {
     {"qwen3_hd128", 32, 8, 128, 0},
     {"gemma4_global_hd512", 8, 2, 512, 0},
     {"gemma4_sliding_hd256", 8, 2, 256, 512},
+    // Layout probe: Qwen3's group (4 query heads per kv head) with a single kv head, so a cache row
+    // is one head's 256 bytes and each split reads one contiguous span; at 8x the context it moves
+    // the same KV bytes as qwen3_hd128 (which reads 256 of every 2 KB row per CTA).
+    {"probe_qwen3_1kv_hd128", 4, 1, 128, 0},
 };
 
 // Random FP16 data in (-1, 1) without host round trips: fill from a float pattern.
@@ -135,6 +139,7 @@ void decode_args(benchmark::internal::Benchmark* b) {
   for (int v = 0; v < 2; ++v) {
     for (int64_t sp : {33, 66, 99, 132, 198}) b->Args({0, 32768, sp, v});
     for (int64_t sp : {66, 132, 198, 264}) b->Args({1, 32768, sp, v});
+    b->Args({3, 262144, 0, v});  // the layout probe: qwen3_hd128's bytes at 32768
   }
 }
 void prefill_args(benchmark::internal::Benchmark* b) {

@@ -43,25 +43,24 @@ __device__ __forceinline__ float warp_max(float v) {
 // Sum over the 32 lanes of N values per lane (N a power of two <= 32) with the butterfly's pairing
 // (lane i with lane i ^ o, o = 16, 8, ..., 1) but transposed: at each level a lane keeps half of
 // its values and trades the other half with its partner, so 32 sums cost 31 shuffles instead of
-// 160. Every sum adds exactly the operands the plain butterfly adds (a + b == b + a bitwise), so
-// the result equals ref's butterfly_sum bit for bit. On return v[0] of lane L holds the total of
-// value L / (32 / N).
+// 160. Input order: lane L holds value p ^ perm(L) at position p, perm(L) = L / (32 / N) (the
+// caller permutes what it computes, for free: it picks which rows and heads it loads). Then at
+// every level the kept half is the lower one and the traded half the upper one in every lane --
+// no selects (they were a third of the reduction's instructions) -- and position k of a lane and
+// position k + H of its partner hold the same value. Every sum adds exactly the operands the
+// plain butterfly adds (a + b == b + a bitwise), so the result equals ref's butterfly_sum bit for
+// bit. On return v[0] of lane L holds the total of value perm(L).
 template <int N, int O = 16>
-__device__ __forceinline__ void transpose_reduce(float (&v)[32], int lane) {
+__device__ __forceinline__ void transpose_reduce(float (&v)[32]) {
   if constexpr (O >= 1) {
     if constexpr (N > 1) {
       constexpr int H = N / 2;
-      const bool up = (lane & O) != 0;
 #pragma unroll
-      for (int k = 0; k < H; ++k) {
-        const float send = up ? v[k] : v[k + H];
-        const float keep = up ? v[k + H] : v[k];
-        v[k] = keep + __shfl_xor_sync(0xffffffffu, send, O);
-      }
-      transpose_reduce<H, O / 2>(v, lane);
+      for (int k = 0; k < H; ++k) v[k] = v[k] + __shfl_xor_sync(0xffffffffu, v[k + H], O);
+      transpose_reduce<H, O / 2>(v);
     } else {
       v[0] = v[0] + __shfl_xor_sync(0xffffffffu, v[0], O);
-      transpose_reduce<1, O / 2>(v, lane);
+      transpose_reduce<1, O / 2>(v);
     }
   }
 }
@@ -82,6 +81,14 @@ constexpr int decode_smem_bytes() {
   constexpr int ring = RING ? W * Ring<HD>::WARP_BYTES : 0;
   constexpr int merge = W * G * HD * 4 + 2 * W * G * 4;
   return ring > merge ? ring : merge;
+}
+
+// a * b as a 64-bit product of two 32-bit ints (one IMAD.WIDE with the add that follows; C++'s
+// int64_t(a) * b was compiled as a 64 x 64-bit multiply when b had a 64-bit twin in scope)
+__device__ __forceinline__ int64_t mul_wide(int a, int b) {
+  int64_t r;
+  asm("mul.wide.s32 %0, %1, %2;" : "=l"(r) : "r"(a), "r"(b));
+  return r;
 }
 
 __device__ __forceinline__ void cp_async16(uint32_t dst, const void* src) {
@@ -173,6 +180,10 @@ __global__ void __launch_bounds__(W * 32)
     return row;
   };
 
+  // transpose_reduce's input order: this lane computes the value of row r ^ rp and head
+  // (g / GC) * GC + (g % GC ^ hp) where the plain order has row r, head g (value index r * GC + g % GC).
+  const int perm = lane / (32 / NV), rp = perm / GC, hp = perm % GC;
+
   // Registers mode with the one-group-ahead prefetch (head_dim <= 256): when settled, the first
   // tile's first K row group is loaded before the wait, straight into the prefetch registers pf
   // (no extra registers: more would cost occupancy at long contexts), and its V rows are
@@ -185,12 +196,14 @@ __global__ void __launch_bounds__(W * 32)
     if (pre) {
       const int nv0 = min(tw, e - first), row0 = first % cap;
 #pragma unroll
-      for (int r = 0; r < R; ++r)
-        if (r < nv0 && first + r < qp) {
-          const int64_t o = int64_t(cache_row(row0 + r)) * rs + lane * E;
+      for (int r = 0; r < R; ++r) {
+        const int j = r ^ rp;  // (the K phase's row order)
+        if (j < nv0 && first + j < qp) {
+          const int64_t o = int64_t(cache_row(row0 + j)) * rs + lane * E;
           pf[r].load(kb + o);
           asm volatile("prefetch.global.L1 [%0];" ::"l"(vb + o));
         }
+      }
     }
   }
   if (settled) pdl_wait();
@@ -198,14 +211,14 @@ __global__ void __launch_bounds__(W * 32)
     if (pre) {
       const int row0 = first % cap;
 #pragma unroll
-      for (int r = 0; r < R; ++r)  // (first + r == qp: inside the first tile's valid rows, qp < e)
-        if (first + r == qp) pf[r].load(kb + int64_t(cache_row(row0 + r)) * rs + lane * E);
+      for (int r = 0; r < R; ++r)  // (first + j == qp: inside the first tile's valid rows, qp < e)
+        if (first + (r ^ rp) == qp) pf[r].load(kb + int64_t(cache_row(row0 + (r ^ rp))) * rs + lane * E);
     }
   }
   float qr[G][E], acc[G][E], m[G], l[G];
 #pragma unroll
   for (int g = 0; g < G; ++g) {
-    const float* qh = q + int64_t(kh * G + g) * HD + lane * E;
+    const float* qh = q + int64_t(kh * G + g / GC * GC + (g % GC ^ hp)) * HD + lane * E;
     if constexpr (E == 2) {
       const float2 x = *reinterpret_cast<const float2*>(qh);
       qr[g][0] = x.x, qr[g][1] = x.y;
@@ -256,11 +269,35 @@ __global__ void __launch_bounds__(W * 32)
     for (int g0 = 0; g0 < NS - 1; ++g0) issue(g0);
   }
 
+  // Registers mode: lane j holds the cache row of the tile's position j (clamped to the tile's
+  // last valid position, whose row is written), computed once per tile, and each row load takes
+  // its row by shuffle. Per-row ring arithmetic and a bounds branch per row were a quarter of the
+  // kernel's instructions (H200, ncu, hd 128 at 32768: 4,837 instructions per 32-position tile).
+  // Past-the-end rows load a duplicate of a valid row; the math below never uses them.
+  const uint16_t* kl = kb + lane * E;
+  const uint16_t* vl = vb + lane * E;
+  const int rs_bytes = int(rs) * 2;  // n_head_kv * HD * 2 <= 8 * 512 * 2
+  int my_row = 0;
+  auto tile_rows = [&](int t0) {
+    const int nv = min(tw, e - t0);
+    my_row = cache_row(t0 % cap + min(lane, nv - 1));
+  };
+  // (The shuffles run unconditionally, only the loads are predicated on `go`: a shuffle under a
+  // branch the compiler cannot prove warp-uniform costs a collective fallback path.)
+  // Row r of group `sub` is the tile's row sub * R + (r ^ x): x = rp for K (transpose_reduce's
+  // order), 0 for V.
+  auto load_group = [&](const uint16_t* base, int sub, RegRow<E>* dst, bool go, int x) {
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const int row = __shfl_sync(0xffffffffu, my_row, sub * R + (r ^ x));
+      if (go) dst[r].load(reinterpret_cast<const uint16_t*>(reinterpret_cast<const char*>(base) + mul_wide(row, rs_bytes)));
+    }
+  };
+
 #pragma unroll 1
   for (int i = 0; i < n_my; ++i) {
     const int t0 = first + i * W * tw;
     const int nvalid = min(tw, e - t0);
-    const int row0 = t0 % cap;
     // The group loops stay rolled (#pragma unroll 1): unrolled, the kernel was 90-230 KB of
     // straight-line code per instantiation, executed about once per launch, so nearly every
     // instruction was an instruction-cache miss (H200, ncu: 24 us for a 32-position tile).
@@ -271,14 +308,10 @@ __global__ void __launch_bounds__(W * 32)
     // loaded one group ahead into pf[], so each group's load overlaps the previous group's math
     // (rolled loops do not let the compiler hoist loads across groups). hd 512 has no registers
     // to spare for it (G * hd of q and accumulators already live in registers).
-    auto load_group = [&](const uint16_t* base, int sub, RegRow<E>* dst) {
-#pragma unroll
-      for (int r = 0; r < R; ++r)
-        if (sub * R + r < nvalid) dst[r].load(base + int64_t(cache_row(row0 + sub * R + r)) * rs + lane * E);
-    };
-    if constexpr (PF) {
-      if (!(i == 0 && pre)) load_group(kb, 0, pf);  // (tile 0's, when pre, is already in pf)
-    }
+    // (PF: tile i > 0's first K group was loaded during tile i - 1's last V group; tile 0's
+    // when pre, before the PDL wait)
+    if (!RING && (!PF || i == 0)) tile_rows(t0);
+    if constexpr (PF) load_group(kl, 0, pf, i == 0 && !pre, rp);
     // lane j <- score of row j for every head: row j sits in group j / R, value
     // (j % R) * GC + g % GC of chunk g / GC, held by lane value * (32 / NV)
     float my_s[G];
@@ -296,29 +329,24 @@ __global__ void __launch_bounds__(W * 32)
       } else if constexpr (PF) {
 #pragma unroll
         for (int r = 0; r < R; ++r) rr[r] = pf[r];
-        if (sub + 1 < ng)
-          load_group(kb, sub + 1, pf);
-        else
-          load_group(vb, 0, pf);  // the first V group, during the last K group and the softmax
+        // the next K group, or the first V group during the last K group and the softmax
+        const bool more = sub + 1 < ng;
+        load_group(more ? kl : vl, more ? sub + 1 : 0, pf, true, more ? rp : 0);
       } else {
-        load_group(kb, sub, rr);
+        load_group(kl, sub, rr, true, rp);
       }
-      {  // unconditional (rows past nvalid are zeros; their lanes' scores become -inf below): a
-         // shuffle under a branch the compiler cannot prove warp-uniform costs a collective
-         // fallback path (WARPSYNC/ENDCOLLECTIVE in the SASS)
+      {  // unconditional: a shuffle under a branch the compiler cannot prove warp-uniform costs a
+         // collective fallback path (WARPSYNC/ENDCOLLECTIVE in the SASS). Rows past nvalid hold
+         // a duplicate row or stale data: a value's sum only ever adds that row's partials, and
+         // those scores land in lanes >= nvalid, which are set to -inf below.
         float v[NC][32];
 #pragma unroll
         for (int r = 0; r < R; ++r) {
           float kf[E];
-          if (sub * R + r < nvalid) {
-            if constexpr (RING)
-              halves_to_float<E>(reinterpret_cast<const uint32_t*>(slot + r * HD * 2) + lane * E / 2, kf);
-            else
-              halves_to_float<E>(rr[r].w, kf);
-          } else {
-#pragma unroll
-            for (int x = 0; x < E; ++x) kf[x] = 0.f;
-          }
+          if constexpr (RING)
+            halves_to_float<E>(reinterpret_cast<const uint32_t*>(slot + (r ^ rp) * HD * 2) + lane * E / 2, kf);
+          else
+            halves_to_float<E>(rr[r].w, kf);
 #pragma unroll
           for (int g = 0; g < G; ++g) {
             float part = 0.f;
@@ -329,7 +357,7 @@ __global__ void __launch_bounds__(W * 32)
         }
 #pragma unroll
         for (int c = 0; c < NC; ++c) {
-          transpose_reduce<NV>(v[c], lane);
+          transpose_reduce<NV>(v[c]);
           res[c] = v[c][0];
         }
       }
@@ -366,9 +394,12 @@ __global__ void __launch_bounds__(W * 32)
       } else if constexpr (PF) {
 #pragma unroll
         for (int r = 0; r < R; ++r) rr[r] = pf[r];
-        if (sub + 1 < ng) load_group(vb, sub + 1, pf);
+        // the next V group, or the next tile's first K group during this tile's last V group
+        const bool more = sub + 1 < ng, next = !more && i + 1 < n_my;
+        if (next) tile_rows(t0 + W * tw);
+        load_group(more ? vl : kl, more ? sub + 1 : 0, pf, more || next, more ? 0 : rp);
       } else {
-        load_group(vb, sub, rr);
+        load_group(vl, sub, rr, true, 0);
       }
 #pragma unroll
       for (int r = 0; r < R; ++r) {
