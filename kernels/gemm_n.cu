@@ -147,8 +147,22 @@ template <int PENDING>
 __device__ __forceinline__ void cp_async_wait() {
   asm volatile("cp.async.wait_group %0;" ::"n"(PENDING) : "memory");
 }
+// Barrier 1 + slot (slot < 4) for `threads` threads. With a register id (named_barrier) ptxas
+// reserves all 16 hardware barriers per CTA, so 4 CTAs hold all 64 of an SM's barriers and no
+// other kernel's CTA (a __syncthreads needs one) becomes resident beside them until they exit.
+// The deep grids keep that reservation on purpose: with immediate ids (5 barriers per CTA)
+// qwen3-8b decode went 402 -> 358 tok/s (H200, same call otherwise). The wide grid (5 CTAs per
+// SM) needs immediates: 16 per CTA would cap the SM at 4.
 __device__ __forceinline__ void named_barrier(int id, int threads) {
   asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory");
+}
+__device__ __forceinline__ void slot_barrier(int slot, int threads) {
+  switch (slot) {
+    case 0: asm volatile("bar.sync 1, %0;" ::"r"(threads) : "memory"); break;
+    case 1: asm volatile("bar.sync 2, %0;" ::"r"(threads) : "memory"); break;
+    case 2: asm volatile("bar.sync 3, %0;" ::"r"(threads) : "memory"); break;
+    default: asm volatile("bar.sync 4, %0;" ::"r"(threads) : "memory"); break;
+  }
 }
 
 // Weight staging goes through the TMA engine: one bulk copy per row chunk, issued by one lane,
@@ -211,7 +225,8 @@ KILN_HD constexpr int row_buf_of(int tt) { return tt == kAnyType ? kMaxRowBuf : 
 // H100: 8 warps per SM with a 12-deep ring streamed a Q8_0 LM head at 76% of copy bandwidth; 16
 // warps with a 3-deep ring at 95%) and enough bytes in flight (~100+ KB per SM). So: 4 CTAs
 // (16 warps) per SM, 3 above N = 4 (registers: ~128 per thread for N = 3..4, more above), and
-// the ring depth fills the shared memory left after the activation stage (below).
+// the ring depth fills the shared memory left after the activation stage (below); small Q8_0
+// matvecs take a wide grid of 5 (ctas_per_sm).
 //
 // Activation stage (N <= 2): every lane reads its unit's 36-byte Q8_1 block; straight from
 // global memory those reads are strided 36 bytes across the warp, ~9 L1 wavefronts per 4-byte
@@ -236,12 +251,20 @@ template <int TT, int N>
 KILN_HD constexpr bool x_stage_capable() {
   return (N <= 2 && TT == int(DType::Q4_K)) || (N == 2 && TT == int(DType::Q8_0));
 }
-template <int TT, int N>
-KILN_HD constexpr int ctas_per_sm() { return N > 4 ? 3 : 4; }
-template <int TT, int N>
+//
+// WIDE grids (Q8_0 at N = 1 only, chosen per launch by use_wide): 5 CTAs per SM with a 4-stage
+// ring instead of 4 with a 6-stage one. More warps per SM finish a small matrix sooner; the
+// deeper ring streams a large one faster. H200, graph replays, 4 -> 5 CTAs per SM: Q8_0 2560x2048
+// 3.18 -> 2.93 us, 2560x10240 10.21 -> 9.04, 10240x2560 9.65 -> 9.28, 4096x4096 7.77 -> 6.72;
+// but 4096x12288 (53 MB) 14.82 -> 15.66 and the LM heads 164.5 -> 190.6 / 184.2 -> 203.1. The
+// K-quants lost at 5 CTAs on every K = 4096 / 12288 shape (Q4_K 4096x151936 91.9 -> 95.1 us,
+// qwen3-8b decode 402 -> 390 tok/s), so they keep 4.
+template <int TT, int N, bool Wide>
+KILN_HD constexpr int ctas_per_sm() { return Wide ? 5 : (N > 4 ? 3 : 4); }
+template <int TT, int N, bool Wide>
 KILN_HD constexpr int ring_stages() {
-  const int budget = kSmemPerSm - ctas_per_sm<TT, N>() * (x_stage_capable<TT, N>() ? kXStageMax : 0);
-  const int s = budget / (ctas_per_sm<TT, N>() * kWarps * rows_per_warp<TT, N>() * row_buf_of(TT));
+  const int budget = kSmemPerSm - ctas_per_sm<TT, N, Wide>() * (x_stage_capable<TT, N>() ? kXStageMax : 0);
+  const int s = budget / (ctas_per_sm<TT, N, Wide>() * kWarps * rows_per_warp<TT, N>() * row_buf_of(TT));
   return s < 3 ? 3 : (s > 16 ? 16 : s);
 }
 // Bytes of one activation column in the stage: the column's blocks plus the misalignment of its
@@ -408,11 +431,11 @@ __device__ __forceinline__ void load_x_pair(const uint32_t* xs, int slice, XSlic
   b.d = h2f(w[9] & 0xffffu), b.s = h2f(w[9] >> 16);
 }
 
-template <int TT, int N>
-__global__ void __launch_bounds__(kThreads, TT == kAnyType ? 1 : ctas_per_sm<TT, N>())
+template <int TT, int N, bool Wide>
+__global__ void __launch_bounds__(kThreads, TT == kAnyType ? 1 : ctas_per_sm<TT, N, Wide>())
     gemm_n_q8_1_kernel(const __grid_constant__ Params p) {
   constexpr int R = rows_per_warp<TT, N>();
-  constexpr int kStages = ring_stages<TT, N>();  // chunks per warp in the ring (kStages - 1 in flight)
+  constexpr int kStages = ring_stages<TT, N, Wide>();  // chunks per warp in the ring (kStages - 1 in flight)
   extern __shared__ __align__(16) uint8_t qsmem[];
   __shared__ float red[2][kWarps][R][N];  // double-buffered by row-group parity: one barrier per group
   __shared__ uint64_t bars[kWarps][kStages];  // one mbarrier per ring stage (bulk-copy completion)
@@ -599,7 +622,10 @@ __global__ void __launch_bounds__(kThreads, TT == kAnyType ? 1 : ctas_per_sm<TT,
 #pragma unroll
           for (int n = 0; n < N; ++n) rb[warp][r][n] = acc[r][n];
       }
-      named_barrier(1 + slot, 32 * S);
+      if constexpr (Wide)
+        slot_barrier(slot, 32 * S);
+      else
+        named_barrier(1 + slot, 32 * S);
       if (ws == 0 && lane < R * N) {
         const int r = lane / N, n = lane % N;
         if (row0 + r < m.M) {
@@ -728,11 +754,11 @@ __global__ void __launch_bounds__(kThreads) gemm_n_f_kernel(const __grid_constan
 // Persistent-grid launch of the integer kernel: ctas_per_sm CTAs per SM (fewer if the occupancy
 // calculator says so), shared among the matrices in proportion to their bytes, never more CTAs
 // for a matrix than it has slots' worth of row groups.
-template <int TT, int NC>
+template <int TT, int NC, bool Wide>
 void launch_q(Params q, cudaStream_t s) {
   constexpr int R = rows_per_warp<TT, NC>();
-  constexpr int kStages = ring_stages<TT, NC>();
-  auto kernel = gemm_n_q8_1_kernel<TT, NC>;
+  constexpr int kStages = ring_stages<TT, NC, Wide>();
+  auto kernel = gemm_n_q8_1_kernel<TT, NC, Wide>;
   constexpr int max_smem = kWarps * kStages * R * row_buf_of(TT) + (x_stage_capable<TT, NC>() ? kXStageMax : 0);
   static const bool configured = [&] {  // once per instantiation (not a stream operation)
     KILN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, max_smem));
@@ -749,7 +775,7 @@ void launch_q(Params q, cudaStream_t s) {
     KILN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o, kernel, kThreads, size_t(max_smem)));
     return std::max(o, 1);
   }();
-  const int64_t budget = int64_t(sm_count()) * std::min(occ, ctas_per_sm<TT, NC>());
+  const int64_t budget = int64_t(sm_count()) * std::min(occ, ctas_per_sm<TT, NC, Wide>());
   int64_t want[kGemmNMaxMats], bytes[kGemmNMaxMats], total_want = 0, total_bytes = 0;
   for (int i = 0; i < q.count; ++i) {
     const Mat& m = q.mats[i];
@@ -770,15 +796,24 @@ void launch_q(Params q, cudaStream_t s) {
   launch_pdl(kernel, dim3(unsigned(ctas)), dim3(kThreads), size_t(smem), s, q);
 }
 
+// The wide grid (ctas_per_sm) for launches whose matrices are all under 32 MB.
+bool use_wide(const Params& q) {
+  for (int i = 0; i < q.count; ++i)
+    if (q.mats[i].M * q.mats[i].row_bytes >= (int64_t(32) << 20)) return false;
+  return true;
+}
+
 template <int NC>
 void launch_q_typed(const Params& q, cudaStream_t s) {
   const DType t = DType(q.mats[0].type);
   for (int i = 1; i < q.count; ++i)
-    if (DType(q.mats[i].type) != t) return launch_q<kAnyType, NC>(q, s);
+    if (DType(q.mats[i].type) != t) return launch_q<kAnyType, NC, false>(q, s);
   switch (t) {
-    case DType::Q8_0: return launch_q<int(DType::Q8_0), NC>(q, s);
-    case DType::Q4_K: return launch_q<int(DType::Q4_K), NC>(q, s);
-    default: return launch_q<int(DType::Q6_K), NC>(q, s);
+    case DType::Q8_0:
+      if (NC == 1 && use_wide(q)) return launch_q<int(DType::Q8_0), 1, true>(q, s);
+      return launch_q<int(DType::Q8_0), NC, false>(q, s);
+    case DType::Q4_K: return launch_q<int(DType::Q4_K), NC, false>(q, s);
+    default: return launch_q<int(DType::Q6_K), NC, false>(q, s);
   }
 }
 

@@ -334,6 +334,8 @@ TEST(GpuGemmN, IntegerPathBitExactAcrossShapesAndN) {
       {DType::Q6_K, 3, 256},    {DType::Q6_K, 77, 2560},   {DType::Q6_K, 1030, 1280}, {DType::Q6_K, 6145, 512},
       // Activations too large for the shared-memory stage (N = 1 and/or N = 2 read global memory).
       {DType::Q8_0, 67, 16384}, {DType::Q4_K, 45, 8192},   {DType::Q6_K, 29, 15360},
+      // Q8_0 at N = 1 runs a wide grid below 32 MB of weights and the deep one from there (34 MB).
+      {DType::Q8_0, 12401, 2560},
   };
   for (const Shape& sh : shapes) {
     const int64_t Nmax = 8;
