@@ -9,6 +9,7 @@
 #include "kernels/common/device.cuh"
 #include "kernels/common/pdl.cuh"
 #include "kernels/common/error.h"
+#include "kernels/gemm_n_mma.h"
 #include "kernels/gemm_n_plan.h"
 
 namespace kiln {
@@ -16,6 +17,7 @@ namespace kiln {
 namespace {
 
 namespace plan = gemm_n_plan;
+namespace mma = gemm_n_mma;
 
 constexpr int kWarps = plan::kWarpsPerCta;
 constexpr int kThreads = kWarps * 32;
@@ -205,10 +207,14 @@ __device__ __forceinline__ int dp4a_us(uint32_t a_unsigned, int b, int c) {
 constexpr int kAnyType = -1;  // kernel template argument: weight type read per matrix at run time
 
 // Rows per warp: 2 for small N (smaller row groups balance better and halve the ring), 4 above
-// (activation columns are reused across more rows). The K-quants hold 16 quant words per row
-// (two slices), so they stay at 2 rows up to N = 4, where 4 rows spill under 128 registers.
+// (activation columns are reused across more rows). Q6_K holds 16 quant words per row (two
+// slices) in its dp4a path, so it stays at 2 rows up to N = 4, where 4 rows spill under 128
+// registers. Q4_K above N = 2 takes the int8 MMA path (mma_chunk), whose tile is 4 rows
+// (H200, 4096 x 12288: N = 4 22.3 -> 15.6 us, N = 8 28.4 -> 22.1 us against its dp4a path).
 template <int TT, int N>
-KILN_HD constexpr int rows_per_warp() { return N <= (TT == int(DType::Q8_0) ? 2 : 4) ? 2 : 4; }
+KILN_HD constexpr bool mma_path() { return TT == int(DType::Q4_K) && N > 2; }
+template <int TT, int N>
+KILN_HD constexpr int rows_per_warp() { return mma_path<TT, N>() || N > (TT == int(DType::Q8_0) ? 2 : 4) ? 4 : 2; }
 
 // Staging bytes per row and ring stage: one chunk (32 units) + up to 15 bytes of misalignment
 // rounded up to whole 16-byte segments + one padding word for the unaligned reads, rounded up to
@@ -332,6 +338,24 @@ struct RowUnit {
   int sc[4];
 };
 
+// Q4_K unit j (sub-blocks 2j, 2j + 1) of a super-block with header words hd (d, dmin | scales):
+// f = {d*sc, dmin*mn} per sub-block, as plan::unit_q4_k forms them. Both sub-blocks at once in
+// the two low bytes, without a branch (the 6-bit packing q4k_scale_min documents): sub-blocks
+// 0-3 (j < 2) keep their 6 bits in scale bytes 0-3 / 4-7; 4-7 take 4 bits from bytes 8-11 and
+// the top 2 bits of bytes 0-3 / 4-7.
+__device__ __forceinline__ void q4k_unit_scales(const uint32_t (&hd)[4], int j, float (&f)[4]) {
+  const float d = h2f(hd[0] & 0xffffu), dmin = h2f(hd[0] >> 16);
+  const uint32_t sh = 16u * uint32_t(j & 1);
+  const uint32_t A = hd[1] >> sh, B = hd[2] >> sh, C = hd[3] >> sh;
+  const bool hi = j >= 2;
+  const uint32_t scp = hi ? (C & 0x0f0fu) | ((A >> 2) & 0x3030u) : A & 0x3f3fu;
+  const uint32_t mnp = hi ? ((C >> 4) & 0x0f0fu) | ((B >> 2) & 0x3030u) : B & 0x3f3fu;
+  f[0] = d * float(int(scp & 0xffu));
+  f[1] = dmin * float(int(mnp & 0xffu));
+  f[2] = d * float(int((scp >> 8) & 0xffu));
+  f[3] = dmin * float(int((mnp >> 8) & 0xffu));
+}
+
 // b: the row's staged chunk; off: its misalignment (the chunk's global address mod 16).
 __device__ __forceinline__ void load_unit(DType type, const uint8_t* b, int off, int lane, RowUnit& u) {
   if (type == DType::Q8_0) {
@@ -357,19 +381,7 @@ __device__ __forceinline__ void load_unit(DType type, const uint8_t* b, int off,
       lds_words<4>(b, bo, hd);
       lds_words<8>(b, bo + 16 + 32 * j, q);
     }
-    const float d = h2f(hd[0] & 0xffffu), dmin = h2f(hd[0] >> 16);
-    // Sub-blocks 2j and 2j+1 (the 6-bit scale/min packing q4k_scale_min documents), both at once
-    // in the two low bytes, without a branch: sub-blocks 0-3 (j < 2) keep their 6 bits in scale
-    // bytes 0-3 / 4-7; 4-7 take 4 bits from bytes 8-11 and the top 2 bits of bytes 0-3 / 4-7.
-    const uint32_t sh = 16u * uint32_t(j & 1);
-    const uint32_t A = hd[1] >> sh, B = hd[2] >> sh, C = hd[3] >> sh;
-    const bool hi = j >= 2;
-    const uint32_t scp = hi ? (C & 0x0f0fu) | ((A >> 2) & 0x3030u) : A & 0x3f3fu;
-    const uint32_t mnp = hi ? ((C >> 4) & 0x0f0fu) | ((B >> 2) & 0x3030u) : B & 0x3f3fu;
-    u.f[0] = d * float(int(scp & 0xffu));
-    u.f[1] = dmin * float(int(mnp & 0xffu));
-    u.f[2] = d * float(int((scp >> 8) & 0xffu));
-    u.f[3] = dmin * float(int((mnp >> 8) & 0xffu));
+    q4k_unit_scales(hd, j, u.f);
 #pragma unroll
     for (int i = 0; i < 8; ++i) {
       u.q[i] = q[i] & 0x0f0f0f0fu;
@@ -429,6 +441,146 @@ __device__ __forceinline__ void load_x_pair(const uint32_t* xs, int slice, XSlic
   for (int i = 0; i < 8; ++i) a.q[i] = int(w[1 + i]), b.q[i] = int(w[10 + i]);
   a.d = h2f(w[0] & 0xffffu), a.s = h2f(w[0] >> 16);
   b.d = h2f(w[9] & 0xffffu), b.s = h2f(w[9] >> 16);
+}
+
+// ---- int8 MMA for Q4_K at N > 2 (same numerics plan, bit for bit). A warp's chunk is computed
+// in 8 groups of 4 consecutive units v of its R = 4 rows: a group is one super-block, unit v its
+// qs bytes 32v.. (slices 2v and 2v + 1: low and high nibbles). One m16n8k32 per column pair and
+// slice takes A row i = (unit, row) = (0, i), (1, i - 4), (3, i - 8), (2, i - 12) and B column
+// j = (unit, n') = (0,0) (1,0) (2,0) (3,0) (0,1) (2,1) (1,1) (3,1); only entries whose units
+// agree are used (the others pair one unit's weights with another unit's activations). With
+// this order each thread (g, t) holds exactly one used entry per MMA, always the same (row g & 3,
+// column n' = t >> 1, unit used_unit(g, t)), so its 32 accumulators are the plan's
+// per-virtual-lane accumulators (lane 4 * group + unit), fed in the plan's unit order with the
+// same terms; the int32 sum of the MMA is the exact slice dot product.
+// The same tiling for Q8_0 (one slice per unit, s8 x s8) was slower than Q8_0's dp4a path
+// (H200, N = 8, 4096 x 12288: 27.9 -> 31.1 us), so Q8_0 keeps dp4a (docs/perf-notes.md,
+// session 16). N = 3 runs as 4 columns (2 pairs) with the fourth masked.
+// D = A . B in int32 (C = 0), A unsigned (the nibbles), B the Q8_1 quants. Not volatile: a pure
+// function of its operands, so the scheduler may interleave the groups.
+__device__ __forceinline__ void mma_u8s8(uint32_t (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm("mma.sync.aligned.m16n8k32.row.col.s32.u8.s8.s32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%10,%10,%10,%10};"
+      : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1), "r"(0));
+}
+
+// This thread's fixed roles in the tiling, and its activation pointers for one chunk. Every
+// per-group offset below is a compile-time constant (groups are unrolled), so loads take
+// immediate offsets from these bases; a group's IMMA results are consumed only after all its
+// MMAs are issued, and selects (not branches) pick the used entry and mask invalid ones (the
+// first version did neither and ran at half the dp4a speed: each IMMA's latency was exposed).
+template <int N>
+struct MmaLane {
+  static constexpr int kK = (N + 1) / 2;  // column pairs
+  int t, r, vm;
+  bool s0, s1;        // the used D register: 2 * s1 + s0 (used_reg)
+  int vj, va, vb;     // B column unit; units of A rows g and g + 8
+  const int* xb[kK];  // B fragments: column nj + 2k, slice 2 vj of group 0 (clamped to a valid column)
+  const int* xm[kK];  // d/s words: column t / 2 + 2k, slice 2 vm of group 0
+  bool okb[kK], okm[kK];  // the columns exist
+  // Slices of chunk c: super-block 8c + grp, unit v -> Q8_1 blocks 64c + 8 grp + 2v (+ 1).
+  __device__ MmaLane(int lane, const BlockQ8_1* x, int64_t x_stride, int c) {
+    const int g = lane >> 2;
+    t = lane & 3, r = g & 3, vm = mma::used_unit(g, t);
+    const int sel = mma::used_reg(g, t);
+    s0 = sel & 1, s1 = sel >> 1;
+    vj = mma::b_unit(g), va = mma::a_unit_lo(g), vb = mma::a_unit_hi(g);
+    const int nj = g >> 2;
+#pragma unroll
+    for (int k = 0; k < kK; ++k) {
+      const int nb = nj + 2 * k, n = (t >> 1) + 2 * k;
+      okb[k] = nb < N, okm[k] = n < N;
+      xb[k] = reinterpret_cast<const int*>(x + int64_t(okb[k] ? nb : 0) * x_stride + 64 * int64_t(c) + 2 * vj);
+      xm[k] = reinterpret_cast<const int*>(x + int64_t(okm[k] ? n : 0) * x_stride + 64 * int64_t(c) + 2 * vm);
+    }
+  }
+  __device__ int pick(const uint32_t (&d)[4]) const { return int(s1 ? (s0 ? d[3] : d[2]) : (s0 ? d[1] : d[0])); }
+};
+// One group's activation words: B fragments (per column pair k: two per slice) and the d/s word
+// per slice of this thread's own (unit, column). Group grp is 8 * grp blocks further on.
+template <int N>
+struct MmaX {
+  uint32_t b[MmaLane<N>::kK][4];
+  uint32_t ds[MmaLane<N>::kK][2];
+};
+template <int N>
+__device__ __forceinline__ void mma_load_x(const MmaLane<N>& L, int grp, int nunits, MmaX<N>& f) {
+  const int gw = 72 * grp;  // 8 blocks of 9 words per group
+  const bool okj = 4 * grp + L.vj < nunits, okm = 4 * grp + L.vm < nunits;
+#pragma unroll
+  for (int k = 0; k < MmaLane<N>::kK; ++k) {
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {  // slices 2v, 2v + 1: adjacent blocks
+      const bool ob = okj && L.okb[k], om = okm && L.okm[k];
+      f.b[k][2 * i] = ob ? uint32_t(__ldg(L.xb[k] + gw + 9 * i + 1 + L.t)) : 0u;
+      f.b[k][2 * i + 1] = ob ? uint32_t(__ldg(L.xb[k] + gw + 9 * i + 5 + L.t)) : 0u;
+      f.ds[k][i] = om ? uint32_t(__ldg(L.xm[k] + gw + 9 * i)) : 0u;
+    }
+  }
+}
+// One group: A fragments from this thread's staged row rb (Q4_K rows are whole 144-byte blocks
+// of a 16-byte-aligned base, so staged chunks are aligned), the MMAs, then the plan's two slice
+// terms added to this thread's accumulator of (group, column pair).
+template <int N>
+__device__ __forceinline__ void mma_group(const uint8_t* rb, int grp, int nunits, const MmaLane<N>& L,
+                                          const MmaX<N>& f, float (&acc)[8][4]) {
+  constexpr int kK = MmaLane<N>::kK;
+  const bool ok = 4 * grp + L.vm < nunits;
+  const uint32_t* q = reinterpret_cast<const uint32_t*>(rb + 144 * grp + 16);
+  const uint32_t w0 = q[8 * L.va + L.t], w1 = q[8 * L.vb + L.t], w2 = q[8 * L.va + 4 + L.t], w3 = q[8 * L.vb + 4 + L.t];
+  const uint32_t lo[4] = {w0 & 0x0f0f0f0fu, w1 & 0x0f0f0f0fu, w2 & 0x0f0f0f0fu, w3 & 0x0f0f0f0fu};
+  const uint32_t hi[4] = {(w0 >> 4) & 0x0f0f0f0fu, (w1 >> 4) & 0x0f0f0f0fu, (w2 >> 4) & 0x0f0f0f0fu,
+                          (w3 >> 4) & 0x0f0f0f0fu};
+  const uint4 h = *reinterpret_cast<const uint4*>(rb + 144 * grp);
+  const uint32_t hd[4] = {h.x, h.y, h.z, h.w};
+  float sc[4];
+  q4k_unit_scales(hd, L.vm, sc);
+  uint32_t d0[kK][4], d1[kK][4];
+#pragma unroll
+  for (int k = 0; k < kK; ++k) {
+    mma_u8s8(d0[k], lo, f.b[k][0], f.b[k][1]);
+    mma_u8s8(d1[k], hi, f.b[k][2], f.b[k][3]);
+  }
+#pragma unroll
+  for (int k = 0; k < kK; ++k) {
+    const uint32_t x0 = f.ds[k][0], x1 = f.ds[k][1];
+    float v = acc[grp][k];  // == plan::unit_q4_k per slice, with d*sc and dmin*mn folded in sc
+    v = v + (((sc[0] * h2f(x0 & 0xffffu)) * float(L.pick(d0[k]))) - sc[1] * h2f(x0 >> 16));
+    v = v + (((sc[2] * h2f(x1 & 0xffffu)) * float(L.pick(d1[k]))) - sc[3] * h2f(x1 >> 16));
+    acc[grp][k] = ok && L.okm[k] ? v : acc[grp][k];
+  }
+}
+// One staged chunk c (units [0, nunits)) of rows buf + r * rowbuf, activations prefetched one
+// group ahead.
+template <int N>
+__device__ __forceinline__ void mma_chunk(const uint8_t* buf, int rowbuf, int c, int nunits, const BlockQ8_1* x,
+                                          int64_t x_stride, int lane, float (&acc)[8][4]) {
+  const MmaLane<N> L(lane, x, x_stride, c);
+  const uint8_t* rb = buf + L.r * rowbuf;
+  MmaX<N> f[2];
+  mma_load_x<N>(L, 0, nunits, f[0]);
+#pragma unroll
+  for (int grp = 0; grp < 8; ++grp) {
+    if (grp + 1 < 8) mma_load_x<N>(L, grp + 1, nunits, f[(grp + 1) & 1]);
+    mma_group<N>(rb, grp, nunits, L, f[grp & 1], acc);
+  }
+}
+// The plan's lane butterfly on that layout: virtual lane l = 4 * group + unit, so o = 16, 8, 4
+// pair groups inside the thread and o = 2, 1 pair units held by the lanes below. Afterwards the
+// thread holds the (row g & 3, column (t >> 1) + 2k) totals in acc[0][k] (g = lane / 4, t = lane % 4).
+template <int N>
+__device__ __forceinline__ void mma_fold(int lane, float (&acc)[8][4]) {
+  const int s2 = mma::partner2(lane), s1 = mma::partner1(lane);
+#pragma unroll
+  for (int k = 0; k < (N + 1) / 2; ++k) {
+    const float a0 = acc[0][k] + acc[4][k], a1 = acc[1][k] + acc[5][k];
+    const float a2 = acc[2][k] + acc[6][k], a3 = acc[3][k] + acc[7][k];
+    const float b0 = a0 + a2, b1 = a1 + a3;
+    float v = b0 + b1;
+    v = v + __shfl_sync(0xffffffffu, v, s2);
+    v = v + __shfl_sync(0xffffffffu, v, s1);
+    acc[0][k] = v;
+  }
 }
 
 template <int TT, int N, bool Wide>
@@ -516,6 +668,8 @@ __global__ void __launch_bounds__(kThreads, TT == kAnyType ? 1 : ctas_per_sm<TT,
     __syncthreads();
   }
 
+  constexpr bool kMma = mma_path<TT, N>();
+  static_assert(!kMma || R == 4, "the MMA tiling takes 4 rows per warp");
   int stage = 0;         // ring stage of the task being computed
   uint32_t parity = 0;   // phase parity of that stage's barrier: flips each time the ring wraps
   for (int64_t g = g_begin; g < g_end; ++g) {
@@ -528,6 +682,11 @@ __global__ void __launch_bounds__(kThreads, TT == kAnyType ? 1 : ctas_per_sm<TT,
     for (int r = 0; r < R; ++r)
 #pragma unroll
       for (int n = 0; n < N; ++n) acc[r][n] = 0.f;
+    float macc[8][4];  // kMma: the per-virtual-lane accumulators in MMA layout
+#pragma unroll
+    for (int i = 0; i < 8; ++i)
+#pragma unroll
+      for (int k = 0; k < 4; ++k) macc[i][k] = 0.f;
     for (int j = 0; j < J; ++j) {
       issue_next(stage == 0 ? kStages - 1 : stage - 1);  // the stage freed by the previous task
       mbar_wait(&bars[warp][stage], parity);
@@ -535,7 +694,9 @@ __global__ void __launch_bounds__(kThreads, TT == kAnyType ? 1 : ctas_per_sm<TT,
       const int c = ws + j * S;
       const uint8_t* buf = ring + size_t(stage) * R * rowbuf;
       const int nunits = (chunk_len(c) / bb) * upb;
-      if (lane < nunits) {
+      if constexpr (kMma) {
+        mma_chunk<N>(buf, rowbuf, c, nunits, x, p.x_stride, lane, macc);
+      } else if (lane < nunits) {
         const int ug = c * plan::kLanes + lane;  // this lane's unit of the row
         RowUnit w[R];
 #pragma unroll
@@ -601,22 +762,42 @@ __global__ void __launch_bounds__(kThreads, TT == kAnyType ? 1 : ctas_per_sm<TT,
       if (++stage == kStages) stage = 0, parity ^= 1u;
     }
     // ---- row group done: fold lanes, combine the slot's S warps in order, store
+    if constexpr (kMma) {  // the totals of (row g, columns t/2 + 2k) sit in lanes g < 4, t even
+      mma_fold<N>(lane, macc);
+      const int gl = lane >> 2, t = lane & 3;  // holders: gl = the row
+      const bool holder = gl < 4 && (t & 1) == 0;
+      float(*rbm)[R][N] = red[(g - g_begin) & 1];
 #pragma unroll
-    for (int r = 0; r < R; ++r)
+      for (int k = 0; k < (N + 1) / 2; ++k) {
+        const int n = (t >> 1) + 2 * k;
+        if (!holder || n >= N) continue;
+        if (S == 1) {
+          if (row0 + gl < m.M) {
+            float* y = m.y + int64_t(n) * m.M + row0 + gl;
+            *y = p.add ? *y + macc[0][k] : macc[0][k];
+          }
+        } else {
+          rbm[warp][gl][n] = macc[0][k];
+        }
+      }
+    } else {
 #pragma unroll
-      for (int n = 0; n < N; ++n) acc[r][n] = warp_fold(acc[r][n]);
+      for (int r = 0; r < R; ++r)
+#pragma unroll
+        for (int n = 0; n < N; ++n) acc[r][n] = warp_fold(acc[r][n]);
+    }
     if (S == 1) {
 #pragma unroll
       for (int r = 0; r < R; ++r)
 #pragma unroll
         for (int n = 0; n < N; ++n)
-          if (lane == r * N + n && row0 + r < m.M) {
+          if (!kMma && lane == r * N + n && row0 + r < m.M) {
             float* y = m.y + int64_t(n) * m.M + row0 + r;
             *y = p.add ? *y + acc[r][n] : acc[r][n];
           }
     } else {
       float(*rb)[R][N] = red[(g - g_begin) & 1];
-      if (lane == 0) {
+      if (!kMma && lane == 0) {
 #pragma unroll
         for (int r = 0; r < R; ++r)
 #pragma unroll

@@ -9,7 +9,9 @@
 // Paths (gemm_n_path picks one from the weight type and N; gemm_n() runs it):
 //  - Int8Dp4a (Q8_0, Q4_K, Q6_K; N <= 63, launched in groups of <= 8 columns): integer dot
 //    products (__dp4a) of int8 weights x int8 Q8_1 activations per 32-element unit, float
-//    combination in the order of kernels/gemm_n_plan.h.
+//    combination in the order of kernels/gemm_n_plan.h. Q4_K at N = 3..8 per launch group takes
+//    the integer products from block-diagonal int8 MMA tiles (mma.m16n8k32 u8 x s8) instead of
+//    dp4a; the integers are the same exact sums, so the float order and the contract are too.
 //    CONTRACT: bit-exact vs ref::gemm_n_q8_1<float>; N columns equal N separate matvecs bit for
 //    bit. Against the exact product (ref::gemm_n_f<double>) the error is bounded by the activation
 //    quantization bound stated in reference/gemm_n.h (about 0.57 * amax_b/127 per unit of |w|).
@@ -24,7 +26,7 @@
 // Kernel structure (integer path): a persistent grid (4 CTAs of 4 warps per SM, 3 above N = 4);
 // S = gemm_n_split(...) warps share a row (split-K for matrices with few rows), so a CTA holds
 // 4/S "slots", and each slot owns a contiguous range of row groups (R = 2 rows per warp for
-// N <= 2, 4 above). A warp streams its chunks (32 units of each of its R rows: Q8_0 1088 B, Q4_K
+// small N, 4 above: rows_per_warp). A warp streams its chunks (32 units of each of its R rows: Q8_0 1088 B, Q4_K
 // 1152 B, Q6_K 1680 B per row) from global into shared memory through a per-warp ring of TMA bulk
 // copies (one per row chunk, issued by one lane, completing on the stage's mbarrier, L2
 // evict-first: weights are read once per step; depth from the shared-memory plan: 3-6 stages)

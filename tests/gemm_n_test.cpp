@@ -13,6 +13,7 @@
 
 #include "kernels/common/device.cuh"
 #include "kernels/gemm_n.cuh"
+#include "kernels/gemm_n_mma.h"
 #include "kernels/gemm_n_plan.h"
 #include "models/quant.h"
 #include "reference/gemm_n.h"
@@ -265,6 +266,49 @@ TEST(GemmNDispatch, ChoosesByN) {
   EXPECT_EQ(gemm_n_plan::gemm_n_split(DType::Q4_K, 1024, 4096), 2);  // 64 units: 2 chunks per row
   EXPECT_EQ(gemm_n_plan::gemm_n_split(DType::Q4_K, 256, 2560), 2);  // 40 units: 2 chunks per row
   EXPECT_EQ(gemm_n_plan::gemm_n_split(DType::Q6_K, 512, 256), 1);   // 4 units: 1 chunk
+}
+
+// The Q4_K MMA tiling (kernels/gemm_n_mma.h) against the PTX fragment layout of
+// mma.m16n8k32: D register q of thread (g, t) is row g + 8 (q / 2), column 2t + q % 2. Each
+// thread must hold exactly one entry whose A-row unit equals its B-column unit, at used_reg, for
+// the row g % 4 and column t / 2 that it stores; the 32 threads must cover every (row, column,
+// unit) once; and the butterfly partners must hold units v ^ 2 and v ^ 1 of the same entry.
+TEST(GemmNMma, TilingKeepsOneUsedEntryPerThreadAndPairsThePlanLanes) {
+  namespace mma = gemm_n_mma;
+  int seen[4][2][4] = {};
+  struct Held { int r, n, v; };
+  Held held[32] = {};
+  for (int lane = 0; lane < 32; ++lane) {
+    const int g = lane / 4, t = lane % 4;
+    EXPECT_EQ(mma::a_unit(g), mma::a_unit_lo(g));
+    EXPECT_EQ(mma::a_unit(g + 8), mma::a_unit_hi(g));
+    int used = 0;
+    for (int q = 0; q < 4; ++q) {
+      const int row = g + 8 * (q / 2), col = 2 * t + q % 2;
+      const int va = mma::a_unit(row), vb = mma::b_unit(col);
+      if (va != vb) continue;
+      ++used;
+      EXPECT_EQ(q, mma::used_reg(g, t)) << "lane " << lane;
+      EXPECT_EQ(va, mma::used_unit(g, t)) << "lane " << lane;
+      EXPECT_EQ(row % 4, g % 4) << "lane " << lane;
+      EXPECT_EQ(col / 4, t / 2) << "lane " << lane;
+      ++seen[row % 4][col / 4][va];
+      held[lane] = {row % 4, col / 4, va};
+    }
+    EXPECT_EQ(used, 1) << "lane " << lane;
+  }
+  for (auto& r : seen)
+    for (auto& n : r)
+      for (int v = 0; v < 4; ++v) EXPECT_EQ(n[v], 1);
+  for (int lane = 0; lane < 32; ++lane) {
+    const int p2 = mma::partner2(lane), p1 = mma::partner1(lane);
+    ASSERT_TRUE(p2 >= 0 && p2 < 32 && p1 >= 0 && p1 < 32);
+    EXPECT_EQ(mma::partner2(p2), lane);
+    EXPECT_EQ(mma::partner1(p1), lane);
+    const Held& h = held[lane];
+    EXPECT_TRUE(held[p2].r == h.r && held[p2].n == h.n && held[p2].v == (h.v ^ 2)) << "lane " << lane;
+    EXPECT_TRUE(held[p1].r == h.r && held[p1].n == h.n && held[p1].v == (h.v ^ 1)) << "lane " << lane;
+  }
 }
 
 // Units cover every 32-element slice of a row exactly once, and a K-quant unit's two slices share
