@@ -456,6 +456,7 @@ __device__ __forceinline__ void load_x_pair(const uint32_t* xs, int slice, XSlic
 // The same tiling for Q8_0 (one slice per unit, s8 x s8) was slower than Q8_0's dp4a path
 // (H200, N = 8, 4096 x 12288: 27.9 -> 31.1 us), so Q8_0 keeps dp4a (docs/perf-notes.md,
 // session 16). N = 3 runs as 4 columns (2 pairs) with the fourth masked.
+
 // D = A . B in int32 (C = 0), A unsigned (the nibbles), B the Q8_1 quants. Not volatile: a pure
 // function of its operands, so the scheduler may interleave the groups.
 __device__ __forceinline__ void mma_u8s8(uint32_t (&d)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
@@ -566,7 +567,8 @@ __device__ __forceinline__ void mma_chunk(const uint8_t* buf, int rowbuf, int c,
   }
 }
 // The plan's lane butterfly on that layout: virtual lane l = 4 * group + unit, so o = 16, 8, 4
-// pair groups inside the thread and o = 2, 1 pair units held by the lanes below. Afterwards the
+// pair groups inside the thread and o = 2, 1 pair units held by the partner lanes of
+// gemm_n_mma.h (checked by the GemmNMma test). Afterwards the
 // thread holds the (row g & 3, column (t >> 1) + 2k) totals in acc[0][k] (g = lane / 4, t = lane % 4).
 template <int N>
 __device__ __forceinline__ void mma_fold(int lane, float (&acc)[8][4]) {
