@@ -209,10 +209,14 @@ constexpr int kAnyType = -1;  // kernel template argument: weight type read per 
 // Rows per warp: 2 for small N (smaller row groups balance better and halve the ring), 4 above
 // (activation columns are reused across more rows). Q6_K holds 16 quant words per row (two
 // slices) in its dp4a path, so it stays at 2 rows up to N = 4, where 4 rows spill under 128
-// registers. Q4_K above N = 2 takes the int8 MMA path (mma_chunk), whose tile is 4 rows
-// (H200, 4096 x 12288: N = 4 22.3 -> 15.6 us, N = 8 28.4 -> 22.1 us against its dp4a path).
+// registers. Q4_K above N = 2 and Q6_K above N = 4 take the int8 MMA path (mma_chunk), whose
+// tile is 4 rows (H200, against their dp4a paths: Q4_K 4096 x 12288 N = 4 22.3 -> 15.6 us, N = 8
+// 28.4 -> 22.1 us; Q6_K N = 8 4096 x 12288 35.6 -> 33.0, 4096 x 151936 383 -> 332, 2560 x 10240
+// 34.7 -> 30.1, but 12288 x 4096 33.2 -> 34.5).
 template <int TT, int N>
-KILN_HD constexpr bool mma_path() { return TT == int(DType::Q4_K) && N > 2; }
+KILN_HD constexpr bool mma_path() {
+  return (TT == int(DType::Q4_K) && N > 2) || (TT == int(DType::Q6_K) && N > 4);  // Q6_K N = 3, 4: spills at 128 registers
+}
 template <int TT, int N>
 KILN_HD constexpr int rows_per_warp() { return mma_path<TT, N>() || N > (TT == int(DType::Q8_0) ? 2 : 4) ? 4 : 2; }
 
@@ -443,7 +447,8 @@ __device__ __forceinline__ void load_x_pair(const uint32_t* xs, int slice, XSlic
   b.d = h2f(w[9] & 0xffffu), b.s = h2f(w[9] >> 16);
 }
 
-// ---- int8 MMA for Q4_K at N > 2 (same numerics plan, bit for bit). A warp's chunk is computed
+// ---- int8 MMA for Q4_K at N > 2 and Q6_K at N > 4 (same numerics plan, bit for bit; Q6_K:
+// m16n8k16 per 16-element half, since each half has its own scale). A warp's chunk is computed
 // in 8 groups of 4 consecutive units v of its R = 4 rows: a group is one super-block, unit v its
 // qs bytes 32v.. (slices 2v and 2v + 1: low and high nibbles). One m16n8k32 per column pair and
 // slice takes A row i = (unit, row) = (0, i), (1, i - 4), (3, i - 8), (2, i - 12) and B column
@@ -470,16 +475,21 @@ __device__ __forceinline__ void mma_u8s8(uint32_t (&d)[4], const uint32_t (&a)[4
 // immediate offsets from these bases; a group's IMMA results are consumed only after all its
 // MMAs are issued, and selects (not branches) pick the used entry and mask invalid ones (the
 // first version did neither and ran at half the dp4a speed: each IMMA's latency was exposed).
-template <int N>
+template <int TT, int N>
 struct MmaLane {
   static constexpr int kK = (N + 1) / 2;  // column pairs
+  // A unit's two slices (gemm_n_plan.h slice_of) relative to the group's first Q8_1 block:
+  // Q4_K 2v and 2v + 1; Q6_K 4 (v / 2) + v % 2 and that + 2. kGap: words between the two.
+  static constexpr bool kQ6 = TT == int(DType::Q6_K);
+  static constexpr int kGap = kQ6 ? 18 : 9;
+  __device__ static int slice0(int v) { return kQ6 ? 4 * (v >> 1) + (v & 1) : 2 * v; }
   int t, r, vm;
   bool s0, s1;        // the used D register: 2 * s1 + s0 (used_reg)
   int vj, va, vb;     // B column unit; units of A rows g and g + 8
   const int* xb[kK];  // B fragments: column nj + 2k, slice 2 vj of group 0 (clamped to a valid column)
   const int* xm[kK];  // d/s words: column t / 2 + 2k, slice 2 vm of group 0
   bool okb[kK], okm[kK];  // the columns exist
-  // Slices of chunk c: super-block 8c + grp, unit v -> Q8_1 blocks 64c + 8 grp + 2v (+ 1).
+  // Slices of chunk c: super-block 8c + grp, unit v -> Q8_1 blocks 64c + 8 grp + slice0(v) (+ gap).
   __device__ MmaLane(int lane, const BlockQ8_1* x, int64_t x_stride, int c) {
     const int g = lane >> 2;
     t = lane & 3, r = g & 3, vm = mma::used_unit(g, t);
@@ -491,41 +501,93 @@ struct MmaLane {
     for (int k = 0; k < kK; ++k) {
       const int nb = nj + 2 * k, n = (t >> 1) + 2 * k;
       okb[k] = nb < N, okm[k] = n < N;
-      xb[k] = reinterpret_cast<const int*>(x + int64_t(okb[k] ? nb : 0) * x_stride + 64 * int64_t(c) + 2 * vj);
-      xm[k] = reinterpret_cast<const int*>(x + int64_t(okm[k] ? n : 0) * x_stride + 64 * int64_t(c) + 2 * vm);
+      xb[k] = reinterpret_cast<const int*>(x + int64_t(okb[k] ? nb : 0) * x_stride + 64 * int64_t(c) + slice0(vj));
+      xm[k] = reinterpret_cast<const int*>(x + int64_t(okm[k] ? n : 0) * x_stride + 64 * int64_t(c) + slice0(vm));
     }
   }
   __device__ int pick(const uint32_t (&d)[4]) const { return int(s1 ? (s0 ? d[3] : d[2]) : (s0 ? d[1] : d[0])); }
 };
 // One group's activation words: B fragments (per column pair k: two per slice) and the d/s word
 // per slice of this thread's own (unit, column). Group grp is 8 * grp blocks further on.
-template <int N>
+template <int TT, int N>
 struct MmaX {
-  uint32_t b[MmaLane<N>::kK][4];
-  uint32_t ds[MmaLane<N>::kK][2];
+  uint32_t b[MmaLane<TT, N>::kK][4];
+  uint32_t ds[MmaLane<TT, N>::kK][2];
 };
-template <int N>
-__device__ __forceinline__ void mma_load_x(const MmaLane<N>& L, int grp, int nunits, MmaX<N>& f) {
+template <int TT, int N>
+__device__ __forceinline__ void mma_load_x(const MmaLane<TT, N>& L, int grp, int nunits, MmaX<TT, N>& f) {
+  constexpr int kGap = MmaLane<TT, N>::kGap;
   const int gw = 72 * grp;  // 8 blocks of 9 words per group
   const bool okj = 4 * grp + L.vj < nunits, okm = 4 * grp + L.vm < nunits;
 #pragma unroll
-  for (int k = 0; k < MmaLane<N>::kK; ++k) {
+  for (int k = 0; k < MmaLane<TT, N>::kK; ++k) {
 #pragma unroll
-    for (int i = 0; i < 2; ++i) {  // slices 2v, 2v + 1: adjacent blocks
+    for (int i = 0; i < 2; ++i) {  // the unit's two slices
       const bool ob = okj && L.okb[k], om = okm && L.okm[k];
-      f.b[k][2 * i] = ob ? uint32_t(__ldg(L.xb[k] + gw + 9 * i + 1 + L.t)) : 0u;
-      f.b[k][2 * i + 1] = ob ? uint32_t(__ldg(L.xb[k] + gw + 9 * i + 5 + L.t)) : 0u;
-      f.ds[k][i] = om ? uint32_t(__ldg(L.xm[k] + gw + 9 * i)) : 0u;
+      f.b[k][2 * i] = ob ? uint32_t(__ldg(L.xb[k] + gw + kGap * i + 1 + L.t)) : 0u;
+      f.b[k][2 * i + 1] = ob ? uint32_t(__ldg(L.xb[k] + gw + kGap * i + 5 + L.t)) : 0u;
+      f.ds[k][i] = om ? uint32_t(__ldg(L.xm[k] + gw + kGap * i)) : 0u;
     }
   }
 }
+// D = A . B over one 16-element half (m16n8k16), both signed: Q6_K's (q - 32) and the Q8_1 quants.
+__device__ __forceinline__ void mma_s8_k16(uint32_t (&d)[4], uint32_t a0, uint32_t a1, uint32_t b0) {
+  asm("mma.sync.aligned.m16n8k16.row.col.s32.s8.s8.s32 {%0,%1,%2,%3}, {%4,%5}, {%6}, {%7,%7,%7,%7};"
+      : "=r"(d[0]), "=r"(d[1]), "=r"(d[2]), "=r"(d[3])
+      : "r"(a0), "r"(a1), "r"(b0), "r"(0));
+}
+// Q6_K unit v of super-block bo (staged bytes; 210-byte blocks, so 2-byte aligned): thread t's
+// word of each 16-element half h of its two slices, as signed q - 32 (per byte, exact).
+__device__ __forceinline__ void q6k_unit_words(const uint8_t* rb, int bo, int v, int t, uint32_t (&w)[2][2]) {
+  const int hh = v >> 1, pq = v & 1;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    uint32_t ql[1], qh[1];
+    lds_words<1>(rb, bo + 64 * hh + 32 * pq + 4 * (4 * h + t), ql);
+    lds_words<1>(rb, bo + 128 + 32 * hh + 4 * (4 * h + t), qh);
+    const uint32_t hb = qh[0] >> (2 * pq);
+    w[0][h] = __vsub4((ql[0] & 0x0f0f0f0fu) | ((hb & 0x03030303u) << 4), 0x20202020u);
+    w[1][h] = __vsub4(((ql[0] >> 4) & 0x0f0f0f0fu) | (((hb >> 4) & 0x03030303u) << 4), 0x20202020u);
+  }
+}
+// One Q6_K group: per column pair, 4 MMAs (2 slices x 2 halves); the plan's term per slice is
+// (d * d_x) * float(sc_a * isum_a + sc_b * isum_b), the same integers as the dp4a path's
+// q . x - 32 * sum(x) form.
+template <int N, class Lane, class X>
+__device__ __forceinline__ void mma_group_q6_k(const uint8_t* rb, int o, int grp, int nunits, const Lane& L,
+                                               const X& f, float (&acc)[8][4]) {
+  const bool ok = 4 * grp + L.vm < nunits;
+  const int bo = o + 210 * grp;  // o: the row's staging offset (Q6_K rows need not be 16-byte aligned)
+  uint32_t wa[2][2], wb[2][2];
+  q6k_unit_words(rb, bo, L.va, L.t, wa);
+  q6k_unit_words(rb, bo, L.vb, L.t, wb);
+  const int8_t* sc = reinterpret_cast<const int8_t*>(rb + bo + 192 + 8 * (L.vm >> 1) + 2 * (L.vm & 1));
+  const int s0 = sc[0], s1 = sc[1], s2 = sc[4], s3 = sc[5];
+  const float d = h2f(lds_u16(rb, bo + 208));
+#pragma unroll
+  for (int k = 0; k < (N + 1) / 2; ++k) {
+    uint32_t e[2][2][4];  // slice, half
+#pragma unroll
+    for (int sl = 0; sl < 2; ++sl)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) mma_s8_k16(e[sl][h], wa[sl][h], wb[sl][h], f.b[k][2 * sl + h]);
+    float v = acc[grp][k];
+    v = v + plan::unit_q6_k(d, h2f(f.ds[k][0] & 0xffffu), s0 * L.pick(e[0][0]) + s1 * L.pick(e[0][1]));
+    v = v + plan::unit_q6_k(d, h2f(f.ds[k][1] & 0xffffu), s2 * L.pick(e[1][0]) + s3 * L.pick(e[1][1]));
+    acc[grp][k] = ok && L.okm[k] ? v : acc[grp][k];
+  }
+}
 // One group: A fragments from this thread's staged row rb (Q4_K rows are whole 144-byte blocks
-// of a 16-byte-aligned base, so staged chunks are aligned), the MMAs, then the plan's two slice
-// terms added to this thread's accumulator of (group, column pair).
-template <int N>
-__device__ __forceinline__ void mma_group(const uint8_t* rb, int grp, int nunits, const MmaLane<N>& L,
-                                          const MmaX<N>& f, float (&acc)[8][4]) {
-  constexpr int kK = MmaLane<N>::kK;
+// of a 16-byte-aligned base, so staged chunks are aligned and o = 0), the MMAs, then the plan's
+// two slice terms added to this thread's accumulator of (group, column pair). Q6_K: above.
+template <int TT, int N>
+__device__ __forceinline__ void mma_group(const uint8_t* rb, int o, int grp, int nunits, const MmaLane<TT, N>& L,
+                                          const MmaX<TT, N>& f, float (&acc)[8][4]) {
+  constexpr int kK = MmaLane<TT, N>::kK;
+  if constexpr (TT == int(DType::Q6_K)) {
+    mma_group_q6_k<N>(rb, o, grp, nunits, L, f, acc);
+    return;
+  }
   const bool ok = 4 * grp + L.vm < nunits;
   const uint32_t* q = reinterpret_cast<const uint32_t*>(rb + 144 * grp + 16);
   const uint32_t w0 = q[8 * L.va + L.t], w1 = q[8 * L.vb + L.t], w2 = q[8 * L.va + 4 + L.t], w3 = q[8 * L.vb + 4 + L.t];
@@ -553,17 +615,17 @@ __device__ __forceinline__ void mma_group(const uint8_t* rb, int grp, int nunits
 }
 // One staged chunk c (units [0, nunits)) of rows buf + r * rowbuf, activations prefetched one
 // group ahead.
-template <int N>
-__device__ __forceinline__ void mma_chunk(const uint8_t* buf, int rowbuf, int c, int nunits, const BlockQ8_1* x,
+template <int TT, int N>
+__device__ __forceinline__ void mma_chunk(const uint8_t* buf, int rowbuf, int o, int c, int nunits, const BlockQ8_1* x,
                                           int64_t x_stride, int lane, float (&acc)[8][4]) {
-  const MmaLane<N> L(lane, x, x_stride, c);
+  const MmaLane<TT, N> L(lane, x, x_stride, c);
   const uint8_t* rb = buf + L.r * rowbuf;
-  MmaX<N> f[2];
-  mma_load_x<N>(L, 0, nunits, f[0]);
+  MmaX<TT, N> f[2];
+  mma_load_x<TT, N>(L, 0, nunits, f[0]);
 #pragma unroll
   for (int grp = 0; grp < 8; ++grp) {
-    if (grp + 1 < 8) mma_load_x<N>(L, grp + 1, nunits, f[(grp + 1) & 1]);
-    mma_group<N>(rb, grp, nunits, L, f[grp & 1], acc);
+    if (grp + 1 < 8) mma_load_x<TT, N>(L, grp + 1, nunits, f[(grp + 1) & 1]);
+    mma_group<TT, N>(rb, o, grp, nunits, L, f[grp & 1], acc);
   }
 }
 // The plan's lane butterfly on that layout: virtual lane l = 4 * group + unit, so o = 16, 8, 4
@@ -697,7 +759,13 @@ __global__ void __launch_bounds__(kThreads, TT == kAnyType ? 1 : ctas_per_sm<TT,
       const uint8_t* buf = ring + size_t(stage) * R * rowbuf;
       const int nunits = (chunk_len(c) / bb) * upb;
       if constexpr (kMma) {
-        mma_chunk<N>(buf, rowbuf, c, nunits, x, p.x_stride, lane, macc);
+        int o = 0;  // staging offset of this lane's row (lane / 4) % 4: Q4_K rows are always aligned
+        if constexpr (TT == int(DType::Q6_K)) {
+          const int rl = (lane >> 2) & 3;  // selects, not an indexed array: no stack
+          const uint32_t bl = rl == 0 ? base_lo[0] : rl == 1 ? base_lo[1] : rl == 2 ? base_lo[2] : base_lo[3];
+          o = int((bl + uint32_t(c * cb)) & 15u);
+        }
+        mma_chunk<TT, N>(buf, rowbuf, o, c, nunits, x, p.x_stride, lane, macc);
       } else if (lane < nunits) {
         const int ug = c * plan::kLanes + lane;  // this lane's unit of the row
         RowUnit w[R];

@@ -9,9 +9,10 @@
 // Paths (gemm_n_path picks one from the weight type and N; gemm_n() runs it):
 //  - Int8Dp4a (Q8_0, Q4_K, Q6_K; N <= 63, launched in groups of <= 8 columns): integer dot
 //    products (__dp4a) of int8 weights x int8 Q8_1 activations per 32-element unit, float
-//    combination in the order of kernels/gemm_n_plan.h. Q4_K at N = 3..8 per launch group takes
-//    the integer products from block-diagonal int8 MMA tiles (mma.m16n8k32 u8 x s8) instead of
-//    dp4a; the integers are the same exact sums, so the float order and the contract are too.
+//    combination in the order of kernels/gemm_n_plan.h. Q4_K at N = 3..8 and Q6_K at N = 5..8
+//    per launch group take the integer products from block-diagonal int8 MMA tiles
+//    (mma.m16n8k32 u8 x s8; Q6_K m16n8k16 s8 x s8 per 16-element half) instead of dp4a; the
+//    integers are the same exact sums, so the float order and the contract are too.
 //    CONTRACT: bit-exact vs ref::gemm_n_q8_1<float>; N columns equal N separate matvecs bit for
 //    bit. Against the exact product (ref::gemm_n_f<double>) the error is bounded by the activation
 //    quantization bound stated in reference/gemm_n.h (about 0.57 * amax_b/127 per unit of |w|).
