@@ -30,6 +30,10 @@ const Shape kShapes[] = {
     {"probe_qwen3_1kv_hd128", 4, 1, 128, 0},
 };
 
+// Decode rows' last argument: the split kernel's path.
+const DecodePath kPaths[] = {DecodePath::Registers, DecodePath::SharedRing, DecodePath::TensorCores};
+const char* const kPathNames[] = {" registers", " ring", " tensor cores"};
+
 // Random FP16 data in (-1, 1) without host round trips: fill from a float pattern.
 void fill_f16(uint16_t* p, size_t n) {
   std::vector<uint16_t> h(n);
@@ -55,7 +59,7 @@ void BM_decode(benchmark::State& state) {
   const Shape& sh = kShapes[state.range(0)];
   const int64_t ctx = state.range(1);
   int splits = int(state.range(2));
-  const DecodeLoads loads = state.range(3) ? DecodeLoads::SharedRing : DecodeLoads::Registers;
+  const DecodePath loads = kPaths[state.range(3)];
   if (cuda_device_count() == 0) {
     state.SkipWithError("no CUDA device");
     return;
@@ -96,7 +100,7 @@ void BM_decode(benchmark::State& state) {
   // q read, out written as float and Q8_1 (the runner's form: the o-proj input, fused)
   bench::report_bytes(state, kv_bytes + 2.0 * sh.n_head * sh.hd * 4 + sh.n_head * sh.hd / 32 * 36.0, sec);
   state.counters["splits"] = splits;
-  state.SetLabel(std::string(sh.name) + (state.range(3) ? " ring" : " registers"));
+  state.SetLabel(std::string(sh.name) + kPathNames[state.range(3)]);
 }
 
 void BM_prefill(benchmark::State& state) {
@@ -129,14 +133,14 @@ void BM_prefill(benchmark::State& state) {
 }
 
 void decode_args(benchmark::internal::Benchmark* b) {
-  for (int v = 0; v < 2; ++v)
+  for (int v = 0; v < 3; ++v)
     for (int s = 0; s < 3; ++s)
       for (int64_t ctx : {512, 4096, 32768}) b->Args({s, ctx, 0, v});
   // the runner's decode after a 512-token prompt: splits sized for this context and for 4096
-  for (int v = 0; v < 2; ++v)
+  for (int v = 0; v < 3; ++v)
     for (int s = 0; s < 3; ++s) b->Args({s, 576, 0, v}), b->Args({s, 576, -1, v});
   // split-count sweep at 32768 for the two global shapes
-  for (int v = 0; v < 2; ++v) {
+  for (int v = 0; v < 3; ++v) {
     for (int64_t sp : {33, 66, 99, 132, 198}) b->Args({0, 32768, sp, v});
     for (int64_t sp : {66, 132, 198, 264}) b->Args({1, 32768, sp, v});
     b->Args({3, 262144, 0, v});  // the layout probe: qwen3_hd128's bytes at 32768

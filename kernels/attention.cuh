@@ -23,10 +23,14 @@
 //
 // Contracts (tests/attention_test.cpp):
 // - kv_append: bit-exact (round to nearest even of each float, kiln::f32_to_f16).
-// - attention_decode: bit-exact vs ref::attention_decode_split (float, same n_splits), which
-//   follows the kernel's split/tile/warp order and uses kiln::kexp on both sides; out_q bit-exact
-//   vs ref::quantize_q8_1 of that output. The float split reference itself is within 1e-5
-//   (relative to the output row's max) of ref::attention<double>.
+// - attention_decode, DecodePath::Registers / SharedRing: bit-exact vs ref::attention_decode_split
+//   (float, same n_splits), which follows the kernel's split/tile/warp order and uses kiln::kexp
+//   on both sides; out_q bit-exact vs ref::quantize_q8_1 of that output. The float split
+//   reference itself is within 1e-5 (relative to the output row's max) of ref::attention<double>.
+// - attention_decode, DecodePath::TensorCores: attention_prefill's bound (below) for a row
+//   attending n positions (Q and P split into FP16 hi + lo as in prefill; O accumulates at most
+//   n / 8 mma steps), vs ref::attention<double> on the same FP16 K/V; out_q bit-exact vs
+//   ref::quantize_q8_1 of the kernel's own float output.
 // - attention_prefill: tensor cores (mma.sync m16n8k16, FP16 operands, F32 accumulate, exp2f in
 //   the online softmax), with Q and P split into FP16 hi + lo pairs (attention_prefill.cu), so
 //   only the FP16 K/V storage is FP16 -- and the contract is stated against a reference holding
@@ -53,12 +57,12 @@
 //   element (~1e-7), inside the 3e-5.
 // Every launch: never allocates, never synchronizes, validates shapes on the host (kiln::Error).
 //
-// Measured (H200, copy 4.25 TB/s, bench/attention_bench.cpp in graph replays, Registers loads,
-// Q8_1 output on, kv_settled): decode at context 32768 in 67 us for the Qwen3 shape (47% of copy
-// bandwidth) and 69 us for head_dim 512 (46%) -- below the 80% target; at the runner's context
-// 576 with splits sized for it: 9.2 us (hd 128, 32-position splits), 15.8 us (hd 512), 10.5 us
-// (hd 256, window 512) -- latency, not bandwidth, at short contexts. Prefill (hi/lo split, so
-// FP32-accurate; H200, cuBLAS BF16 892-897 TFLOP/s in the same runs): T = 8192 99.5 TFLOP/s
+// Measured (H200, copy 4.25 TB/s, bench/attention_bench.cpp in graph replays, Q8_1 output on,
+// kv_settled), decode with splits sized for the context, Registers -> TensorCores (session 17):
+// context 32768 Qwen3 shape 52.9 -> 38.3 us (59.6 -> 82.6% of copy), head_dim 512 60.5 -> 43.0 us
+// (52.1 -> 73.4%, below the 80% target); context 576: hd 128 10.5 -> 7.4 us, hd 512 14.5 -> 8.9,
+// hd 256 window 512 11.8 -> 7.7 (latency, not bandwidth). The runner uses TensorCores.
+// Prefill (hi/lo split, so FP32-accurate; H200, cuBLAS BF16 892-897 TFLOP/s in the same runs): T = 8192 99.5 TFLOP/s
 // (hd 128, 11%), 102.6 (hd 256, 11%), 61.1 (hd 512); T = 2048 75.8 / 58.7 / 43.2; T = 512 (two
 // key groups and cluster splits for hd 256 / 512) 49.7 us (hd 128), 34.5 us (hd 256), 85.0 us
 // (hd 512) -- far below the 50% target: the split doubles the mma count, and mma.sync with one
@@ -94,15 +98,18 @@ void kv_append(const float* k_new, const float* v_new, int64_t src_stride, int T
 // (programmatic dependent launch) combines the splits. `workspace` (device, >=
 // attention_decode_workspace_bytes) holds the split partials; no initialization needed.
 size_t attention_decode_workspace_bytes(int n_head, int hd, int n_splits);
-// How the split kernel brings K/V rows in (identical results, different speed): Registers loads
-// 8 rows (4 for hd 512) per lane batch straight into registers; SharedRing streams them through a
-// per-warp cp.async ring in shared memory (more bytes in flight, fewer CTAs resident).
-enum class DecodeLoads { Registers, SharedRing };
+// The split kernel's path. Registers and SharedRing compute on CUDA cores, bit-exact with each
+// other and with ref::attention_decode_split: Registers loads 8 rows (4 for hd 512) per lane
+// batch straight into registers; SharedRing streams them through a per-warp cp.async ring in
+// shared memory (more bytes in flight, fewer CTAs resident). TensorCores computes Q.K and P.V
+// with FP16 mma.sync (kernels/attention_decode_tc.cu) and is held to the prefill contract stated at the top of this file
+// (the same split geometry and merge; any GQA group in {1, 2, 4, 8}).
+enum class DecodePath { Registers, SharedRing, TensorCores };
 // Suggested split count for a GPU with sm_count SMs: one full wave of resident CTAs at long
 // contexts (occupancy of this shape's kernel), at most one split per attn::decode_min_chunk(hd)
 // positions of max_ctx (short splits: fewer dependent loads per CTA at short contexts).
 int attention_decode_splits(int n_head, int n_head_kv, int hd, int64_t max_ctx, int sm_count,
-                            DecodeLoads loads = DecodeLoads::Registers);
+                            DecodePath path = DecodePath::Registers);
 // Shape-agnostic variant (one split count shared by layers of different head_dim): 3 CTAs per SM.
 int attention_decode_splits(int n_head_kv, int64_t max_ctx, int sm_count);
 // kv_settled: the caller promises that *pos and the cache rows of positions < *pos were written
@@ -118,7 +125,7 @@ void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
                       const uint16_t* v_cache, int64_t cap, int n_head, int n_head_kv, int hd,
                       float scale, int window, const int32_t* pos, int n_splits, void* workspace,
                       size_t workspace_bytes, float* out, BlockQ8_1* out_q, cudaStream_t s,
-                      DecodeLoads loads = DecodeLoads::Registers, bool kv_settled = false);
+                      DecodePath path = DecodePath::Registers, bool kv_settled = false);
 
 // Prefill: T queries at positions pos[0] + t (pos: device int32, contiguous positions; only
 // pos[0] is read), each attending to the cache (already holding positions up to pos[0] + T - 1,

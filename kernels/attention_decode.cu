@@ -7,7 +7,8 @@
 // head_dim (lane l holds E = hd/32 consecutive dims), butterfly-reduced; lane j keeps score j,
 // so each exponential is computed once. P.V: lanes split head_dim again, p_j broadcast by shuffle.
 // Warps merge through shared memory; partial (m, l, O) per (head, split) go to the workspace;
-// attn_decode_merge_kernel combines the splits.
+// attn_decode_merge_kernel combines the splits -- also those of the tensor-core split kernel
+// (DecodePath::TensorCores, kernels/attention_decode_tc.cu), which writes the same partials.
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -15,6 +16,7 @@
 #include <type_traits>
 
 #include "kernels/attention.cuh"
+#include "kernels/attention_decode_split.cuh"
 #include "kernels/common/device.cuh"
 #include "kernels/common/pdl.cuh"
 #include "kernels/common/math.h"
@@ -540,14 +542,6 @@ __global__ void __launch_bounds__(kMergeThreads)
 }
 
 
-// Resolves (hd, G, loads) to the kernel instantiation and its shared-memory size.
-struct SplitKernel {
-  const void* fn = nullptr;
-  int smem = 0;
-  void (*launch)(dim3, cudaStream_t, const float*, const uint16_t*, const uint16_t*, int, int,
-                 float, int, const int32_t*, int, int, float*, float2*) = nullptr;
-};
-
 template <int HD, int G, bool RING>
 void launch_split(dim3 grid, cudaStream_t st, const float* q, const uint16_t* kc, const uint16_t* vc,
                   int cap, int n_head_kv, float scale, int window, const int32_t* pos, int S,
@@ -558,8 +552,8 @@ void launch_split(dim3 grid, cudaStream_t st, const float* q, const uint16_t* kc
 }
 
 template <int HD, int G, bool RING>
-SplitKernel make_split() {
-  SplitKernel k;
+detail::DecodeSplitKernel make_split() {
+  detail::DecodeSplitKernel k;
   if constexpr (HD * G <= attn::kDecodeMaxGroupDims) {
     k.fn = reinterpret_cast<const void*>(attn_decode_split_kernel<HD, G, RING>);
     k.smem = decode_smem_bytes<HD, G, RING>();
@@ -576,7 +570,7 @@ SplitKernel make_split() {
 }
 
 template <int HD, bool RING>
-SplitKernel by_group(int G) {
+detail::DecodeSplitKernel by_group(int G) {
   switch (G) {
     case 1: return make_split<HD, 1, RING>();
     case 2: return make_split<HD, 2, RING>();
@@ -586,9 +580,16 @@ SplitKernel by_group(int G) {
   }
 }
 
-SplitKernel split_kernel(int hd, int G, DecodeLoads loads) {
-  const bool ring = loads == DecodeLoads::SharedRing;
-  SplitKernel k;
+// Resolves (hd, G, path) to the split kernel instantiation and its shared-memory size.
+detail::DecodeSplitKernel split_kernel(int hd, int G, DecodePath path) {
+  detail::DecodeSplitKernel k;
+  if (path == DecodePath::TensorCores) {
+    k = detail::decode_split_tc(hd, G);
+    KILN_REQUIRE(k.fn != nullptr, "attention_decode: GQA group ", G, " with head_dim ", hd,
+                 " not supported on tensor cores (group in {1, 2, 4, 8})");
+    return k;
+  }
+  const bool ring = path == DecodePath::SharedRing;
   if (hd == 64) k = ring ? by_group<64, true>(G) : by_group<64, false>(G);
   if (hd == 128) k = ring ? by_group<128, true>(G) : by_group<128, false>(G);
   if (hd == 256) k = ring ? by_group<256, true>(G) : by_group<256, false>(G);
@@ -621,10 +622,10 @@ int attention_decode_splits(int n_head_kv, int64_t max_ctx, int sm_count) {
 }
 
 int attention_decode_splits(int n_head, int n_head_kv, int hd, int64_t max_ctx, int sm_count,
-                            DecodeLoads loads) {
+                            DecodePath path) {
   KILN_REQUIRE(n_head_kv > 0 && n_head % n_head_kv == 0 && (hd == 64 || hd == 128 || hd == 256 || hd == 512),
                "attention_decode_splits: bad shape");
-  const SplitKernel k = split_kernel(hd, n_head / n_head_kv, loads);
+  const detail::DecodeSplitKernel k = split_kernel(hd, n_head / n_head_kv, path);
   int per_sm = 0;
   KILN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k.fn, W * 32, size_t(k.smem)));
   // one full wave of resident CTAs
@@ -635,7 +636,7 @@ int attention_decode_splits(int n_head, int n_head_kv, int hd, int64_t max_ctx, 
 void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
                       const uint16_t* v_cache, int64_t cap, int n_head, int n_head_kv, int hd,
                       float scale, int window, const int32_t* pos, int n_splits, void* workspace,
-                      size_t workspace_bytes, float* out, BlockQ8_1* out_q, cudaStream_t s, DecodeLoads loads,
+                      size_t workspace_bytes, float* out, BlockQ8_1* out_q, cudaStream_t s, DecodePath path,
                       bool kv_settled) {
   KILN_REQUIRE(hd == 64 || hd == 128 || hd == 256 || hd == 512, "attention_decode: head_dim ", hd,
                " not in {64, 128, 256, 512}");
@@ -652,7 +653,7 @@ void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
   KILN_REQUIRE(((reinterpret_cast<uintptr_t>(q) | reinterpret_cast<uintptr_t>(k_cache) |
                  reinterpret_cast<uintptr_t>(v_cache) | reinterpret_cast<uintptr_t>(workspace)) & 15) == 0,
                "attention_decode: q, caches and workspace need 16-byte alignment");
-  const SplitKernel k = split_kernel(hd, n_head / n_head_kv, loads);
+  const detail::DecodeSplitKernel k = split_kernel(hd, n_head / n_head_kv, path);
   auto* pml = static_cast<float2*>(workspace);
   auto* po = reinterpret_cast<float*>(static_cast<char*>(workspace) +
                                       (size_t(n_head) * n_splits * sizeof(float2) + 255) / 256 * 256);

@@ -34,10 +34,14 @@
 
 #include "kernels/attention.cuh"
 #include "kernels/common/device.cuh"
+#include "kernels/common/mma_f16.cuh"
 #include "kernels/common/pdl.cuh"
 
 namespace kiln {
 namespace {
+
+using mmadev::mma16816;
+using mmadev::split_half2;
 
 constexpr int kWarps = 4;       // per key group: 16 query rows each
 constexpr int BR = 16 * kWarps;  // query rows per CTA
@@ -64,25 +68,6 @@ __device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], uint32_t addr) {
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(addr));
 }
-__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
-                                         uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-      "{%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-// Splits the pair (a, b) into FP16 halves: hi = fp16 (a, b) rounded to nearest, lo = fp16 of the
-// remainders, so a ~= hi.x + lo.x, b ~= hi.y + lo.y to 2^-22 relative (see the file comment).
-// a - float(hi.x) is exact in float (a and hi.x are within half an FP16 ulp of each other).
-__device__ __forceinline__ void split_half2(float a, float b, uint32_t& hi, uint32_t& lo) {
-  const __half2 h = __floats2half2_rn(a, b);
-  const float2 hf = __half22float2(h);
-  const __half2 l = __floats2half2_rn(a - hf.x, b - hf.y);
-  hi = *reinterpret_cast<const uint32_t*>(&h);
-  lo = *reinterpret_cast<const uint32_t*>(&l);
-}
-
 // Barrier of one key group's kWarps warps (ids 1.. ; 0 is __syncthreads).
 __device__ __forceinline__ void group_barrier(int grp) {
   asm volatile("bar.sync %0, %1;" ::"r"(1 + grp), "n"(kWarps * 32) : "memory");

@@ -99,7 +99,8 @@ Engine::Engine(const GgufFile& file, const SynthModel* synth, const EngineOption
   // layers); one workspace sized for the largest.
   size_t attn_ws = 0;
   for (const LayerConfig& l : c.layers) {
-    attn_splits_.push_back(attention_decode_splits(l.n_head, l.n_head_kv, l.head_dim, opt_.max_ctx, props_.sm_count));
+    attn_splits_.push_back(attention_decode_splits(l.n_head, l.n_head_kv, l.head_dim, opt_.max_ctx, props_.sm_count,
+                                                   kDecodeAttention));
     attn_ws = std::max(attn_ws, attention_decode_workspace_bytes(l.n_head, l.head_dim, attn_splits_.back()));
   }
   const int logit_rows = opt_.all_logits ? T : 1;

@@ -124,7 +124,7 @@ void Gemma4::step(Engine& e, int T, bool decode) {
       e.op("attention_decode", [&] {
         attention_decode(a.q, 0, kv.k, kv.v, kv.cap, l.n_head, l.n_head_kv, l.head_dim, c.attn_scale, window, a.pos,
                          e.attn_splits_[size_t(il)], a.attn_ws, a.attn_ws_bytes, a.attn,
-                         wo_q8 ? a.attn_q : nullptr, s, DecodeLoads::Registers,
+                         wo_q8 ? a.attn_q : nullptr, s, Engine::kDecodeAttention,
                          /*kv_settled=*/true);  // position and earlier rows: from earlier steps
       });
     else

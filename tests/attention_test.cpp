@@ -53,6 +53,16 @@ double row_rel_err(const float* a, const double* ref, size_t n_rows, int hd) {
   return worst;
 }
 
+// The prefill contract's bound (kernels/attention.cuh) for an output row attending n_keys keys:
+// 3e-5 for the context-independent terms plus one FP32 ulp (2^-23) per tensor-core accumulation
+// step into O, of which there are n_keys / 8 (two mma, P_hi and P_lo, per 16 keys). The tensor-core
+// decode path is held to the same bound.
+double prefill_tol(int64_t n_keys) { return 3e-5 + double(n_keys) / 8 * 0x1p-23; }
+// Keys attended by the query at position p (positions start at 0).
+int64_t prefill_keys(int64_t p, int window) {
+  return window > 0 ? std::min<int64_t>(p + 1, window) : p + 1;
+}
+
 // Random attention inputs: q [n_q][n_head][hd] ~ N(0, q_std), k ~ N(0, 1) and v ~ U(-1, 1),
 // both FP16-representable (the cache's values), positions 0..n_kv-1.
 struct Inputs {
@@ -365,7 +375,7 @@ struct DecodeCase {
 //  kernel must read that row after its wait (a row read early would be the NaN).
 enum class DecodeFeed { Uploaded, Settled, AppendedSettled };
 
-void check_decode(const DecodeCase& c, uint64_t seed, DecodeLoads loads = DecodeLoads::Registers,
+void check_decode(const DecodeCase& c, uint64_t seed, DecodePath loads = DecodePath::Registers,
                   DecodeFeed feed = DecodeFeed::Uploaded) {
   const int n_head = c.group * c.n_head_kv, row = c.n_head_kv * c.hd;
   const float scale = c.scale != 0 ? c.scale : 1.f / std::sqrt(float(c.hd));
@@ -401,29 +411,51 @@ void check_decode(const DecodeCase& c, uint64_t seed, DecodeLoads loads = Decode
   st.sync();
   const auto got = download(out, in.q.size());
   const auto got_q = download(out_q, nq8);
+  const char* path = loads == DecodePath::SharedRing ? "ring" : loads == DecodePath::Registers ? "registers" : "tensor cores";
+  if (loads == DecodePath::TensorCores) {  // tolerance vs the double oracle; out_q from its own output
+    std::vector<double> od(in.q.size(), 0.0);
+    const int64_t n_keys = qp < 0 ? 0 : prefill_keys(qp, c.window);
+    if (qp >= 0) {
+      const auto qd = to_double(in.q), kd = to_double(in.k), vd = to_double(in.v);
+      ref::attention<double>(qd.data(), kd.data(), vd.data(), 1, &qp, c.ctx, n_head, c.n_head_kv, c.hd, scale,
+                             c.window, od.data());
+    }
+    const double err = row_rel_err(got.data(), od.data(), size_t(n_head), c.hd);
+    EXPECT_LE(err, prefill_tol(n_keys)) << path << " feed " << int(feed) << " ctx " << c.ctx << " hd " << c.hd
+                                        << " window " << c.window << " splits " << c.splits << " group " << c.group
+                                        << " cap " << cap;
+    std::vector<BlockQ8_1> own_q(nq8);
+    ref::quantize_q8_1(got.data(), 1, int64_t(got.size()), own_q.data());
+    EXPECT_EQ(0, std::memcmp(got_q.data(), own_q.data(), nq8 * sizeof(BlockQ8_1))) << "out_q";
+    if (c.no_position) {
+      for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(f32_bits(got[i]), f32_bits(0.f)) << i;
+    }
+    return;
+  }
   std::vector<float> want(in.q.size());
   ref::attention_decode_split(in.q.data(), in.k.data(), in.v.data(), qp, n_head, c.n_head_kv, c.hd,
                               scale, c.window, c.splits, want.data());
   std::vector<BlockQ8_1> want_q(nq8);
+
   ref::quantize_q8_1(want.data(), 1, int64_t(want.size()), want_q.data());
   size_t bad = 0;
   for (size_t i = 0; i < got.size(); ++i) bad += f32_bits(got[i]) != f32_bits(want[i]);
   EXPECT_EQ(0, std::memcmp(got_q.data(), want_q.data(), nq8 * sizeof(BlockQ8_1))) << "out_q";
   if (c.no_position)
     for (size_t i = 0; i < got.size(); ++i) bad += f32_bits(want[i]) != f32_bits(0.f);
-  EXPECT_EQ(bad, 0u) << (loads == DecodeLoads::SharedRing ? "ring" : "registers") << " feed " << int(feed) << " ctx " << c.ctx << " hd " << c.hd << " window " << c.window << " splits "
+  EXPECT_EQ(bad, 0u) << path << " feed " << int(feed) << " ctx " << c.ctx << " hd " << c.hd << " window " << c.window << " splits "
                      << c.splits << " cap " << cap << ": first " << got[0] << " vs " << want[0];
 }
 
 TEST(GpuAttentionDecode, BitExactVsSplitReference) {
   KILN_REQUIRE_GPU();
   uint64_t seed = 1000;
-  for (DecodeLoads loads : {DecodeLoads::Registers, DecodeLoads::SharedRing})
+  for (DecodePath loads : {DecodePath::Registers, DecodePath::SharedRing})
     for (int64_t ctx : {1, 2, 511, 512, 513, 4097})
       for (int hd : {64, 128, 256, 512})
         for (int window : {0, 512}) check_decode({ctx, hd, window, 2, 16, 0, 0.f}, seed++, loads);
   // GQA groups 1, 2 and 8 (the transposed reduction's other value counts)
-  for (DecodeLoads loads : {DecodeLoads::Registers, DecodeLoads::SharedRing}) {
+  for (DecodePath loads : {DecodePath::Registers, DecodePath::SharedRing}) {
     check_decode({1000, 128, 0, 8, 9, 0, 0.f}, seed++, loads);  // 8 kv heads, group 4
     for (int hd : {64, 128, 256, 512})
       for (int group : {1, 2, 8})
@@ -440,7 +472,7 @@ TEST(GpuAttentionDecode, BitExactVsSplitReference) {
 
 TEST(GpuAttentionDecode, LongContextSplitsRingAndScale) {
   KILN_REQUIRE_GPU();
-  for (DecodeLoads loads : {DecodeLoads::Registers, DecodeLoads::SharedRing}) {
+  for (DecodePath loads : {DecodePath::Registers, DecodePath::SharedRing}) {
     check_decode({16384, 128, 0, 8, 66, 0, 0.f}, 2100, loads);
     check_decode({16384, 512, 0, 2, 132, 0, 1.f}, 2101, loads);
     check_decode({700, 256, 512, 2, 300, 512, 1.f}, 2103, loads);
@@ -454,7 +486,7 @@ TEST(GpuAttentionDecode, LongContextSplitsRingAndScale) {
   // the runner's case: splits sized for a 4096 context, a short one now (most splits empty)
   check_decode({577, 128, 0, 8, 128, 0, 0.f}, 2006);
   check_decode({577, 256, 512, 2, 264, 512, 1.f}, 2007);
-  for (DecodeLoads loads : {DecodeLoads::Registers, DecodeLoads::SharedRing}) {  // head_dim 64
+  for (DecodePath loads : {DecodePath::Registers, DecodePath::SharedRing}) {  // head_dim 64
     check_decode({16384, 64, 0, 8, 66, 0, 0.f}, 2200, loads);      // many tiles per warp
     check_decode({700, 64, 512, 2, 300, 512, 1.f}, 2201, loads);   // ring of 512, splits > tiles
     check_decode({4096 + 37, 64, 100, 8, 7, 100, 0.f}, 2202, loads);  // ring == window, wraps
@@ -467,7 +499,7 @@ TEST(GpuAttentionDecode, SettledCacheSameBits) {
   KILN_REQUIRE_GPU();
   uint64_t seed = 2400;
   for (DecodeFeed feed : {DecodeFeed::Settled, DecodeFeed::AppendedSettled})
-    for (DecodeLoads loads : {DecodeLoads::Registers, DecodeLoads::SharedRing}) {
+    for (DecodePath loads : {DecodePath::Registers, DecodePath::SharedRing}) {
       for (int64_t ctx : {1, 2, 9, 511, 513, 4097})
         for (int hd : {64, 128, 256, 512})
           for (int window : {0, 512}) check_decode({ctx, hd, window, 2, 16, 0, 0.f}, seed++, loads, feed);
@@ -483,8 +515,36 @@ TEST(GpuAttentionDecode, SettledCacheSameBits) {
 // reference (the poisoned output must be overwritten).
 TEST(GpuAttentionDecode, NegativePositionGivesZeros) {
   KILN_REQUIRE_GPU();
-  for (DecodeLoads loads : {DecodeLoads::Registers, DecodeLoads::SharedRing})
+  for (DecodePath loads : {DecodePath::Registers, DecodePath::SharedRing})
     check_decode({64, 128, 0, 2, 16, 0, 1.f, 4, true}, 2300, loads);
+}
+
+// DecodePath::TensorCores: within the prefill bound of the double oracle (kernels/attention.cuh)
+// at issue 5's contexts, every head_dim (hd > 128 splits the dims over warps), GQA groups 1-8,
+// windows and rings, split counts from one to more than the tiles, both cache feeds, and no
+// position at all.
+TEST(GpuAttentionDecode, TensorCoresWithinToleranceOfDouble) {
+  KILN_REQUIRE_GPU();
+  const DecodePath tc = DecodePath::TensorCores;
+  uint64_t seed = 2500;
+  for (int64_t ctx : {1, 2, 511, 512, 513, 4097})
+    for (int hd : {64, 128, 256, 512})
+      for (int window : {0, 512}) check_decode({ctx, hd, window, 2, 16, 0, 0.f}, seed++, tc);
+  for (int hd : {64, 128, 256, 512})
+    for (int group : {1, 2, 8}) check_decode({777, hd, 300, 2, 5, 0, 0.f, group}, seed++, tc);
+  check_decode({16384, 128, 0, 8, 66, 0, 0.f}, seed++, tc);    // Qwen3 shape
+  check_decode({16384, 512, 0, 2, 132, 0, 1.f}, seed++, tc);   // Gemma 4 global, scale 1
+  check_decode({16384, 256, 512, 2, 33, 0, 1.f}, seed++, tc);  // Gemma 4 sliding
+  check_decode({4097, 256, 512, 2, 1, 0, 1.f}, seed++, tc);    // one split
+  check_decode({700, 256, 512, 2, 300, 512, 1.f}, seed++, tc);  // ring of 512, more splits than tiles
+  check_decode({4096 + 37, 128, 100, 8, 7, 100, 0.f}, seed++, tc);  // ring == window, wraps
+  check_decode({33, 64, 1, 2, 4, 0, 0.f, 2}, seed++, tc);      // window 1: itself only
+  check_decode({577, 128, 0, 8, 128, 0, 0.f}, seed++, tc);     // the runner's: most splits empty
+  for (DecodeFeed feed : {DecodeFeed::Settled, DecodeFeed::AppendedSettled}) {
+    check_decode({577, 256, 512, 2, 264, 512, 1.f}, seed++, tc, feed);
+    check_decode({4097, 512, 0, 2, 16, 0, 1.f}, seed++, tc, feed);
+    check_decode({64, 128, 0, 2, 16, 0, 1.f, 4, true}, seed++, tc, feed);  // no position: zeros
+  }
 }
 
 // One captured graph serves every position: the position lives in device memory.
@@ -560,14 +620,6 @@ std::vector<double> oracle_rows(const Inputs& in, const std::vector<int64_t>& ro
   return o;
 }
 
-// The prefill contract's bound (kernels/attention.cuh) for an output row attending n_keys keys:
-// 3e-5 for the context-independent terms plus one FP32 ulp (2^-23) per tensor-core accumulation
-// step into O, of which there are n_keys / 8 (two mma, P_hi and P_lo, per 16 keys).
-double prefill_tol(int64_t n_keys) { return 3e-5 + double(n_keys) / 8 * 0x1p-23; }
-// Keys attended by the query at position p (positions start at 0).
-int64_t prefill_keys(int64_t p, int window) {
-  return window > 0 ? std::min<int64_t>(p + 1, window) : p + 1;
-}
 
 // Sampled rows (query t at position t) against the oracle: the worst row_rel_err, and the worst
 // ratio of a row's error to its prefill_tol (the contract holds when that is <= 1).

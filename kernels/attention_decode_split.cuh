@@ -1,0 +1,25 @@
+// Internal to kernels/attention_decode*.cu: a decode split kernel instantiation, resolved from
+// (head_dim, GQA group, path) on the host. Every split kernel has the same signature and writes
+// the same partials (per (head, split): O unnormalized [hd] and (m, l) in the natural-log
+// domain), which attn_decode_merge_kernel combines.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace kiln::detail {
+
+struct DecodeSplitKernel {
+  const void* fn = nullptr;
+  int smem = 0;
+  void (*launch)(dim3 grid, cudaStream_t st, const float* q, const uint16_t* kc, const uint16_t* vc, int cap,
+                 int n_head_kv, float scale, int window, const int32_t* pos, int S, int settled, float* part_o,
+                 float2* part_ml) = nullptr;
+};
+
+// The tensor-core split kernel (kernels/attention_decode_tc.cu); fn == nullptr if (hd, G) is
+// not supported.
+DecodeSplitKernel decode_split_tc(int hd, int G);
+
+}  // namespace kiln::detail

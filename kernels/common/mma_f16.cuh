@@ -1,0 +1,41 @@
+// FP16 tensor-core pieces shared by the attention kernels (prefill and the tensor-core decode):
+// the m16n8k16 MMA with F32 accumulation, the hi/lo FP16 split of float operands, and the 8x8
+// fragment transpose. Device-only.
+#pragma once
+
+#include <cuda_fp16.h>
+
+#include <cstdint>
+
+namespace kiln::mmadev {
+
+// C += A . B, A 16x16 row-major (a0..a3), B 16x8 column-major (b0, b1), FP16 operands, F32 C.
+__device__ __forceinline__ void mma16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+      "{%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// Splits the pair (a, b) into FP16 halves: hi = fp16 (a, b) rounded to nearest, lo = fp16 of the
+// remainders, so a ~= hi.x + lo.x, b ~= hi.y + lo.y to 2^-22 relative (or 2^-25 absolute where lo
+// is an FP16 subnormal). a - float(hi.x) is exact in float (a and hi.x are within half an FP16
+// ulp of each other).
+__device__ __forceinline__ void split_half2(float a, float b, uint32_t& hi, uint32_t& lo) {
+  const __half2 h = __floats2half2_rn(a, b);
+  const float2 hf = __half22float2(h);
+  const __half2 l = __floats2half2_rn(a - hf.x, b - hf.y);
+  hi = *reinterpret_cast<const uint32_t*>(&h);
+  lo = *reinterpret_cast<const uint32_t*>(&l);
+}
+
+// Transpose of an 8x8 FP16 matrix held as an MMA fragment (thread (g, t) = (lane / 4, lane % 4)
+// holds row g, columns 2t and 2t + 1): afterwards it holds row g of the transpose.
+__device__ __forceinline__ uint32_t transpose8x8(uint32_t x) {
+  uint32_t y;
+  asm volatile("movmatrix.sync.aligned.m8n8.trans.b16 %0, %1;\n" : "=r"(y) : "r"(x));
+  return y;
+}
+
+}  // namespace kiln::mmadev
