@@ -26,6 +26,11 @@
 // Softmax as in prefill: exp2 domain, P = 2^15 exp2(x - m) (l carries the factor, the merge's
 // O / l cancels it); masked positions (past the split's end) load a valid duplicate row and get
 // p = 0. The partial (m, l) is handed to the merge in the natural-log domain (m ln 2).
+//
+// Open (session 17): compute-sanitizer racecheck reports 16 hazards in the hd 256 instantiation
+// (the merge's sm_m write and its read after the __syncthreads), where the CTA's two position
+// groups can pass their named barriers a different number of times; memcheck is clean and every
+// tolerance test passes. Branch `tc-racecheck` equalizes the counts (not yet run on a GPU).
 #include <cuda_fp16.h>
 
 #include "kernels/attention.cuh"
