@@ -284,6 +284,11 @@ TEST(AttentionShapes, HostValidationThrows) {
   EXPECT_THROW(attention_decode(buf, 0, cache, cache, 16, 4, 1, 128, 1.f, 0, pos, 4, buf, 16, buf, nullptr, nullptr), Error);
   EXPECT_THROW(attention_decode(buf, 0, cache, cache, 16, 4, 1, 128, 1.f, 0, pos, 0, buf, 1 << 20, buf, nullptr, nullptr), Error);
   EXPECT_THROW(attention_decode(buf, 0, cache, cache, 16, 16, 1, 512, 1.f, 0, pos, 4, buf, 1 << 20, buf, nullptr, nullptr), Error);
+  // tensor-core path: GQA groups beyond the 8 MMA columns, or not a power of two
+  for (int n_head : {16, 3})
+    EXPECT_THROW(attention_decode(buf, 0, cache, cache, 16, n_head, 1, 128, 1.f, 0, pos, 4, buf, 1 << 20, buf,
+                                  nullptr, nullptr, DecodePath::TensorCores),
+                 Error);
   // out_q misaligned
   EXPECT_THROW(attention_decode(buf, 0, cache, cache, 16, 4, 1, 128, 1.f, 0, pos, 4, buf, 1 << 20, buf,
                                 reinterpret_cast<BlockQ8_1*>(reinterpret_cast<char*>(buf) + 2), nullptr),
