@@ -486,8 +486,8 @@ struct MmaLane {
   int t, r, vm;
   bool s0, s1;        // the used D register: 2 * s1 + s0 (used_reg)
   int vj, va, vb;     // B column unit; units of A rows g and g + 8
-  const int* xb[kK];  // B fragments: column nj + 2k, slice 2 vj of group 0 (clamped to a valid column)
-  const int* xm[kK];  // d/s words: column t / 2 + 2k, slice 2 vm of group 0
+  const int* xb[kK];  // B fragments: column nj + 2k, slice slice0(vj) of group 0 (clamped to a valid column)
+  const int* xm[kK];  // d/s words: column t / 2 + 2k, slice slice0(vm) of group 0
   bool okb[kK], okm[kK];  // the columns exist
   // Slices of chunk c: super-block 8c + grp, unit v -> Q8_1 blocks 64c + 8 grp + slice0(v) (+ gap).
   __device__ MmaLane(int lane, const BlockQ8_1* x, int64_t x_stride, int c) {

@@ -441,7 +441,6 @@ void check_decode(const DecodeCase& c, uint64_t seed, DecodePath loads = DecodeP
   ref::attention_decode_split(in.q.data(), in.k.data(), in.v.data(), qp, n_head, c.n_head_kv, c.hd,
                               scale, c.window, c.splits, want.data());
   std::vector<BlockQ8_1> want_q(nq8);
-
   ref::quantize_q8_1(want.data(), 1, int64_t(want.size()), want_q.data());
   size_t bad = 0;
   for (size_t i = 0; i < got.size(); ++i) bad += f32_bits(got[i]) != f32_bits(want[i]);
