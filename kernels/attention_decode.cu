@@ -29,7 +29,8 @@ constexpr int W = attn::kDecodeWarps;
 constexpr int TILE = attn::kDecodeTile;
 static_assert(TILE == 32, "one position per lane");
 
-__device__ __forceinline__ float neg_inf() { return __int_as_float(0xff800000); }
+using detail::neg_inf;
+using detail::ring_row;
 
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
@@ -175,12 +176,7 @@ __global__ void __launch_bounds__(W * 32)
   // this warp's tiles: t0 = first + i * W * tw, i < n_my
   const int first = b + warp * tw;
   const int n_my = first < e ? (e - first + W * tw - 1) / (W * tw) : 0;
-  auto cache_row = [&](int p) {
-    int row = p;
-    if (row >= cap) row -= cap;
-    if (row >= cap) row %= cap;
-    return row;
-  };
+  auto cache_row = [&](int p) { return ring_row(p, cap); };
 
   // transpose_reduce's input order: this lane computes the value of row r ^ rp and head
   // (g / GC) * GC + (g % GC ^ hp) where the plain order has row r, head g (value index r * GC + g % GC).

@@ -26,11 +26,6 @@
 // Softmax as in prefill: exp2 domain, P = 2^15 exp2(x - m) (l carries the factor, the merge's
 // O / l cancels it); masked positions (past the split's end) load a valid duplicate row and get
 // p = 0. The partial (m, l) is handed to the merge in the natural-log domain (m ln 2).
-//
-// Open (session 17): compute-sanitizer racecheck reports 16 hazards in the hd 256 instantiation
-// (the merge's sm_m write and its read after the __syncthreads), where the CTA's two position
-// groups can pass their named barriers a different number of times; memcheck is clean and every
-// tolerance test passes. Branch `tc-racecheck` equalizes the counts (not yet run on a GPU).
 #include <cuda_fp16.h>
 
 #include "kernels/attention.cuh"
@@ -48,8 +43,11 @@ using mmadev::transpose8x8;
 
 constexpr int W = attn::kDecodeWarps;
 constexpr int TP = 32;  // positions per warp tile
-constexpr float kPScale = 32768.f;
-constexpr float kLog2e = 1.4426950408889634f, kLn2 = 0.6931471805599453f;
+using mmadev::kLog2e;
+using mmadev::kPScale;
+using detail::neg_inf;
+using detail::ring_row;
+constexpr float kLn2 = 0.6931471805599453f;
 
 template <int HD, int G>
 struct Tc {
@@ -65,7 +63,6 @@ struct Tc {
   static_assert(G >= 1 && G <= 8 && VC >= 1, "heads are the 8 MMA columns");
 };
 
-__device__ __forceinline__ float neg_inf() { return __int_as_float(0xff800000); }
 __device__ __forceinline__ uint4 ldg16(const uint16_t* p) { return __ldg(reinterpret_cast<const uint4*>(p)); }
 __device__ __forceinline__ uint32_t word(const uint4& v, int w) {
   return w == 0 ? v.x : w == 1 ? v.y : w == 2 ? v.z : v.w;
@@ -108,11 +105,7 @@ __global__ void __launch_bounds__(W * 32, 2)
   const float sl2 = scale * kLog2e;
   // Tile t0's slot j holds position min(t0 + min(j, nv - 1), lim) (past the nv valid positions
   // a valid duplicate; lim: see the first tile below); only slots at positions >= from are loaded.
-  auto row_of = [&](int p) {
-    if (p >= cap) p -= cap;
-    if (p >= cap) p %= cap;
-    return int64_t(p) * rs;
-  };
+  auto row_of = [&](int p) { return int64_t(ring_row(p, cap)) * rs; };
   uint4 kw[2][2][C::KC], vw[2][4][C::VC];
   auto load_k = [&](int t0, int nv, int lim, int from) {
 #pragma unroll
@@ -260,6 +253,14 @@ __global__ void __launch_bounds__(W * 32, 2)
     if (tn < e) load_v(tn, nvn, kAll, kAny);
   }
 
+  // Position groups may walk one tile fewer than group 0; those pass their named barrier as often
+  // anyway, so every warp of the CTA has synchronized the same number of times before the merge's
+  // __syncthreads (compute-sanitizer racecheck reported the merge's shared-memory reads below as
+  // racing with the writes before that __syncthreads while the counts differed: hd 256, 16 hazards).
+  if constexpr (C::WD > 1) {
+    const int it0 = b < e ? (e - b + C::PG * TP - 1) / (C::PG * TP) : 0;  // group 0's tiles
+    for (; it < it0; ++it) asm volatile("bar.sync %0, %1;" ::"r"(1 + pg), "n"(C::WD * 32) : "memory");
+  }
   pdl_trigger();  // the merge may start launching (it waits for this grid's completion)
   if (b >= e) return;  // uniform over the CTA: an empty split writes no partial
 

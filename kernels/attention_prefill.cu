@@ -41,6 +41,7 @@ namespace kiln {
 namespace {
 
 using mmadev::mma16816;
+using mmadev::kPScale;
 using mmadev::split_half2;
 
 constexpr int kWarps = 4;       // per key group: 16 query rows each
@@ -284,7 +285,6 @@ __global__ void __launch_bounds__(Cfg<HD, DV, BC, G>::THREADS, (Cfg<HD, DV, BC, 
       mrow[r] = mn;
     }
     // P = 2^15 exp2(x - m) (exact power-of-two factor, see the file comment), in place of S
-    constexpr float kPScale = 32768.f;
     float ls[2] = {0.f, 0.f};
 #pragma unroll
     for (int n = 0; n < BC / 8; ++n) {
@@ -495,7 +495,7 @@ void attention_prefill(const float* q, int64_t q_stride, int T, const int32_t* p
                  reinterpret_cast<uintptr_t>(v_cache) | reinterpret_cast<uintptr_t>(out)) & 15) == 0,
                "attention_prefill: q, caches and out need 16-byte alignment");
   if (T == 0) return;
-  const float sl2 = scale * 1.4426950408889634f;
+  const float sl2 = scale * mmadev::kLog2e;
   const int c = int(cap);
   with_instance(hd, [&](auto i) {
     using I = decltype(i);

@@ -38,4 +38,10 @@ __device__ __forceinline__ uint32_t transpose8x8(uint32_t x) {
   return y;
 }
 
+// P = kPScale exp2(x - m) <= 32768 < 65504 in the softmax of both attention kernels: the lo half
+// of its split stays out of FP16's subnormals down to 2^-40 in units of p (l carries the same
+// factor, which the final 1 / l cancels).
+constexpr float kPScale = 32768.f;
+constexpr float kLog2e = 1.4426950408889634f;  // scores to the exp2 domain
+
 }  // namespace kiln::mmadev
