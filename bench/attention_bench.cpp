@@ -108,8 +108,13 @@ void BM_prefill(benchmark::State& state) {
   const Shape& sh = kShapes[state.range(0)];
   const int T = int(state.range(1));
   const int window = int(state.range(2));
+  const PrefillPath path = state.range(3) == 0 ? PrefillPath::MmaSync : PrefillPath::Warpgroup;
   if (cuda_device_count() == 0) {
     state.SkipWithError("no CUDA device");
+    return;
+  }
+  if (path == PrefillPath::Warpgroup && !attention_prefill_has_warpgroup(sh.hd)) {
+    state.SkipWithError("no warpgroup (wgmma) kernel for this head_dim / build / device");
     return;
   }
   const size_t row = size_t(sh.n_head_kv) * sh.hd;
@@ -124,12 +129,12 @@ void BM_prefill(benchmark::State& state) {
   const float scale = 1.f / std::sqrt(float(sh.hd));
   const double sec = bench::run(state, [&](int) {
     attention_prefill(q.data(), 0, T, pos.data(), kc.data(), vc.data(), T, sh.n_head, sh.n_head_kv,
-                      sh.hd, scale, window, out.data(), bench::stream());
+                      sh.hd, scale, window, out.data(), bench::stream(), path);
   });
   double pairs = 0;  // attended (query, key) pairs
   for (int64_t t = 0; t < T; ++t) pairs += double(window ? std::min<int64_t>(t + 1, window) : t + 1);
   bench::report_flops(state, 4.0 * sh.n_head * sh.hd * pairs, sec, 8192, 8192, 8192);
-  state.SetLabel(sh.name);
+  state.SetLabel(std::string(sh.name) + (path == PrefillPath::MmaSync ? " mma.sync" : " wgmma"));
 }
 
 void decode_args(benchmark::internal::Benchmark* b) {
@@ -146,13 +151,15 @@ void decode_args(benchmark::internal::Benchmark* b) {
     b->Args({3, 262144, 0, v});  // the layout probe: qwen3_hd128's bytes at 32768
   }
 }
+// Prefill rows' last argument: the kernel (0 mma.sync, 1 wgmma where it exists).
 void prefill_args(benchmark::internal::Benchmark* b) {
-  for (int64_t T : {512, 2048, 8192}) {
-    b->Args({0, T, 0});  // hd 128, causal
-    b->Args({1, T, 0});  // hd 512 (Gemma 4 global), causal
-    b->Args({2, T, 0});  // hd 256 causal (the sliding layer's shape without its window)
-    b->Args({2, T, 512});  // hd 256, window 512 (Gemma 4 sliding)
-  }
+  for (int64_t T : {512, 2048, 8192})
+    for (int path = 0; path < 2; ++path) {
+      b->Args({0, T, 0, path});    // hd 128, causal
+      b->Args({1, T, 0, path});    // hd 512 (Gemma 4 global), causal
+      b->Args({2, T, 0, path});    // hd 256 causal (the sliding layer's shape without its window)
+      b->Args({2, T, 512, path});  // hd 256, window 512 (Gemma 4 sliding)
+    }
 }
 
 BENCHMARK(BM_decode)->Apply(decode_args)->UseManualTime()->Unit(benchmark::kMicrosecond);

@@ -130,9 +130,16 @@ void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
 // Prefill: T queries at positions pos[0] + t (pos: device int32, contiguous positions; only
 // pos[0] is read), each attending to the cache (already holding positions up to pos[0] + T - 1,
 // earlier ones from previous chunks). out [T][n_head][hd].
+// The kernel: MmaSync (mma.sync m16n8k16, every head_dim, key splits over a cluster for short
+// prompts) or Warpgroup (Hopper's wgmma, sm_90a builds on compute capability 9.0 devices, hd 128:
+// attention_prefill_has_warpgroup). Both are held to the same contract (above). Auto picks
+// Warpgroup where it exists, else MmaSync.
+enum class PrefillPath { Auto, MmaSync, Warpgroup };
 void attention_prefill(const float* q, int64_t q_stride, int T, const int32_t* pos,
                        const uint16_t* k_cache, const uint16_t* v_cache, int64_t cap, int n_head,
-                       int n_head_kv, int hd, float scale, int window, float* out, cudaStream_t s);
+                       int n_head_kv, int hd, float scale, int window, float* out, cudaStream_t s,
+                       PrefillPath path = PrefillPath::Auto);
+bool attention_prefill_has_warpgroup(int hd);
 // CTAs that share each row tile's keys in attention_prefill for this shape on the current device
 // (attn::prefill_splits; 1 = no split): lets tests check that both paths are covered.
 int attention_prefill_splits(int T, int n_head, int hd, int window);

@@ -33,6 +33,7 @@
 #include <algorithm>
 
 #include "kernels/attention.cuh"
+#include "kernels/attention_prefill_wg.cuh"
 #include "kernels/common/device.cuh"
 #include "kernels/common/mma_f16.cuh"
 #include "kernels/common/pdl.cuh"
@@ -479,9 +480,12 @@ int attention_prefill_splits(int T, int n_head, int hd, int window) {
   });
 }
 
+bool attention_prefill_has_warpgroup(int hd) { return detail::prefill_wg_supported(hd); }
+
 void attention_prefill(const float* q, int64_t q_stride, int T, const int32_t* pos,
                        const uint16_t* k_cache, const uint16_t* v_cache, int64_t cap, int n_head,
-                       int n_head_kv, int hd, float scale, int window, float* out, cudaStream_t s) {
+                       int n_head_kv, int hd, float scale, int window, float* out, cudaStream_t s,
+                       PrefillPath path) {
   KILN_REQUIRE(hd == 64 || hd == 128 || hd == 256 || hd == 512, "attention_prefill: head_dim ", hd,
                " not in {64, 128, 256, 512}");
   KILN_REQUIRE(n_head_kv > 0 && n_head > 0 && n_head % n_head_kv == 0,
@@ -494,9 +498,16 @@ void attention_prefill(const float* q, int64_t q_stride, int T, const int32_t* p
   KILN_REQUIRE(((reinterpret_cast<uintptr_t>(q) | reinterpret_cast<uintptr_t>(k_cache) |
                  reinterpret_cast<uintptr_t>(v_cache) | reinterpret_cast<uintptr_t>(out)) & 15) == 0,
                "attention_prefill: q, caches and out need 16-byte alignment");
+  const bool wg = detail::prefill_wg_supported(hd);
+  KILN_REQUIRE(path != PrefillPath::Warpgroup || wg, "attention_prefill: no warpgroup (wgmma) kernel for head_dim ",
+               hd, " in this build on this device");
   if (T == 0) return;
   const float sl2 = scale * mmadev::kLog2e;
   const int c = int(cap);
+  if (path == PrefillPath::Warpgroup || (path == PrefillPath::Auto && wg)) {
+    detail::prefill_wg(q, q_stride, T, pos, k_cache, v_cache, c, n_head, n_head_kv, hd, sl2, window, out, s);
+    return;
+  }
   with_instance(hd, [&](auto i) {
     using I = decltype(i);
     launch_prefill<I::HD, I::DV, I::BC, I::G>(q, q_stride, T, pos, k_cache, v_cache, c, n_head, n_head_kv, sl2, window,

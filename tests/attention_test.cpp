@@ -284,6 +284,11 @@ TEST(AttentionShapes, HostValidationThrows) {
   EXPECT_THROW(attention_decode(buf, 0, cache, cache, 16, 4, 1, 128, 1.f, 0, pos, 4, buf, 16, buf, nullptr, nullptr), Error);
   EXPECT_THROW(attention_decode(buf, 0, cache, cache, 16, 4, 1, 128, 1.f, 0, pos, 0, buf, 1 << 20, buf, nullptr, nullptr), Error);
   EXPECT_THROW(attention_decode(buf, 0, cache, cache, 16, 16, 1, 512, 1.f, 0, pos, 4, buf, 1 << 20, buf, nullptr, nullptr), Error);
+  // the warpgroup prefill kernel serves head_dim 128 only (and only on sm_90a builds / devices)
+  EXPECT_THROW(attention_prefill(buf, 0, 4, pos, cache, cache, 16, 4, 1, 64, 1.f, 0, buf, nullptr,
+                                 PrefillPath::Warpgroup),
+               Error);
+  EXPECT_FALSE(attention_prefill_has_warpgroup(256));
   // tensor-core path: GQA groups beyond the 8 MMA columns, or not a power of two
   for (int n_head : {16, 3})
     EXPECT_THROW(attention_decode(buf, 0, cache, cache, 16, n_head, 1, 128, 1.f, 0, pos, 4, buf, 1 << 20, buf,
@@ -650,10 +655,19 @@ struct PrefillCase {
   float scale;  // 0: 1/sqrt(hd) with q ~ N(0,1); else q scaled so scores ~ N(0, 2^2)
 };
 
-// Every case records the key split it ran with, per head_dim: WithinToleranceOfDouble checks
-// that each head_dim ran both unsplit and split (cluster) launches.
+// Every case records the key split the mma.sync kernel ran with, per head_dim:
+// WithinToleranceOfDouble checks that each head_dim ran both unsplit and split (cluster) launches.
 std::map<int, std::set<int>> g_prefill_splits;
 
+// The prefill kernels that serve head_dim hd here: mma.sync always, wgmma where it exists.
+std::vector<PrefillPath> prefill_paths(int hd) {
+  std::vector<PrefillPath> p{PrefillPath::MmaSync};
+  if (attention_prefill_has_warpgroup(hd)) p.push_back(PrefillPath::Warpgroup);
+  return p;
+}
+const char* path_name(PrefillPath p) { return p == PrefillPath::Warpgroup ? "wgmma" : "mma.sync"; }
+
+// Every path of prefill_paths(c.hd) against one oracle.
 void check_prefill(const PrefillCase& c, uint64_t seed) {
   g_prefill_splits[c.hd].insert(attention_prefill_splits(int(c.T), c.n_head, c.hd, c.window));
   const int row = c.n_head_kv * c.hd;
@@ -663,23 +677,25 @@ void check_prefill(const PrefillCase& c, uint64_t seed) {
   GpuCache cache(in.k, in.v, c.T, c.T, row);
   auto dq = upload(in.q);
   auto dpos = upload(std::vector<int32_t>{0});
-  DeviceBuffer<float> out(in.q.size());
-  poison(out);
-  attention_prefill(dq.data(), 0, int(c.T), dpos.data(), cache.k.data(), cache.v.data(), c.T,
-                    c.n_head, c.n_head_kv, c.hd, scale, c.window, out.data(), nullptr);
-  KILN_CUDA_CHECK(cudaDeviceSynchronize());
-  const auto got = download(out, in.q.size());
-  for (size_t i = 0; i < got.size(); ++i)
-    ASSERT_TRUE(std::isfinite(got[i])) << "T " << c.T << " hd " << c.hd << " element " << i;
   const auto rows = sample_rows(c.T, c.window, seed);
   const auto want = oracle_rows(in, rows, 0, c.T, c.n_head, c.n_head_kv, c.hd, scale, c.window);
-  const PrefillErr e = prefill_err(got, want, rows, c.n_head, c.hd, c.window);
-  EXPECT_LE(e.tol_ratio, 1.0) << "T " << c.T << " hd " << c.hd << " window " << c.window
-                              << " max row rel err " << e.err;
-  printf("[prefill] T %lld hd %d window %d heads %d/%d scale %g: max row rel err %.3g, %.3g of the "
-         "bound (%zu rows)\n",
-         (long long)c.T, c.hd, c.window, c.n_head, c.n_head_kv, double(scale), e.err, e.tol_ratio,
-         rows.size());
+  for (PrefillPath path : prefill_paths(c.hd)) {
+    DeviceBuffer<float> out(in.q.size());
+    poison(out);
+    attention_prefill(dq.data(), 0, int(c.T), dpos.data(), cache.k.data(), cache.v.data(), c.T, c.n_head,
+                      c.n_head_kv, c.hd, scale, c.window, out.data(), nullptr, path);
+    KILN_CUDA_CHECK(cudaDeviceSynchronize());
+    const auto got = download(out, in.q.size());
+    for (size_t i = 0; i < got.size(); ++i)
+      ASSERT_TRUE(std::isfinite(got[i])) << path_name(path) << " T " << c.T << " hd " << c.hd << " element " << i;
+    const PrefillErr e = prefill_err(got, want, rows, c.n_head, c.hd, c.window);
+    EXPECT_LE(e.tol_ratio, 1.0) << path_name(path) << " T " << c.T << " hd " << c.hd << " window " << c.window
+                                << " max row rel err " << e.err;
+    printf("[prefill %s] T %lld hd %d window %d heads %d/%d scale %g: max row rel err %.3g, %.3g of the "
+           "bound (%zu rows)\n",
+           path_name(path), (long long)c.T, c.hd, c.window, c.n_head, c.n_head_kv, double(scale), e.err,
+           e.tol_ratio, rows.size());
+  }
 }
 
 TEST(GpuAttentionPrefill, WithinToleranceOfDouble) {
@@ -737,27 +753,29 @@ TEST(GpuAttentionPrefill, ChunkedWithOffsetsAndRing) {
     std::vector<int32_t> allpos(size_t(c.total));
     std::iota(allpos.begin(), allpos.end(), 0);
     auto dpos = upload(allpos);
-    DeviceBuffer<float> out(in.q.size());
-    poison(out);
-    for (int64_t p0 = 0; p0 < c.total; p0 += c.chunk) {
-      const int T = int(std::min(c.chunk, c.total - p0));
-      kv_append(dk.data() + p0 * row, dv.data() + p0 * row, 0, T, dpos.data() + p0, kc.data(),
-                vc.data(), c.cap, n_head_kv, c.hd, nullptr);
-      attention_prefill(dq.data() + p0 * n_head * c.hd, 0, T, dpos.data() + p0, kc.data(),
-                        vc.data(), c.cap, n_head, n_head_kv, c.hd, scale, c.window,
-                        out.data() + p0 * n_head * c.hd, nullptr);
-    }
-    KILN_CUDA_CHECK(cudaDeviceSynchronize());
-    const auto got = download(out, in.q.size());
     const auto rows = sample_rows(c.total, c.window, 8000);
     const auto want = oracle_rows(in, rows, 0, c.total, n_head, n_head_kv, c.hd, scale, c.window);
-    const PrefillErr e = prefill_err(got, want, rows, n_head, c.hd, c.window);
-    EXPECT_LE(e.tol_ratio, 1.0) << "hd " << c.hd << " window " << c.window << " chunk " << c.chunk
-                                << " max row rel err " << e.err;
-    printf("[chunked] hd %d window %d total %lld chunk %lld cap %lld: max row rel err %.3g, %.3g of "
-           "the bound\n",
-           c.hd, c.window, (long long)c.total, (long long)c.chunk, (long long)c.cap, e.err,
-           e.tol_ratio);
+    for (PrefillPath path : prefill_paths(c.hd)) {
+      DeviceBuffer<float> out(in.q.size());
+      poison(out);
+      for (int64_t p0 = 0; p0 < c.total; p0 += c.chunk) {
+        const int T = int(std::min(c.chunk, c.total - p0));
+        kv_append(dk.data() + p0 * row, dv.data() + p0 * row, 0, T, dpos.data() + p0, kc.data(),
+                  vc.data(), c.cap, n_head_kv, c.hd, nullptr);
+        attention_prefill(dq.data() + p0 * n_head * c.hd, 0, T, dpos.data() + p0, kc.data(),
+                          vc.data(), c.cap, n_head, n_head_kv, c.hd, scale, c.window,
+                          out.data() + p0 * n_head * c.hd, nullptr, path);
+      }
+      KILN_CUDA_CHECK(cudaDeviceSynchronize());
+      const auto got = download(out, in.q.size());
+      const PrefillErr e = prefill_err(got, want, rows, n_head, c.hd, c.window);
+      EXPECT_LE(e.tol_ratio, 1.0) << path_name(path) << " hd " << c.hd << " window " << c.window << " chunk "
+                                  << c.chunk << " max row rel err " << e.err;
+      printf("[chunked %s] hd %d window %d total %lld chunk %lld cap %lld: max row rel err %.3g, %.3g of "
+             "the bound\n",
+             path_name(path), c.hd, c.window, (long long)c.total, (long long)c.chunk, (long long)c.cap, e.err,
+             e.tol_ratio);
+    }
   }
 }
 
@@ -790,17 +808,19 @@ TEST(GpuAttentionPrefill, DecodeAfterPrefillMatchesLongerPrefill) {
                        dec.data(), nullptr, nullptr);
       // prefill path on a linear cache of T + 1 positions
       GpuCache lin(in.k, in.v, T + 1, T + 1, row);
-      DeviceBuffer<float> pre(in.q.size());
-      poison(pre);
-      attention_prefill(dq.data(), 0, int(T + 1), dpos.data(), lin.k.data(), lin.v.data(), T + 1,
-                        n_head, n_head_kv, hd, scale, window, pre.data(), nullptr);
       KILN_CUDA_CHECK(cudaDeviceSynchronize());
       const auto d = download(dec, size_t(n_head) * hd);
-      const auto p = download(pre, in.q.size());
-      const std::vector<double> pl(p.end() - n_head * hd, p.end());
-      EXPECT_LE(row_rel_err(d.data(), pl.data(), size_t(n_head), hd),
-                prefill_tol(prefill_keys(T, window)) + 1e-5)
-          << "hd " << hd << " window " << window;
+      for (PrefillPath path : prefill_paths(hd)) {
+        DeviceBuffer<float> pre(in.q.size());
+        poison(pre);
+        attention_prefill(dq.data(), 0, int(T + 1), dpos.data(), lin.k.data(), lin.v.data(), T + 1, n_head,
+                          n_head_kv, hd, scale, window, pre.data(), nullptr, path);
+        KILN_CUDA_CHECK(cudaDeviceSynchronize());
+        const auto p = download(pre, in.q.size());
+        const std::vector<double> pl(p.end() - n_head * hd, p.end());
+        EXPECT_LE(row_rel_err(d.data(), pl.data(), size_t(n_head), hd), prefill_tol(prefill_keys(T, window)) + 1e-5)
+            << path_name(path) << " hd " << hd << " window " << window;
+      }
       const auto want = oracle_rows(in, {T}, 0, T + 1, n_head, n_head_kv, hd, scale, window);
       EXPECT_LE(row_rel_err(d.data(), want.data(), size_t(n_head), hd), 1e-5) << "decode vs double";
     }
