@@ -31,7 +31,7 @@
 //   attending n positions (Q and P split into FP16 hi + lo as in prefill; O accumulates at most
 //   n / 8 mma steps), vs ref::attention<double> on the same FP16 K/V; out_q bit-exact vs
 //   ref::quantize_q8_1 of the kernel's own float output.
-// - attention_prefill: tensor cores (mma.sync m16n8k16, FP16 operands, F32 accumulate, exp2f in
+// - attention_prefill: tensor cores (mma.sync m16n8k16 or wgmma m64nNk16, FP16 operands, F32 accumulate, exp2f in
 //   the online softmax), with Q and P split into FP16 hi + lo pairs (attention_prefill.cu), so
 //   only the FP16 K/V storage is FP16 -- and the contract is stated against a reference holding
 //   exactly those values: per output row attending n keys,
@@ -131,9 +131,10 @@ void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
 // pos[0] is read), each attending to the cache (already holding positions up to pos[0] + T - 1,
 // earlier ones from previous chunks). out [T][n_head][hd].
 // The kernel: MmaSync (mma.sync m16n8k16, every head_dim, key splits over a cluster for short
-// prompts) or Warpgroup (Hopper's wgmma, sm_90a builds on compute capability 9.0 devices, hd 128:
-// attention_prefill_has_warpgroup). Both are held to the same contract (above). Auto picks
-// Warpgroup where it exists, else MmaSync.
+// prompts) or Warpgroup (Hopper's wgmma, kernels/attention_prefill_wg.cu: sm_90a builds on
+// compute capability 9.0 devices, hd 128 and 256 -- attention_prefill_has_warpgroup). Both are
+// held to the same contract (above). Auto picks Warpgroup where it exists, except hd 256 when
+// MmaSync would split the keys (short prompts), else MmaSync.
 enum class PrefillPath { Auto, MmaSync, Warpgroup };
 void attention_prefill(const float* q, int64_t q_stride, int T, const int32_t* pos,
                        const uint16_t* k_cache, const uint16_t* v_cache, int64_t cap, int n_head,

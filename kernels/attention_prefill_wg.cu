@@ -1,17 +1,27 @@
 // Prefill attention on Hopper's warpgroup MMA (wgmma.mma_async, sm_90a): the path
-// attention_prefill takes for head_dim 128 where the device and the build allow it
-// (detail::prefill_wg_supported). Same semantics, split precision and contract as the mma.sync
+// attention_prefill takes for head_dim 128 and 256 where the device and the build allow it
+// (detail::prefill_wg_supported; PrefillPath in kernels/attention.cuh). Same semantics, split precision and contract as the mma.sync
 // kernel (kernels/attention_prefill.cu): Q and P are split into FP16 hi + lo, K and V are the
 // cache's FP16, F32 accumulation, exp2 online softmax with P scaled by 2^15.
 //
 // CTA = NWG warpgroups x 64 query rows of one head (warp w of a warpgroup owns rows 16 w ..
 // 16 w + 15, as in the mma.sync kernel), all of them walking the row tile's key tiles of BC
 // positions, which stream through STAGES shared-memory stages (cp.async, 128-byte swizzle).
-//   S [64 x BC]  = Q_hi K^T + Q_lo K^T    (A: Q in shared memory, B: K tile, both K-major)
-//   O [64 x hd] += P_hi V + P_lo V        (A: P in registers, B: V tile, MN-major)
-// Q's hi and lo tiles stay in shared memory for the whole loop (wgmma reads A from there or from
-// registers; P, which changes every tile, comes from registers). A warpgroup whose rows end
-// before a key tile starts skips its MMAs for that tile (the CTA's last row sets the tile range).
+//   S [64 x BC]  = Q_hi K^T + Q_lo K^T    (A: Q, B: K tile K-major)
+//   O [64 x hd] += P_hi V + P_lo V        (A: P in registers, B: V tile MN-major)
+// Q's hi and lo tiles are staged in shared memory once; hd 128 then holds their A fragments in
+// registers (QREG), hd 256 (twice the fragments) reads them from shared memory in every S. A
+// warpgroup whose rows end before a key tile starts (or, with a window, whose window starts
+// after it ends) skips that tile's MMAs; the CTA's rows set the tile range.
+//
+// Measured (H200, attention_bench, T = 8192 causal, us): hd 128 mma.sync 5491 -> 64-key tiles,
+// Q from shared memory 3521 -> 128-key tiles 2902 (an m64n64 S with both operands in shared
+// memory reads 128 bytes per clock, the SM's shared-memory rate) -> 64-key tiles with Q in
+// registers 2810 (kept). Overlapping tile j's softmax with tile j - 1's P.V (two P buffers,
+// 4 stages) was slower (3654 against 3521), and so was a cheaper hi/lo split of P (truncation
+// instead of rounding, fewer conversions: 3670); one warpgroup per CTA with two CTAs per SM:
+// 3324. hd 256: 32-key tiles, 2 stages 1732, with the overlap 2179, 64-key tiles and one
+// warpgroup 2358.
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -29,8 +39,18 @@ namespace {
 using mmadev::kPScale;
 using mmadev::split_half2;
 
-template <int HD, int BC, int NWG, int STAGES>
+// One instantiation: head_dim, keys per tile, warpgroups per CTA, K/V stages, whether Q's
+// fragments live in registers (A of S = Q K^T from registers instead of shared memory).
+template <int HD_, int BC_, int NWG_, int STAGES_, bool QREG_>
+struct Instance {
+  static constexpr int HD = HD_, BC = BC_, NWG = NWG_, STAGES = STAGES_;
+  static constexpr bool QREG = QREG_;
+};
+
+template <class I>
 struct WgCfg {
+  static constexpr int HD = I::HD, BC = I::BC, NWG = I::NWG, STAGES = I::STAGES;
+  static constexpr bool QREG = I::QREG;
   static constexpr int ROWS = 64 * NWG;       // query rows per CTA
   static constexpr int THREADS = 128 * NWG;
   static constexpr int Q_TILE = 64 * HD * 2;  // bytes of one warpgroup's Q_hi (or Q_lo)
@@ -38,8 +58,9 @@ struct WgCfg {
   static constexpr int KV_OFFSET = NWG * 2 * Q_TILE;
   static constexpr int STAGE = 2 * KV_TILE;  // K then V
   static constexpr int SMEM = KV_OFFSET + STAGES * STAGE + 1024;  // + alignment of the atoms
-  static_assert(HD % 64 == 0 && BC % 64 == 0 && STAGES >= 2, "whole 128-byte swizzle atoms");
+  static_assert(HD % 64 == 0 && BC % 16 == 0 && STAGES >= 2, "whole swizzle atoms, k-steps, one tile ahead");
   static_assert(SMEM <= 227 * 1024, "dynamic shared memory per block");
+  static_assert(!QREG || HD <= 128, "Q_hi + Q_lo fragments: hd / 2 registers per thread");
 };
 
 // Device code only where wgmma exists (sm_90a device passes); elsewhere the kernel is a trap.
@@ -60,16 +81,24 @@ __device__ __forceinline__ void cp_async_wait() {
 __device__ __forceinline__ uint32_t tile_off(int r, int c, int rows) {
   return uint32_t((c >> 3) * rows * 128 + r * 128 + (((c & 7) ^ (r & 7)) << 4));
 }
+__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t addr) {
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+               : "r"(addr));
+}
 #endif
 
-template <int HD, int BC, int NWG, int STAGES>
-__global__ void __launch_bounds__(WgCfg<HD, BC, NWG, STAGES>::THREADS, 1)
+template <class I>
+__global__ void __launch_bounds__(WgCfg<I>::THREADS, 1)
     attn_prefill_wg_kernel(const float* __restrict__ q, int64_t q_stride, int T, const int32_t* __restrict__ pos,
                            const uint16_t* __restrict__ kc, const uint16_t* __restrict__ vc, int cap, int n_head,
                            int n_head_kv, float scale_log2, int window, float* __restrict__ out) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-  using C = WgCfg<HD, BC, NWG, STAGES>;
-  constexpr int CH = HD / 8;  // 16-byte chunks per Q/K/V row
+  using C = WgCfg<I>;
+  constexpr int HD = C::HD, BC = C::BC, STAGES = C::STAGES;
+  constexpr int CH = HD / 8;        // 16-byte chunks per Q/K/V row
+  constexpr int KS = BC / 16;       // P.V k-steps per tile
+  constexpr int D = STAGES - 1;     // tiles prefetched ahead (see the loop)
   extern __shared__ unsigned char smem_raw[];
   const uint32_t raw = smem_u32(smem_raw);
   const uint32_t base = (raw + 1023) & ~1023u;  // swizzle atoms are 1024-byte aligned
@@ -108,9 +137,9 @@ __global__ void __launch_bounds__(WgCfg<HD, BC, NWG, STAGES>::THREADS, 1)
     }
   };
 #pragma unroll
-  for (int s = 0; s < STAGES - 1; ++s) {
-    if (s < n_tiles) load_kv(s);
-    cp_async_commit();  // one group per stage, empty or not: the waits below count groups
+  for (int i = 0; i < D; ++i) {
+    if (i < n_tiles) load_kv(i);
+    cp_async_commit();  // one group per tile, empty or not: the waits below count groups
   }
 
   // Q: float -> FP16 hi + lo, rows past T zero.
@@ -132,113 +161,128 @@ __global__ void __launch_bounds__(WgCfg<HD, BC, NWG, STAGES>::THREADS, 1)
     *reinterpret_cast<uint4*>(qlo + tile_off(r, c, 64)) = lo;
   }
   const uint64_t dq_hi = wgmma::desc(smem_u32(qhi), 16, 1024), dq_lo = wgmma::desc(smem_u32(qlo), 16, 1024);
+  // QREG: the warp's Q_hi / Q_lo A fragments (rows 16 warp .., k-step ks: chunks 2 ks, 2 ks + 1)
+  uint32_t qf[C::QREG ? HD / 16 : 1][4], qlf[C::QREG ? HD / 16 : 1][4];
+  if constexpr (C::QREG) {
+    __syncthreads();
+#pragma unroll
+    for (int ks = 0; ks < HD / 16; ++ks) {
+      const uint32_t off = tile_off(warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, 2 * ks + (lane >> 4), 64);
+      ldsm_x4(qf[ks], smem_u32(qhi) + off);
+      ldsm_x4(qlf[ks], smem_u32(qlo) + off);
+    }
+  }
 
-  float o[HD / 2];
+  float o[HD / 2], s[BC / 2];
 #pragma unroll
   for (int i = 0; i < HD / 2; ++i) o[i] = 0.f;
-  float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
+  float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f}, corr[2];
   const int qpos0 = P0 + q0 + wq0 + warp * 16 + g;  // this thread's rows: qpos0, qpos0 + 8
   const int wpos_lo = P0 + q0 + wq0, wpos_hi = wpos_lo + 63;
+  uint32_t ph[KS][4], pl[KS][4];  // P's A fragments (hi, lo)
 
+  auto active = [&](int j) {  // warpgroup-uniform: does tile j hold keys of this warpgroup's rows?
+    const int kb = kv_lo + j * BC;
+    return wrows > 0 && kb <= w_hi && kb + BC - 1 >= w_lo;
+  };
+  auto issue_s = [&](int j) {  // S = Q_hi K^T + Q_lo K^T; k-step ks: atom ks / 4, + 32 bytes per step
+    const uint64_t dk = wgmma::desc(sKV + (j % STAGES) * C::STAGE, 16, 1024);
+    wgmma::fence();
+#pragma unroll
+    for (int ks = 0; ks < HD / 16; ++ks) {
+      const uint64_t qo = uint64_t(((ks >> 2) * 64 * 128 + (ks & 3) * 32) >> 4);
+      const uint64_t ko = uint64_t(((ks >> 2) * BC * 128 + (ks & 3) * 32) >> 4);
+      if constexpr (C::QREG) {
+        wgmma::rs_kmajor(s, qf[ks], dk + ko, ks > 0);
+        wgmma::rs_kmajor(s, qlf[ks], dk + ko, 1);
+      } else {
+        wgmma::ss(s, dq_hi + qo, dk + ko, ks > 0);
+        wgmma::ss(s, dq_lo + qo, dk + ko, 1);
+      }
+    }
+    wgmma::commit();
+  };
+  auto issue_pv = [&](int j) {
+    // V tile, MN-major: 16 keys per k-step (2048 bytes); LBO = the next 64 dims' atom
+    const uint64_t dv = wgmma::desc(sKV + (j % STAGES) * C::STAGE + C::KV_TILE, BC * 128, 1024);
+    wgmma::fence();
+#pragma unroll
+    for (int kk = 0; kk < KS; ++kk) {
+      const uint64_t vo = uint64_t((kk * 16 * 128) >> 4);
+      wgmma::rs(o, ph[kk], dv + vo, 1);
+      wgmma::rs(o, pl[kk], dv + vo, 1);
+    }
+    wgmma::commit();
+  };
+  // mask + online softmax of S (tile j) into P = 2^15 exp2(x - m) (hi, lo); sets corr.
+  // s[4 n + e]: row g + 8 (e >> 1), key kb + 8 n + 2 t + (e & 1).
+  auto softmax = [&](int j) {
+    const int kb = kv_lo + j * BC;
+    const bool full = kb + BC - 1 <= wpos_lo && kb + BC - 1 <= kv_hi && (window == 0 || wpos_hi - kb < window);
+    float mt[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int n = 0; n < BC / 8; ++n)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        float x = s[4 * n + e] * scale_log2;
+        if (!full) {
+          const int kp = kb + n * 8 + 2 * t + (e & 1), qp = qpos0 + (e >> 1) * 8;
+          if (!(kp <= qp && kp <= kv_hi && (window == 0 || qp - kp < window))) x = -INFINITY;
+        }
+        s[4 * n + e] = x;
+        mt[e >> 1] = fmaxf(mt[e >> 1], x);
+      }
+    float muse[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      mt[r] = fmaxf(mt[r], __shfl_xor_sync(0xffffffffu, mt[r], 1));
+      mt[r] = fmaxf(mt[r], __shfl_xor_sync(0xffffffffu, mt[r], 2));
+      const float mn = fmaxf(mrow[r], mt[r]);
+      muse[r] = mn == -INFINITY ? 0.f : mn;
+      corr[r] = exp2f(mrow[r] - muse[r]);
+      mrow[r] = mn;
+    }
+    float ls[2] = {0.f, 0.f};
+#pragma unroll
+    for (int n = 0; n < BC / 8; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) s[4 * n + e] = exp2f(s[4 * n + e] - muse[e >> 1]) * kPScale;
+      ls[0] += s[4 * n] + s[4 * n + 1];
+      ls[1] += s[4 * n + 2] + s[4 * n + 3];
+    }
+    lrow[0] = lrow[0] * corr[0] + ls[0];
+    lrow[1] = lrow[1] * corr[1] + ls[1];
+    // P's A fragment of keys 16 kk .. + 15 is S's column groups 2 kk, 2 kk + 1
+#pragma unroll
+    for (int kk = 0; kk < KS; ++kk) {
+      split_half2(s[8 * kk], s[8 * kk + 1], ph[kk][0], pl[kk][0]);
+      split_half2(s[8 * kk + 2], s[8 * kk + 3], ph[kk][1], pl[kk][1]);
+      split_half2(s[8 * kk + 4], s[8 * kk + 5], ph[kk][2], pl[kk][2]);
+      split_half2(s[8 * kk + 6], s[8 * kk + 7], ph[kk][3], pl[kk][3]);
+    }
+  };
+  // Tile j + D is loaded into the stage of tile j - 1, which every warpgroup finished (its P.V
+  // waited) before this tile's barrier.
+#pragma unroll 1
   for (int j = 0; j < n_tiles; ++j) {
-    if (j + STAGES - 1 < n_tiles) load_kv(j + STAGES - 1);
-    cp_async_commit();
-    cp_async_wait<STAGES - 1>();  // tile j has landed (this thread's copies)
+    cp_async_wait<D - 1>();       // tile j has landed (this thread's copies)
     wgmma::fence_proxy_async();   // ... visible to the tensor cores' async proxy
     __syncthreads();              // ... and everybody's (and Q, on the first tile)
-    const int kb = kv_lo + j * BC;
-    if (wrows > 0 && kb <= w_hi && kb + BC - 1 >= w_lo) {  // warpgroup-uniform
-      const uint32_t sK = sKV + (j % STAGES) * C::STAGE, sV = sK + C::KV_TILE;
-      const uint64_t dk = wgmma::desc(sK, 16, 1024);
-      float s[BC / 2];
+    if (j + D < n_tiles) load_kv(j + D);
+    cp_async_commit();
+    if (!active(j)) continue;
+    issue_s(j);
+    wgmma::wait<0>();
+    wgmma::pin(s);
+    softmax(j);
 #pragma unroll
-      for (int i = 0; i < BC / 2; ++i) s[i] = 0.f;
-      wgmma::fence();
-#pragma unroll
-      for (int ks = 0; ks < HD / 16; ++ks) {
-        // k-step ks: atom ks / 4, 32 bytes per step within it
-        const uint64_t qo = uint64_t(((ks >> 2) * 64 * 128 + (ks & 3) * 32) >> 4);
-        const uint64_t ko = uint64_t(((ks >> 2) * BC * 128 + (ks & 3) * 32) >> 4);
-        if constexpr (BC == 64) {
-          wgmma::wgmma_ss_n64(s, dq_hi + qo, dk + ko, ks > 0);
-          wgmma::wgmma_ss_n64(s, dq_lo + qo, dk + ko, 1);
-        } else {
-          wgmma::wgmma_ss_n128(s, dq_hi + qo, dk + ko, ks > 0);
-          wgmma::wgmma_ss_n128(s, dq_lo + qo, dk + ko, 1);
-        }
-      }
-      wgmma::commit();
-      wgmma::wait<0>();
-      wgmma::pin(s);
-
-      // mask + online softmax (exp2 domain); s[4 n + e]: row g + 8 (e >> 1), key kb + 8 n + 2 t + (e & 1)
-      const bool full = kb + BC - 1 <= wpos_lo && kb + BC - 1 <= kv_hi && (window == 0 || wpos_hi - kb < window);
-      float mt[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-      for (int n = 0; n < BC / 8; ++n)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          float x = s[4 * n + e] * scale_log2;
-          if (!full) {
-            const int kp = kb + n * 8 + 2 * t + (e & 1), qp = qpos0 + (e >> 1) * 8;
-            if (!(kp <= qp && kp <= kv_hi && (window == 0 || qp - kp < window))) x = -INFINITY;
-          }
-          s[4 * n + e] = x;
-          mt[e >> 1] = fmaxf(mt[e >> 1], x);
-        }
-      float corr[2], muse[2];
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        mt[r] = fmaxf(mt[r], __shfl_xor_sync(0xffffffffu, mt[r], 1));
-        mt[r] = fmaxf(mt[r], __shfl_xor_sync(0xffffffffu, mt[r], 2));
-        const float mn = fmaxf(mrow[r], mt[r]);
-        muse[r] = mn == -INFINITY ? 0.f : mn;
-        corr[r] = exp2f(mrow[r] - muse[r]);
-        mrow[r] = mn;
-      }
-      float ls[2] = {0.f, 0.f};
-#pragma unroll
-      for (int n = 0; n < BC / 8; ++n) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) s[4 * n + e] = exp2f(s[4 * n + e] - muse[e >> 1]) * kPScale;
-        ls[0] += s[4 * n] + s[4 * n + 1];
-        ls[1] += s[4 * n + 2] + s[4 * n + 3];
-      }
-      lrow[0] = lrow[0] * corr[0] + ls[0];
-      lrow[1] = lrow[1] * corr[1] + ls[1];
-#pragma unroll
-      for (int n = 0; n < HD / 8; ++n) {
-        o[4 * n] *= corr[0], o[4 * n + 1] *= corr[0];
-        o[4 * n + 2] *= corr[1], o[4 * n + 3] *= corr[1];
-      }
-      // P's A fragment of keys 16 kk .. + 15 is S's column groups 2 kk, 2 kk + 1
-      uint32_t ph[BC / 16][4], pl[BC / 16][4];
-#pragma unroll
-      for (int kk = 0; kk < BC / 16; ++kk) {
-        split_half2(s[8 * kk], s[8 * kk + 1], ph[kk][0], pl[kk][0]);
-        split_half2(s[8 * kk + 2], s[8 * kk + 3], ph[kk][1], pl[kk][1]);
-        split_half2(s[8 * kk + 4], s[8 * kk + 5], ph[kk][2], pl[kk][2]);
-        split_half2(s[8 * kk + 6], s[8 * kk + 7], ph[kk][3], pl[kk][3]);
-      }
-      // V tile, MN-major: 16 keys per k-step (2048 bytes), LBO = the next 64 dims' atom
-      const uint64_t dv = wgmma::desc(sV, BC * 128, 1024);
-      wgmma::fence();
-#pragma unroll
-      for (int kk = 0; kk < BC / 16; ++kk) {
-        const uint64_t vo = uint64_t((kk * 16 * 128) >> 4);
-        if constexpr (HD == 128) {
-          wgmma::wgmma_rs_n128(o, ph[kk], dv + vo, 1);
-          wgmma::wgmma_rs_n128(o, pl[kk], dv + vo, 1);
-        } else {
-          wgmma::wgmma_rs_n256(o, ph[kk], dv + vo, 1);
-          wgmma::wgmma_rs_n256(o, pl[kk], dv + vo, 1);
-        }
-      }
-      wgmma::commit();
-      wgmma::wait<0>();
-      wgmma::pin(o);
+    for (int n = 0; n < HD / 8; ++n) {
+      o[4 * n] *= corr[0], o[4 * n + 1] *= corr[0];
+      o[4 * n + 2] *= corr[1], o[4 * n + 3] *= corr[1];
     }
-    __syncthreads();  // stage j % STAGES is refilled by the next iteration's load
+    issue_pv(j);
+    wgmma::wait<0>();
+    wgmma::pin(o);
   }
 
 #pragma unroll
@@ -262,9 +306,14 @@ __global__ void __launch_bounds__(WgCfg<HD, BC, NWG, STAGES>::THREADS, 1)
 #endif
 }
 
-// The instantiation per head_dim (hd 128 only, so far).
-constexpr int kHd = 128, kBc = 64, kNwg = 2, kStages = 3;
-using Cfg128 = WgCfg<kHd, kBc, kNwg, kStages>;
+// hd 128: 64-key tiles, Q in registers, 64 + 64 KiB; hd 256: 32-key tiles, 128 + 64 KiB.
+template <class F>
+void with_instance(int hd, F f) {
+  if (hd == 128)
+    f(Instance<128, 64, 2, 2, true>{});
+  else
+    f(Instance<256, 32, 2, 2, false>{});
+}
 
 }  // namespace
 
@@ -272,7 +321,7 @@ namespace detail {
 
 bool prefill_wg_supported(int hd) {
 #if defined(KILN_SM90A)
-  if (hd != kHd) return false;
+  if (hd != 128 && hd != 256) return false;
   static const bool ok = [] {  // no device: false (the callers' own checks report that)
     int dev = 0, major = 0, minor = 0;
     const bool have = cudaGetDevice(&dev) == cudaSuccess &&
@@ -293,15 +342,19 @@ void prefill_wg(const float* q, int64_t q_stride, int T, const int32_t* pos, con
                 float* out, cudaStream_t s) {
   KILN_REQUIRE(prefill_wg_supported(hd), "attention_prefill: the wgmma path does not serve head_dim ", hd,
                " on this device/build");
-  auto kernel = attn_prefill_wg_kernel<kHd, kBc, kNwg, kStages>;
-  static const bool configured = [&] {
-    KILN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg128::SMEM));
-    return true;
-  }();
-  (void)configured;
-  const dim3 grid(unsigned((T + Cfg128::ROWS - 1) / Cfg128::ROWS), unsigned(n_head));
-  launch_pdl(kernel, grid, dim3(Cfg128::THREADS), size_t(Cfg128::SMEM), s, q, q_stride, T, pos, kc, vc, cap, n_head,
-             n_head_kv, scale_log2, window, out);
+  with_instance(hd, [&](auto i) {
+    using I = decltype(i);
+    using C = WgCfg<I>;
+    auto kernel = attn_prefill_wg_kernel<I>;
+    static const bool configured = [&] {  // once per instantiation
+      KILN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM));
+      return true;
+    }();
+    (void)configured;
+    const dim3 grid(unsigned((T + C::ROWS - 1) / C::ROWS), unsigned(n_head));
+    launch_pdl(kernel, grid, dim3(C::THREADS), size_t(C::SMEM), s, q, q_stride, T, pos, kc, vc, cap, n_head,
+               n_head_kv, scale_log2, window, out);
+  });
 }
 
 }  // namespace detail

@@ -284,11 +284,11 @@ TEST(AttentionShapes, HostValidationThrows) {
   EXPECT_THROW(attention_decode(buf, 0, cache, cache, 16, 4, 1, 128, 1.f, 0, pos, 4, buf, 16, buf, nullptr, nullptr), Error);
   EXPECT_THROW(attention_decode(buf, 0, cache, cache, 16, 4, 1, 128, 1.f, 0, pos, 0, buf, 1 << 20, buf, nullptr, nullptr), Error);
   EXPECT_THROW(attention_decode(buf, 0, cache, cache, 16, 16, 1, 512, 1.f, 0, pos, 4, buf, 1 << 20, buf, nullptr, nullptr), Error);
-  // the warpgroup prefill kernel serves head_dim 128 only (and only on sm_90a builds / devices)
+  // the warpgroup prefill kernel serves head_dim 128 and 256 only (and only on sm_90a builds / devices)
   EXPECT_THROW(attention_prefill(buf, 0, 4, pos, cache, cache, 16, 4, 1, 64, 1.f, 0, buf, nullptr,
                                  PrefillPath::Warpgroup),
                Error);
-  EXPECT_FALSE(attention_prefill_has_warpgroup(256));
+  EXPECT_FALSE(attention_prefill_has_warpgroup(512));
   // tensor-core path: GQA groups beyond the 8 MMA columns, or not a power of two
   for (int n_head : {16, 3})
     EXPECT_THROW(attention_decode(buf, 0, cache, cache, 16, n_head, 1, 128, 1.f, 0, pos, 4, buf, 1 << 20, buf,
