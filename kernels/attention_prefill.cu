@@ -37,6 +37,7 @@
 #include "kernels/common/device.cuh"
 #include "kernels/common/mma_f16.cuh"
 #include "kernels/common/pdl.cuh"
+#include "kernels/common/smem_stage.cuh"
 
 namespace kiln {
 namespace {
@@ -48,28 +49,13 @@ using mmadev::split_half2;
 constexpr int kWarps = 4;       // per key group: 16 query rows each
 constexpr int BR = 16 * kWarps;  // query rows per CTA
 
-__device__ __forceinline__ uint32_t smem_u32(const void* p) {
-  return uint32_t(__cvta_generic_to_shared(p));
-}
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool valid) {
-  const int n = valid ? 16 : 0;  // 0: zero-fill, nothing read
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(n));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
-__device__ __forceinline__ void ldsm_x4_t(uint32_t (&r)[4], uint32_t addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
-}
+using smemdev::cp_async16;
+using smemdev::cp_async_commit;
+using smemdev::cp_async_wait;
+using smemdev::ldsm_x4;
+using smemdev::ldsm_x4_t;
+using smemdev::smem_u32;
+
 // Barrier of one key group's kWarps warps (ids 1.. ; 0 is __syncthreads).
 __device__ __forceinline__ void group_barrier(int grp) {
   asm volatile("bar.sync %0, %1;" ::"r"(1 + grp), "n"(kWarps * 32) : "memory");

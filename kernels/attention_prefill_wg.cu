@@ -31,6 +31,7 @@
 #include "kernels/common/device.cuh"
 #include "kernels/common/mma_f16.cuh"
 #include "kernels/common/pdl.cuh"
+#include "kernels/common/smem_stage.cuh"
 #include "kernels/common/wgmma.cuh"
 
 namespace kiln {
@@ -63,28 +64,18 @@ struct WgCfg {
   static_assert(!QREG || HD <= 128, "Q_hi + Q_lo fragments: hd / 2 registers per thread");
 };
 
+using smemdev::cp_async16;
+using smemdev::cp_async_commit;
+using smemdev::cp_async_wait;
+using smemdev::ldsm_x4;
+using smemdev::smem_u32;
+
 // Device code only where wgmma exists (sm_90a device passes); elsewhere the kernel is a trap.
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
-__device__ __forceinline__ uint32_t smem_u32(const void* p) { return uint32_t(__cvta_generic_to_shared(p)); }
-__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool valid) {
-  const int n = valid ? 16 : 0;  // 0: zero-fill, nothing read
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(n));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() {
-  asm volatile("cp.async.wait_group %0;\n" ::"n"(N));
-}
-
 // Byte offset of 16-byte chunk c of row r in a swizzled tile of `rows` rows (wgmma.cuh's layout:
 // 64-element atoms along the row, each rows x 128 bytes).
 __device__ __forceinline__ uint32_t tile_off(int r, int c, int rows) {
   return uint32_t((c >> 3) * rows * 128 + r * 128 + (((c & 7) ^ (r & 7)) << 4));
-}
-__device__ __forceinline__ void ldsm_x4(uint32_t (&r)[4], uint32_t addr) {
-  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-               : "r"(addr));
 }
 #endif
 
