@@ -31,8 +31,9 @@
 //   attending n positions (Q and P split into FP16 hi + lo as in prefill; O accumulates at most
 //   n / 8 mma steps), vs ref::attention<double> on the same FP16 K/V; out_q bit-exact vs
 //   ref::quantize_q8_1 of the kernel's own float output.
-// - attention_prefill: tensor cores (mma.sync m16n8k16 or wgmma m64nNk16, FP16 operands, F32 accumulate, exp2f in
-//   the online softmax), with Q and P split into FP16 hi + lo pairs (attention_prefill.cu), so
+// - attention_prefill: tensor cores (mma.sync m16n8k16 or wgmma m64nNk16, FP16 operands, F32
+//   accumulate, exp2f in the online softmax), with Q and P split into FP16 hi + lo pairs
+//   (attention_prefill.cu; attention_prefill_wg.cu does the same per 64-row warpgroup), so
 //   only the FP16 K/V storage is FP16 -- and the contract is stated against a reference holding
 //   exactly those values: per output row attending n keys,
 //     max_d |out - ref| <= (3e-5 + (n / 8) * 2^-23) * max_d |ref|

@@ -1,8 +1,9 @@
 // Prefill attention on Hopper's warpgroup MMA (wgmma.mma_async, sm_90a): the path
 // attention_prefill takes for head_dim 128 and 256 where the device and the build allow it
-// (detail::prefill_wg_supported; PrefillPath in kernels/attention.cuh). Same semantics, split precision and contract as the mma.sync
-// kernel (kernels/attention_prefill.cu): Q and P are split into FP16 hi + lo, K and V are the
-// cache's FP16, F32 accumulation, exp2 online softmax with P scaled by 2^15.
+// (detail::prefill_wg_supported; PrefillPath in kernels/attention.cuh). Same semantics, split
+// precision and contract as the mma.sync kernel (kernels/attention_prefill.cu): Q and P are split
+// into FP16 hi + lo, K and V are the cache's FP16, F32 accumulation, exp2 online softmax with P
+// scaled by 2^15.
 //
 // CTA = NWG warpgroups x 64 query rows of one head (warp w of a warpgroup owns rows 16 w ..
 // 16 w + 15, as in the mma.sync kernel), all of them walking the row tile's key tiles of BC
