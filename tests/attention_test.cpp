@@ -721,6 +721,23 @@ TEST(GpuAttentionPrefill, WithinToleranceOfDouble) {
   }
 }
 
+// An sm_90a build on a compute capability 9.0 device must take (and so test) the wgmma kernel:
+// the other GpuAttentionPrefill tests cover it only where attention_prefill_has_warpgroup says so.
+TEST(GpuAttentionPrefill, WarpgroupKernelOnHopper) {
+  KILN_REQUIRE_GPU();
+  int dev = 0, major = 0, minor = 0;
+  KILN_CUDA_CHECK(cudaGetDevice(&dev));
+  KILN_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+  KILN_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
+#if defined(KILN_TEST_SM90A)
+  const bool expected = major == 9 && minor == 0;
+#else
+  const bool expected = false;
+#endif
+  for (int hd : {128, 256}) EXPECT_EQ(attention_prefill_has_warpgroup(hd), expected) << "hd " << hd;
+  for (int hd : {64, 512}) EXPECT_FALSE(attention_prefill_has_warpgroup(hd)) << "hd " << hd;
+}
+
 TEST(GpuAttentionPrefill, LongSequences) {
   KILN_REQUIRE_GPU();
   check_prefill({16384, 128, 0, 1, 1, 0.f}, 6000);
