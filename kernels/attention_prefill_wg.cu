@@ -305,9 +305,12 @@ __global__ void __launch_bounds__(WgCfg<I>::THREADS, 1)
 // (two named barriers, FA3's ping-pong), so one's softmax runs while the other's MMAs occupy the
 // tensor cores. setmaxnreg moves registers from the producer (56) to the consumers (224); ptxas
 // (CUDA 13.0): no spills at 56 / 224, 20 bytes at 40 / 232 (the producer's loop), 88 at 24 / 240.
-template <int HD_, int BC_, int STAGES_>
+// LO = false drops the lo halves of Q and P (half the MMA work; outside the contract -- a speed
+// measurement for the single-pass question in docs/perf-notes.md session 18, not for use).
+template <int HD_, int BC_, int STAGES_, bool LO_ = true>
 struct WsInstance {
   static constexpr int HD = HD_, BC = BC_, STAGES = STAGES_;
+  static constexpr bool LO = LO_;
   static constexpr int THREADS = 384, ROWS = 128;
   static constexpr int Q_TILE = 64 * HD * 2;
   static constexpr int KV_TILE = BC * HD * 2, STAGE = 2 * KV_TILE;
@@ -459,7 +462,7 @@ __global__ void __launch_bounds__(I::THREADS, 1)
       for (int ks = 0; ks < HD / 16; ++ks) {
         const uint64_t ko = uint64_t(((ks >> 2) * BC * 128 + (ks & 3) * 32) >> 4);
         wgmma::rs_kmajor(s, qf[ks], dk + ko, ks > 0);
-        wgmma::rs_kmajor(s, qlf[ks], dk + ko, 1);
+        if constexpr (I::LO) wgmma::rs_kmajor(s, qlf[ks], dk + ko, 1);
       }
       wgmma::commit();
     }
@@ -519,7 +522,7 @@ __global__ void __launch_bounds__(I::THREADS, 1)
       for (int kk = 0; kk < KS; ++kk) {
         const uint64_t vo = uint64_t((kk * 16 * 128) >> 4);
         wgmma::rs(o, ph[kk], dv + vo, 1);
-        wgmma::rs(o, pl[kk], dv + vo, 1);
+        if constexpr (I::LO) wgmma::rs(o, pl[kk], dv + vo, 1);
       }
       wgmma::commit();
       wgmma::wait<0>();
