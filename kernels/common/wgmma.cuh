@@ -25,6 +25,15 @@ __device__ __forceinline__ uint64_t desc(uint32_t addr, uint32_t lbo, uint32_t s
          uint64_t((sbo >> 4) & 0x3fff) << 32 | uint64_t(1) << 62;
 }
 
+// d advanced by `bytes` (a multiple of 16) in its start-address field, opaque to the optimizer:
+// the per-k-step descriptors of a loop-invariant operand (Q in S = Q K^T) would otherwise be
+// hoisted out of the key-tile loop, a 64-bit register pair each, and spill.
+__device__ __forceinline__ uint64_t advance(uint64_t d, uint32_t bytes) {
+  uint64_t r;
+  asm volatile("add.s64 %0, %1, %2;\n" : "=l"(r) : "l"(d), "l"(uint64_t(bytes >> 4)));
+  return r;
+}
+
 __device__ __forceinline__ void fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 template <int N>
