@@ -23,10 +23,11 @@
 // Measured (H200, attention_bench, T = 8192 causal, us): hd 128 mma.sync 5491; one kernel
 // with every warpgroup loading and computing in step (a CTA barrier per tile): 64-key tiles, Q
 // from shared memory 3521 -> 128-key tiles 2902 -> 64-key tiles with Q in registers 2810-3100
-// (sessions 18); warp-specialized with the producer waiting for each tile (two in flight) 2785,
+// (session 18); warp-specialized with the producer waiting for each tile (two in flight) 2785,
 // 2 stages 4607; with the asynchronous hand-over, the intra-warpgroup overlap and a 4-stage ring
 // 2223 (27.7% of cuBLAS BF16), 3 stages 2222. Without the lo halves (half the MMAs, outside
-// the contract) 1615 (38.1%): the split costs 1.38x, not 2x. In that one-kernel design,
+// the contract) 1615 (38.1%): the split costs 1.38x, not 2x. hd 256 (32-key tiles): lock-step
+// 1825, warp-specialized 1233 (25.0%), without the lo halves 856. In the lock-step design,
 // overlapping softmax with P.V was slower (3654 against 3521), as were a truncating P split and
 // one warpgroup per CTA with two CTAs per SM (3324). wgmma under a branch the compiler cannot
 // prove warpgroup-uniform is serialized by ptxas (warning C7520), so every consumer computes
