@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# ptxas_guard (ctest, label cpu): code-generation invariants of the wgmma prefill attention
+# (kernels/attention_prefill_wg.cu) that compile cleanly when broken and show only as lost speed:
+#   - no serialized wgmma (ptxas C7520: e.g. a wgmma under a branch ptxas cannot prove
+#     warpgroup-uniform; the session-19 kernel drew it once, from an `if (active)` per tile),
+#     no compiler-injected warpgroup arrives (C7519);
+#   - no register spills (the consumers run at 224 registers; a spill sits in the tile loop).
+# First a canary: the same file with the tile loop's S issue under a per-warpgroup branch must
+# draw C7520, or this nvcc no longer reports what the guard looks for (then the guard fails).
+# usage: ptxas_guard.sh NVCC SOURCE_DIR
+set -uo pipefail
+nvcc=$1
+src=$2
+f=$src/kernels/attention_prefill_wg.cu
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+flags=(-std=c++17 -O3 --fmad=false --expt-relaxed-constexpr -gencode arch=compute_90a,code=sm_90a
+       -DKILN_SM90A=1 -I"$src" -Xptxas -v -c -o "$tmp/out.o")
+compile() {
+  if ! "$nvcc" "${flags[@]}" "$1" >"$tmp/log" 2>&1; then
+    cat "$tmp/log"
+    echo "ptxas_guard: $1 does not compile"
+    exit 1
+  fi
+}
+
+anchor='    issue_s(j);'
+if [ "$(grep -cxF "$anchor" "$f")" != 1 ]; then
+  echo "ptxas_guard: the canary's anchor line '$anchor' is not in $f exactly once: update the canary"
+  exit 1
+fi
+sed "s/^    issue_s(j);\$/    if (wrows > 0) issue_s(j);/" "$f" >"$tmp/canary.cu"
+compile "$tmp/canary.cu"
+if ! grep -q "C7520" "$tmp/log"; then
+  echo "ptxas_guard: the canary (S issued under a branch) drew no C7520 from this nvcc; the guard"
+  echo "cannot see wgmma serialization any more"
+  exit 1
+fi
+
+compile "$f"
+kernels=$(grep -c "Compiling entry function" "$tmp/log")
+found=$(grep -E "C7520|C7519|(^|[^0-9])[1-9][0-9]* bytes spill (stores|loads)" "$tmp/log")
+if [ -n "$found" ]; then
+  echo "ptxas_guard: kernels/attention_prefill_wg.cu lost a code-generation invariant:"
+  echo "$found" | cut -c1-300
+  exit 1
+fi
+if [ "$kernels" -lt 1 ]; then
+  echo "ptxas_guard: no kernel compiled for sm_90a (KILN_SM90A path missing?)"
+  exit 1
+fi
+echo "ptxas_guard: $kernels wgmma kernels, no serialized wgmma, no injected arrives, no spills"
