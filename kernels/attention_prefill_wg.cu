@@ -223,10 +223,10 @@ __global__ void __launch_bounds__(I::THREADS, 1)
   // back to back, so the tensor cores are fed while the other consumer runs its softmax. Each
   // consumer takes n_tiles + 1 turns; consumer 1 opens consumer 0's first and consumer 0 takes
   // one extra sync after the loop, so both barriers end balanced. Every tile of the CTA is
-  // computed by both consumers, the mask zeroing what a consumer's rows do not see: wgmma under a
-  // branch is serialized by ptxas (C7520), which costs more than the one or two edge tiles.
+  // computed by both consumers, the mask zeroing what a consumer's rows do not see: one wgmma
+  // under such a branch makes ptxas serialize every wgmma of the kernel (C7520; ptxas_guard).
   auto stage_k = [&](int j) { return sKV + (j % STAGES) * I::STAGE; };
-  auto take = [&](int j) {  // wait for tile j's stage, then this consumer's turn
+  auto take = [&](int j) {  // wait until tile j's stage has landed
     mbar_wait(full0 + 8 * (j % STAGES), uint32_t((j / STAGES) & 1));
     wgmma::fence_proxy_async();  // cp.async wrote the stage through the generic proxy
   };
