@@ -43,7 +43,6 @@ namespace kiln {
 namespace {
 
 using mmadev::mma16816;
-using mmadev::kPScale;
 using mmadev::split_half2;
 
 constexpr int kWarps = 4;       // per key group: 16 query rows each
@@ -269,6 +268,7 @@ __global__ void __launch_bounds__(Cfg<HD, DV, BC, G>::THREADS, (Cfg<HD, DV, BC, 
       const float mn = fmaxf(mrow[r], mt[r]);
       muse[r] = mn == -INFINITY ? 0.f : mn;
       corr[r] = exp2f(mrow[r] - muse[r]);
+      muse[r] -= mmadev::kPScaleLog2;
       mrow[r] = mn;
     }
     // P = 2^15 exp2(x - m) (exact power-of-two factor, see the file comment), in place of S
@@ -276,18 +276,20 @@ __global__ void __launch_bounds__(Cfg<HD, DV, BC, G>::THREADS, (Cfg<HD, DV, BC, 
 #pragma unroll
     for (int n = 0; n < BC / 8; ++n) {
 #pragma unroll
-      for (int e = 0; e < 4; ++e) sacc[n][e] = exp2f(sacc[n][e] - muse[e >> 1]) * kPScale;
+      for (int e = 0; e < 4; ++e) sacc[n][e] = exp2f(sacc[n][e] - muse[e >> 1]);
       ls[0] += sacc[n][0] + sacc[n][1];
       ls[1] += sacc[n][2] + sacc[n][3];
     }
     lrow[0] = lrow[0] * corr[0] + ls[0];
     lrow[1] = lrow[1] * corr[1] + ls[1];
+    if (!mmadev::warp_corr_is_one(corr)) {
 #pragma unroll
-    for (int n = 0; n < DV / 8; ++n) {
-      o[n][0] *= corr[0];
-      o[n][1] *= corr[0];
-      o[n][2] *= corr[1];
-      o[n][3] *= corr[1];
+      for (int n = 0; n < DV / 8; ++n) {
+        o[n][0] *= corr[0];
+        o[n][1] *= corr[0];
+        o[n][2] *= corr[1];
+        o[n][3] *= corr[1];
+      }
     }
 
     // O += P_hi V + P_lo V; the A fragment of keys kk*16..+15 is S accumulator columns 2kk, 2kk+1

@@ -796,6 +796,34 @@ TEST(GpuAttentionPrefill, ChunkedWithOffsetsAndRing) {
   }
 }
 
+// A cache smaller than the positions it is asked for (a breach of the cache contract the host
+// cannot see: positions live on the device) must not be read past its end. The 16-row cache sits
+// at the start of a buffer whose later rows are NaN, so a read past it shows up as a NaN output
+// even without a sanitizer (before the guard, the wgmma producer's single wrap read rows 16..63
+// of a 64-key tile for this call). What the rows hold is unspecified; only finiteness is checked.
+TEST(GpuAttentionPrefill, CacheBreachStaysInsideCache) {
+  KILN_REQUIRE_GPU();
+  for (int hd : {128, 256}) {
+    const int n_head = 4, n_head_kv = 1, row = n_head_kv * hd, cap = 16, T = 1;
+    Inputs in = make_inputs(T, cap, n_head, n_head_kv, hd, 9500 + hd);
+    std::vector<uint16_t> kh(size_t(128) * row, 0x7e00), vh(size_t(128) * row, 0x7e00);  // FP16 NaN
+    for (size_t i = 0; i < in.k.size(); ++i) kh[i] = f32_to_f16(in.k[i]), vh[i] = f32_to_f16(in.v[i]);
+    auto dk = upload(kh), dv = upload(vh);
+    auto dq = upload(in.q);
+    auto dpos = upload(std::vector<int32_t>{100});  // attends positions 0..100 of a 16-row cache
+    for (PrefillPath path : prefill_paths(hd)) {
+      DeviceBuffer<float> out(in.q.size());
+      poison(out);
+      attention_prefill(dq.data(), 0, T, dpos.data(), dk.data(), dv.data(), cap, n_head, n_head_kv, hd,
+                        1.f / std::sqrt(float(hd)), 0, out.data(), nullptr, path);
+      KILN_CUDA_CHECK(cudaDeviceSynchronize());
+      const auto got = download(out, in.q.size());
+      for (size_t i = 0; i < got.size(); ++i)
+        ASSERT_TRUE(std::isfinite(got[i])) << path_name(path) << " hd " << hd << " element " << i;
+    }
+  }
+}
+
 // Decode after a prefill of T tokens (the new token appended at position T) equals the last row
 // of a prefill over T + 1 tokens within the two contracts' combined tolerance.
 TEST(GpuAttentionPrefill, DecodeAfterPrefillMatchesLongerPrefill) {

@@ -42,6 +42,15 @@ __device__ __forceinline__ uint32_t transpose8x8(uint32_t x) {
 // of its split stays out of FP16's subnormals down to 2^-40 in units of p (l carries the same
 // factor, which the final 1 / l cancels).
 constexpr float kPScale = 32768.f;
+constexpr float kPScaleLog2 = 15.f;  // prefill folds the factor into exp2's argument:
+// P = exp2(x - (m - kPScaleLog2)), one FADD per row instead of an FMUL per key
+static_assert(kPScale == float(1 << 15) && kPScaleLog2 == 15.f, "kPScale is 2^kPScaleLog2");
 constexpr float kLog2e = 1.4426950408889634f;  // scores to the exp2 domain
+
+// Whether O needs no rescaling this tile: no row of the warp moved its max (corr = exp2(0) = 1
+// exactly), so the warp skips its O multiplies together.
+__device__ __forceinline__ bool warp_corr_is_one(const float (&corr)[2]) {
+  return __all_sync(0xffffffffu, corr[0] == 1.f && corr[1] == 1.f);
+}
 
 }  // namespace kiln::mmadev
