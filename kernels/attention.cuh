@@ -150,14 +150,6 @@ int attention_prefill_splits(int T, int n_head, int hd, int window);
 
 #if defined(__CUDACC__)
 namespace kvdev {
-// Cache row of position p >= 0 in a cache of cap rows (row p % cap): one subtraction covers
-// p < 2 cap, the modulo any larger p (the kernels' common case is the first, and no position
-// a kernel computes may index past the cache, whatever the caller's positions).
-__device__ __forceinline__ int ring_row(int p, int cap) {
-  if (p >= cap) p -= cap;
-  if (p >= cap) p %= cap;
-  return p;
-}
 // The cache's element store, shared by kv_append and head_norm_dual's fused append so both write
 // the same bits: FP16 (round to nearest even) of 4 floats at dst (8-byte aligned: hd % 4 == 0).
 __device__ __forceinline__ void store_half4(uint16_t* dst, float4 v) {

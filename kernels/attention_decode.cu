@@ -30,7 +30,7 @@ constexpr int TILE = attn::kDecodeTile;
 static_assert(TILE == 32, "one position per lane");
 
 using detail::neg_inf;
-using kvdev::ring_row;
+using detail::ring_row;
 
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll

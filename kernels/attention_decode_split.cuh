@@ -25,6 +25,13 @@ DecodeSplitKernel decode_split_tc(int hd, int G);
 #ifdef __CUDACC__
 // Device helpers of both split kernels.
 __device__ __forceinline__ float neg_inf() { return __int_as_float(0xff800000); }
+// Cache row of position p >= 0 in a cache of cap rows (a ring when positions pass cap): one
+// subtraction covers p < 2 cap, the modulo any larger p.
+__device__ __forceinline__ int ring_row(int p, int cap) {
+  if (p >= cap) p -= cap;
+  if (p >= cap) p %= cap;
+  return p;
+}
 #endif
 
 }  // namespace kiln::detail

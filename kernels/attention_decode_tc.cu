@@ -46,7 +46,7 @@ constexpr int TP = 32;  // positions per warp tile
 using mmadev::kLog2e;
 using mmadev::kPScale;
 using detail::neg_inf;
-using kvdev::ring_row;
+using detail::ring_row;
 constexpr float kLn2 = 0.6931471805599453f;
 
 template <int HD, int G>

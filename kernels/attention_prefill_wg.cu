@@ -147,8 +147,8 @@ __global__ void __launch_bounds__(I::THREADS, 1)
     // most cap positions (kv_lo..kv_hi fits the ring), so one conditional wrap replaces p % cap;
     // a tile whose rows would still pass the cache after it (a breach of that contract the host
     // cannot see: the positions live on the device) is zero-filled instead of read. A modulo per
-    // row here (kvdev::ring_row) cost 7 % at hd 128 (H200, T 8192: 2209 -> 2370 us), a test per
-    // row a register (spills).
+    // row here (the decode kernels' ring_row) cost 7 % at hd 128 (H200, T 8192: 2209 -> 2370 us),
+    // a test per row a register (spills).
     const int r0 = wt / CH, cc = wt % CH;
     for (int j = 0; j < n_tiles; ++j) {
       const int st = j % STAGES;
