@@ -109,6 +109,7 @@ void BM_prefill(benchmark::State& state) {
   const int T = int(state.range(1));
   const int window = int(state.range(2));
   const PrefillPath path = state.range(3) == 0 ? PrefillPath::MmaSync : PrefillPath::Warpgroup;
+  const PrefillPrecision precision = state.range(4) == 0 ? PrefillPrecision::Split : PrefillPrecision::Half;
   if (cuda_device_count() == 0) {
     state.SkipWithError("no CUDA device");
     return;
@@ -129,12 +130,13 @@ void BM_prefill(benchmark::State& state) {
   const float scale = 1.f / std::sqrt(float(sh.hd));
   const double sec = bench::run(state, [&](int) {
     attention_prefill(q.data(), 0, T, pos.data(), kc.data(), vc.data(), T, sh.n_head, sh.n_head_kv,
-                      sh.hd, scale, window, out.data(), bench::stream(), path);
+                      sh.hd, scale, window, out.data(), bench::stream(), path, precision);
   });
   double pairs = 0;  // attended (query, key) pairs
   for (int64_t t = 0; t < T; ++t) pairs += double(window ? std::min<int64_t>(t + 1, window) : t + 1);
   bench::report_flops(state, 4.0 * sh.n_head * sh.hd * pairs, sec, 8192, 8192, 8192);
-  state.SetLabel(std::string(sh.name) + (path == PrefillPath::MmaSync ? " mma.sync" : " wgmma"));
+  state.SetLabel(std::string(sh.name) + (path == PrefillPath::MmaSync ? " mma.sync" : " wgmma") +
+                 (precision == PrefillPrecision::Half ? " half" : ""));
 }
 
 void decode_args(benchmark::internal::Benchmark* b) {
@@ -151,15 +153,17 @@ void decode_args(benchmark::internal::Benchmark* b) {
     b->Args({3, 262144, 0, v});  // the layout probe: qwen3_hd128's bytes at 32768
   }
 }
-// Prefill rows' last argument: the kernel (0 mma.sync, 1 wgmma where it exists).
+// Prefill rows' last arguments: the kernel (0 mma.sync, 1 wgmma where it exists) and the
+// precision (0 Split, 1 Half).
 void prefill_args(benchmark::internal::Benchmark* b) {
-  for (int64_t T : {512, 2048, 8192})
-    for (int path = 0; path < 2; ++path) {
-      b->Args({0, T, 0, path});    // hd 128, causal
-      b->Args({1, T, 0, path});    // hd 512 (Gemma 4 global), causal
-      b->Args({2, T, 0, path});    // hd 256 causal (the sliding layer's shape without its window)
-      b->Args({2, T, 512, path});  // hd 256, window 512 (Gemma 4 sliding)
-    }
+  for (int prec = 0; prec < 2; ++prec)
+    for (int64_t T : {512, 2048, 8192})
+      for (int path = 0; path < 2; ++path) {
+        b->Args({0, T, 0, path, prec});    // hd 128, causal
+        b->Args({1, T, 0, path, prec});    // hd 512 (Gemma 4 global), causal
+        b->Args({2, T, 0, path, prec});    // hd 256 causal (the sliding layer's shape without its window)
+        b->Args({2, T, 512, path, prec});  // hd 256, window 512 (Gemma 4 sliding)
+      }
 }
 
 BENCHMARK(BM_decode)->Apply(decode_args)->UseManualTime()->Unit(benchmark::kMicrosecond);

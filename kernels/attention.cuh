@@ -53,6 +53,15 @@
 //     far below this term. The denominator (FP32 adds on CUDA cores, round to nearest) and the
 //     per-tile rescaling are unbiased too: sqrt(n) * u < 1.1e-5 at n = 32768, inside the 3e-5.
 //   The old kernel rounded Q and P to FP16 operands (2^-11 relative each) and was held to 2e-3.
+// - attention_prefill, PrefillPrecision::Half: Q and P rounded to FP16 once (one MMA per product,
+//   half the tensor-core work; what FlashAttention and llama.cpp's FA kernels compute), held to
+//     max_d |out - ref| <= (2e-3 + (n / 8) * 2^-23) * max_d |ref|
+//   against the same double reference, for scores of standard deviation up to ~2 (the tests'
+//   distributions). Why: rounding q (unit roundoff 2^-11) moves each score by up to
+//   2^-11 scale sum_d |q_d k_d|, which is the relative error of its probability -- the dominant
+//   term, growing with the scores' magnitude (session 18's CPU emulation of this arithmetic: up
+//   to 7.7e-4 at sd 2); rounding p adds 2^-11 relative per probability, which averages out in O;
+//   the n term is the accumulation, as above.
 //   Key splits (two key groups per CTA for hd 256 / 512, clusters of CTAs for short prompts)
 //   only shorten each part's accumulation; the merge adds a handful of FP32 roundings per
 //   element (~1e-7), inside the 3e-5.
@@ -138,15 +147,21 @@ void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
 // compute capability 9.0 devices, hd 128 and 256 -- attention_prefill_has_warpgroup). Both are
 // held to the same contract (above). Auto picks Warpgroup where it exists, except hd 256 when
 // MmaSync would split the keys (short prompts), else MmaSync.
+// Precision (contracts above): Split (default; Q and P as FP16 hi + lo pairs, FP32-accurate)
+// or Half (Q and P rounded to FP16 once: half the MMAs, ~1e-3 relative error). Both kernels
+// serve both.
 enum class PrefillPath { Auto, MmaSync, Warpgroup };
+enum class PrefillPrecision { Split, Half };
 void attention_prefill(const float* q, int64_t q_stride, int T, const int32_t* pos,
                        const uint16_t* k_cache, const uint16_t* v_cache, int64_t cap, int n_head,
                        int n_head_kv, int hd, float scale, int window, float* out, cudaStream_t s,
-                       PrefillPath path = PrefillPath::Auto);
+                       PrefillPath path = PrefillPath::Auto,
+                       PrefillPrecision precision = PrefillPrecision::Split);
 bool attention_prefill_has_warpgroup(int hd);
 // CTAs that share each row tile's keys in attention_prefill for this shape on the current device
 // (attn::prefill_splits; 1 = no split): lets tests check that both paths are covered.
-int attention_prefill_splits(int T, int n_head, int hd, int window);
+int attention_prefill_splits(int T, int n_head, int hd, int window,
+                             PrefillPrecision precision = PrefillPrecision::Split);
 
 #if defined(__CUDACC__)
 namespace kvdev {

@@ -23,10 +23,13 @@
 // factor, which the final 1 / l cancels), which moves that floor to 2^-40 in units of p, so small
 // probabilities keep their relative accuracy. Cost: twice the mma, one more Q tile (hd >= 256:
 // shared memory; hd <= 128: registers, which costs hd 128 its third CTA per SM).
+// PrefillPrecision::Half instantiates the kernel with LO = false: Q and P rounded to FP16 once,
+// one mma per product (its own, looser contract in kernels/attention.cuh).
 //
 // Contract (kernels/attention.cuh): per output row attending n keys, max_d |out - ref| <=
-// (3e-5 + (n / 8) * 2^-23) max_d |ref| vs the double reference on the same FP16 K/V; the n term
-// is the tensor cores' truncating F32 accumulation into O, one possible ulp per mma step.
+// (3e-5 + (n / 8) * 2^-23) max_d |ref| (Half: 2e-3 + ...) vs the double reference on the same
+// FP16 K/V; the n term is the tensor cores' truncating F32 accumulation into O, one possible ulp
+// per mma step.
 #include <cooperative_groups.h>
 #include <cuda_fp16.h>
 
@@ -98,7 +101,8 @@ struct Cfg {
   static_assert(G * (BR * DV + 2 * BR) * 4 <= SMEM, "the merge's partials must fit the shared memory");
 };
 
-template <int HD, int DV, int BC, int G>
+// LO: Q and P as hi + lo pairs (PrefillPrecision::Split); false rounds them to FP16 once (Half).
+template <int HD, int DV, int BC, int G, bool LO>
 __global__ void __launch_bounds__(Cfg<HD, DV, BC, G>::THREADS, (Cfg<HD, DV, BC, G>::MIN_BLOCKS))
     attn_prefill_kernel(const float* __restrict__ q, int64_t q_stride, int T,
                         const int32_t* __restrict__ pos, const uint16_t* __restrict__ kc,
@@ -178,19 +182,19 @@ __global__ void __launch_bounds__(Cfg<HD, DV, BC, G>::THREADS, (Cfg<HD, DV, BC, 
       split_half2(b.z, b.w, hi.w, lo.w);
     }
     *reinterpret_cast<uint4*>(q_smem + swz(r, c, C::QC)) = hi;
-    *reinterpret_cast<uint4*>(qlo_smem + swz(r, c, C::QC)) = lo;
+    if constexpr (LO) *reinterpret_cast<uint4*>(qlo_smem + swz(r, c, C::QC)) = lo;
   }
 
   // hd <= 128: the warp's Q_hi and Q_lo fragments stay in registers for the whole key loop
   constexpr bool kQReg = C::Q_IN_REGS;
-  uint32_t qf[kQReg ? HD / 16 : 1][4], qlf[kQReg ? HD / 16 : 1][4];
+  uint32_t qf[kQReg ? HD / 16 : 1][4], qlf[kQReg && LO ? HD / 16 : 1][4];
   if constexpr (kQReg) {
     __syncthreads();
 #pragma unroll
     for (int kk = 0; kk < HD / 16; ++kk) {
       const uint32_t off = swz(warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, 2 * kk + (lane >> 4), C::QC);
       ldsm_x4(qf[kk], sQ + off);
-      ldsm_x4(qlf[kk], sQlo + off);
+      if constexpr (LO) ldsm_x4(qlf[kk], sQlo + off);
     }
   }
   __syncthreads();  // Q staged by all threads (hd <= 128: held in registers before K/V stage 1 is refilled)
@@ -222,23 +226,23 @@ __global__ void __launch_bounds__(Cfg<HD, DV, BC, G>::THREADS, (Cfg<HD, DV, BC, 
     for (int n = 0; n < BC / 8; ++n) sacc[n][0] = sacc[n][1] = sacc[n][2] = sacc[n][3] = 0.f;
 #pragma unroll
     for (int kk = 0; kk < HD / 16; ++kk) {
-      uint32_t a[4], al[4];
+      uint32_t a[4], al[4] = {0, 0, 0, 0};
       if constexpr (kQReg) {
         a[0] = qf[kk][0], a[1] = qf[kk][1], a[2] = qf[kk][2], a[3] = qf[kk][3];
-        al[0] = qlf[kk][0], al[1] = qlf[kk][1], al[2] = qlf[kk][2], al[3] = qlf[kk][3];
+        if constexpr (LO) al[0] = qlf[kk][0], al[1] = qlf[kk][1], al[2] = qlf[kk][2], al[3] = qlf[kk][3];
       } else {
         const uint32_t off = swz(wr0 + (lane & 7) + ((lane >> 3) & 1) * 8, 2 * kk + (lane >> 4), C::QC);
         ldsm_x4(a, sQ + off);
-        ldsm_x4(al, sQlo + off);
+        if constexpr (LO) ldsm_x4(al, sQlo + off);
       }
 #pragma unroll
       for (int n2 = 0; n2 < BC / 16; ++n2) {
         uint32_t b[4];
         ldsm_x4(b, sK + swz(n2 * 16 + (lane & 7) + (lane >> 4) * 8, 2 * kk + ((lane >> 3) & 1), C::QC));
         mma16816(sacc[2 * n2], a, b[0], b[1]);
-        mma16816(sacc[2 * n2], al, b[0], b[1]);
+        if constexpr (LO) mma16816(sacc[2 * n2], al, b[0], b[1]);
         mma16816(sacc[2 * n2 + 1], a, b[2], b[3]);
-        mma16816(sacc[2 * n2 + 1], al, b[2], b[3]);
+        if constexpr (LO) mma16816(sacc[2 * n2 + 1], al, b[2], b[3]);
       }
     }
 
@@ -305,9 +309,9 @@ __global__ void __launch_bounds__(Cfg<HD, DV, BC, G>::THREADS, (Cfg<HD, DV, BC, 
         uint32_t b[4];
         ldsm_x4_t(b, sV + swz(kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, 2 * n2 + (lane >> 4), C::VC));
         mma16816(o[2 * n2], ph, b[0], b[1]);
-        mma16816(o[2 * n2], pl, b[0], b[1]);
+        if constexpr (LO) mma16816(o[2 * n2], pl, b[0], b[1]);
         mma16816(o[2 * n2 + 1], ph, b[2], b[3]);
-        mma16816(o[2 * n2 + 1], pl, b[2], b[3]);
+        if constexpr (LO) mma16816(o[2 * n2 + 1], pl, b[2], b[3]);
       }
     }
     group_barrier(grp);  // this stage is overwritten by the load issued next iteration
@@ -396,11 +400,11 @@ __global__ void __launch_bounds__(Cfg<HD, DV, BC, G>::THREADS, (Cfg<HD, DV, BC, 
 
 // The cluster size for a launch of T queries (attn::prefill_splits with this instantiation's
 // occupancy); configures the kernel's shared memory on first use.
-template <int HD, int DV, int BC, int G>
+template <int HD, int DV, int BC, int G, bool LO>
 int splits_for(int T, int n_head, int window) {
   using C = Cfg<HD, DV, BC, G>;
   static const int resident = [] {  // CTAs per SM (once per instantiation, not a stream operation)
-    auto kernel = attn_prefill_kernel<HD, DV, BC, G>;
+    auto kernel = attn_prefill_kernel<HD, DV, BC, G, LO>;
     KILN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM));
     int o = 0;
     KILN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o, kernel, C::THREADS, size_t(C::SMEM)));
@@ -410,14 +414,14 @@ int splits_for(int T, int n_head, int window) {
   return attn::prefill_splits(ctas, int64_t(resident) * sm_count(), T, window, G * BC);
 }
 
-template <int HD, int DV, int BC, int G>
+template <int HD, int DV, int BC, int G, bool LO>
 void launch_prefill(const float* q, int64_t q_stride, int T, const int32_t* pos,
                     const uint16_t* kc, const uint16_t* vc, int cap, int n_head, int n_head_kv,
                     float scale_log2, int window, float* out, cudaStream_t s) {
   using C = Cfg<HD, DV, BC, G>;
-  auto kernel = attn_prefill_kernel<HD, DV, BC, G>;
+  auto kernel = attn_prefill_kernel<HD, DV, BC, G, LO>;
   const int n_qt = (T + BR - 1) / BR;
-  const int split = splits_for<HD, DV, BC, G>(T, n_head, window);
+  const int split = splits_for<HD, DV, BC, G, LO>(T, n_head, window);
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3(unsigned(n_qt), unsigned(n_head), unsigned(HD / DV * split));
   cfg.blockDim = dim3(C::THREADS);
@@ -457,14 +461,15 @@ int with_instance(int hd, F f) {
 
 }  // namespace
 
-int attention_prefill_splits(int T, int n_head, int hd, int window) {
+int attention_prefill_splits(int T, int n_head, int hd, int window, PrefillPrecision precision) {
   KILN_REQUIRE(hd == 64 || hd == 128 || hd == 256 || hd == 512, "attention_prefill_splits: head_dim ", hd,
                " not in {64, 128, 256, 512}");
   KILN_REQUIRE(T >= 1 && n_head >= 1 && window >= 0, "attention_prefill_splits: T ", T, " n_head ", n_head,
                " window ", window);
   return with_instance(hd, [&](auto i) {
     using I = decltype(i);
-    return splits_for<I::HD, I::DV, I::BC, I::G>(T, n_head, window);
+    return precision == PrefillPrecision::Split ? splits_for<I::HD, I::DV, I::BC, I::G, true>(T, n_head, window)
+                                                : splits_for<I::HD, I::DV, I::BC, I::G, false>(T, n_head, window);
   });
 }
 
@@ -473,7 +478,7 @@ bool attention_prefill_has_warpgroup(int hd) { return detail::prefill_wg_support
 void attention_prefill(const float* q, int64_t q_stride, int T, const int32_t* pos,
                        const uint16_t* k_cache, const uint16_t* v_cache, int64_t cap, int n_head,
                        int n_head_kv, int hd, float scale, int window, float* out, cudaStream_t s,
-                       PrefillPath path) {
+                       PrefillPath path, PrefillPrecision precision) {
   KILN_REQUIRE(hd == 64 || hd == 128 || hd == 256 || hd == 512, "attention_prefill: head_dim ", hd,
                " not in {64, 128, 256, 512}");
   KILN_REQUIRE(n_head_kv > 0 && n_head > 0 && n_head % n_head_kv == 0,
@@ -495,15 +500,20 @@ void attention_prefill(const float* q, int64_t q_stride, int T, const int32_t* p
   // Auto: wgmma, except hd 256 prompts short enough that the mma.sync kernel splits their keys
   // over a cluster (the wgmma kernel has no key split; H200, Gemma 4 sliding shape, T = 512:
   // 34.7 us mma.sync against 38.4 us wgmma, session 19).
-  const bool auto_wg = wg && (hd == 128 || attention_prefill_splits(T, n_head, hd, window) == 1);
+  const bool split = precision == PrefillPrecision::Split;
+  const bool auto_wg = wg && (hd == 128 || attention_prefill_splits(T, n_head, hd, window, precision) == 1);
   if (path == PrefillPath::Warpgroup || (path == PrefillPath::Auto && auto_wg)) {
-    detail::prefill_wg(q, q_stride, T, pos, k_cache, v_cache, c, n_head, n_head_kv, hd, sl2, window, out, s);
+    detail::prefill_wg(q, q_stride, T, pos, k_cache, v_cache, c, n_head, n_head_kv, hd, sl2, window, split, out, s);
     return;
   }
   with_instance(hd, [&](auto i) {
     using I = decltype(i);
-    launch_prefill<I::HD, I::DV, I::BC, I::G>(q, q_stride, T, pos, k_cache, v_cache, c, n_head, n_head_kv, sl2, window,
-                                              out, s);
+    if (split)
+      launch_prefill<I::HD, I::DV, I::BC, I::G, true>(q, q_stride, T, pos, k_cache, v_cache, c, n_head, n_head_kv, sl2,
+                                                      window, out, s);
+    else
+      launch_prefill<I::HD, I::DV, I::BC, I::G, false>(q, q_stride, T, pos, k_cache, v_cache, c, n_head, n_head_kv,
+                                                       sl2, window, out, s);
     return 0;
   });
 }

@@ -1,9 +1,9 @@
 // Prefill attention on Hopper's warpgroup MMA (wgmma.mma_async, sm_90a): the path
 // attention_prefill takes for head_dim 128 and 256 where the device and the build allow it
-// (detail::prefill_wg_supported; PrefillPath in kernels/attention.cuh). Same semantics, split
-// precision and contract as the mma.sync kernel (kernels/attention_prefill.cu): Q and P are split
-// into FP16 hi + lo, K and V are the cache's FP16, F32 accumulation, exp2 online softmax with P
-// scaled by 2^15.
+// (detail::prefill_wg_supported; PrefillPath in kernels/attention.cuh). Same semantics,
+// precisions and contracts as the mma.sync kernel (kernels/attention_prefill.cu): Q and P split
+// into FP16 hi + lo (Split) or rounded to FP16 once (Half: Instance LO = false), K and V the
+// cache's FP16, F32 accumulation, exp2 online softmax with P scaled by 2^15.
 //
 // Warp-specialized, as FlashAttention-3: a CTA is one head's 128 query rows and three
 // warpgroups. Warpgroup 0 produces: it streams the row tile's key tiles of BC positions into
@@ -65,8 +65,7 @@ __device__ __forceinline__ uint32_t tile_off(int r, int c, int rows) {
 #endif
 
 // One instantiation: head_dim, keys per tile, K/V stages, whether Q's A fragments live in
-// registers, and LO: false drops the lo halves of Q and P (half the MMAs; outside the contract,
-// a speed measurement for the single-pass question in docs/perf-notes.md, never dispatched).
+// registers, and LO: false drops the lo halves of Q and P (PrefillPrecision::Half: half the MMAs).
 template <int HD_, int BC_, int STAGES_, bool QREG_, bool LO_ = true>
 struct Instance {
   static constexpr int HD = HD_, BC = BC_, STAGES = STAGES_;
@@ -379,13 +378,15 @@ __global__ void __launch_bounds__(I::THREADS, 1)
 #endif
 }
 
-// hd 128: 64-key tiles, Q in registers, 64 + 3 x 32 KiB; hd 256: 32-key tiles, 128 + 3 x 32 KiB.
+// hd 128: 64-key tiles, Q in registers, 64 + 3 x 32 KiB (Half: 128-key tiles, which the freed
+// lo registers allow, 32 + 3 x 64 KiB; H200, T 8192 causal: 1567 -> 1452 us, T 2048 147 -> 134);
+// hd 256: 32-key tiles, 128 + 3 x 32 KiB (Half: Q_hi only, 64 KiB; 4 stages measured the same).
 template <class F>
-void with_instance(int hd, F f) {
+void with_instance(int hd, bool split, F f) {
   if (hd == 128)
-    f(Instance<128, 64, 3, true>{});
+    split ? f(Instance<128, 64, 3, true>{}) : f(Instance<128, 128, 3, true, false>{});
   else
-    f(Instance<256, 32, 3, false>{});
+    split ? f(Instance<256, 32, 3, false>{}) : f(Instance<256, 32, 3, false, false>{});
 }
 
 }  // namespace
@@ -412,10 +413,10 @@ bool prefill_wg_supported(int hd) {
 
 void prefill_wg(const float* q, int64_t q_stride, int T, const int32_t* pos, const uint16_t* kc,
                 const uint16_t* vc, int cap, int n_head, int n_head_kv, int hd, float scale_log2, int window,
-                float* out, cudaStream_t s) {
+                bool split, float* out, cudaStream_t s) {
   KILN_REQUIRE(prefill_wg_supported(hd), "attention_prefill: the wgmma path does not serve head_dim ", hd,
                " on this device/build");
-  with_instance(hd, [&](auto i) {
+  with_instance(hd, split, [&](auto i) {
     using I = decltype(i);
     auto kernel = attn_prefill_wg_kernel<I>;
     static const bool configured = [&] {  // once per instantiation

@@ -12,9 +12,10 @@ namespace kiln::detail {
 // compute capability 9.0 and the kernel has an instantiation for head_dim hd.
 bool prefill_wg_supported(int hd);
 
-// attention_prefill's arguments after its validation; scale_log2 = scale * log2(e).
+// attention_prefill's arguments after its validation; scale_log2 = scale * log2(e); split:
+// PrefillPrecision::Split (else Half).
 void prefill_wg(const float* q, int64_t q_stride, int T, const int32_t* pos, const uint16_t* kc,
                 const uint16_t* vc, int cap, int n_head, int n_head_kv, int hd, float scale_log2, int window,
-                float* out, cudaStream_t s);
+                bool split, float* out, cudaStream_t s);
 
 }  // namespace kiln::detail

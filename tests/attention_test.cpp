@@ -57,7 +57,11 @@ double row_rel_err(const float* a, const double* ref, size_t n_rows, int hd) {
 // 3e-5 for the context-independent terms plus one FP32 ulp (2^-23) per tensor-core accumulation
 // step into O, of which there are n_keys / 8 (two mma, P_hi and P_lo, per 16 keys). The tensor-core
 // decode path is held to the same bound.
-double prefill_tol(int64_t n_keys) { return 3e-5 + double(n_keys) / 8 * 0x1p-23; }
+// PrefillPrecision::Half rounds Q and P to FP16 once: 2e-3 for the context-independent terms
+// (kernels/attention.cuh), the same accumulation term.
+double prefill_tol(int64_t n_keys, PrefillPrecision prec = PrefillPrecision::Split) {
+  return (prec == PrefillPrecision::Split ? 3e-5 : 2e-3) + double(n_keys) / 8 * 0x1p-23;
+}
 // Keys attended by the query at position p (positions start at 0).
 int64_t prefill_keys(int64_t p, int window) {
   return window > 0 ? std::min<int64_t>(p + 1, window) : p + 1;
@@ -636,13 +640,13 @@ struct PrefillErr {
   double err = 0, tol_ratio = 0;
 };
 PrefillErr prefill_err(const std::vector<float>& got, const std::vector<double>& want,
-                       const std::vector<int64_t>& rows, int n_head, int hd, int window) {
+                       const std::vector<int64_t>& rows, int n_head, int hd, int window, PrefillPrecision prec) {
   const size_t qrow = size_t(n_head) * hd;
   PrefillErr e;
   for (size_t i = 0; i < rows.size(); ++i) {
     const double err = row_rel_err(got.data() + size_t(rows[i]) * qrow, want.data() + i * qrow,
                                    size_t(n_head), hd);
-    const double ratio = err / prefill_tol(prefill_keys(rows[i], window));
+    const double ratio = err / prefill_tol(prefill_keys(rows[i], window), prec);
     if (!(err <= e.err)) e.err = err;  // NaN sticks
     if (!(ratio <= e.tol_ratio)) e.tol_ratio = ratio;
   }
@@ -655,9 +659,11 @@ struct PrefillCase {
   float scale;  // 0: 1/sqrt(hd) with q ~ N(0,1); else q scaled so scores ~ N(0, 2^2)
 };
 
-// Every case records the key split the mma.sync kernel ran with, per head_dim:
-// WithinToleranceOfDouble checks that each head_dim ran both unsplit and split (cluster) launches.
-std::map<int, std::set<int>> g_prefill_splits;
+// Every case records the key split the mma.sync kernel ran with, per head_dim and precision:
+// WithinToleranceOfDouble checks that each ran both unsplit and split (cluster) launches.
+std::map<std::pair<int, PrefillPrecision>, std::set<int>> g_prefill_splits;
+const PrefillPrecision kPrecisions[] = {PrefillPrecision::Split, PrefillPrecision::Half};
+const char* prec_name(PrefillPrecision p) { return p == PrefillPrecision::Split ? "split" : "half"; }
 
 // The prefill kernels that serve head_dim hd here: mma.sync always, wgmma where it exists.
 std::vector<PrefillPath> prefill_paths(int hd) {
@@ -667,9 +673,10 @@ std::vector<PrefillPath> prefill_paths(int hd) {
 }
 const char* path_name(PrefillPath p) { return p == PrefillPath::Warpgroup ? "wgmma" : "mma.sync"; }
 
-// Every path of prefill_paths(c.hd) against one oracle.
+// Every path of prefill_paths(c.hd), in both precisions, against one oracle.
 void check_prefill(const PrefillCase& c, uint64_t seed) {
-  g_prefill_splits[c.hd].insert(attention_prefill_splits(int(c.T), c.n_head, c.hd, c.window));
+  for (PrefillPrecision prec : kPrecisions)
+    g_prefill_splits[{c.hd, prec}].insert(attention_prefill_splits(int(c.T), c.n_head, c.hd, c.window, prec));
   const int row = c.n_head_kv * c.hd;
   const float scale = c.scale != 0 ? c.scale : 1.f / std::sqrt(float(c.hd));
   const float q_std = c.scale != 0 ? 2.f / (c.scale * std::sqrt(float(c.hd))) : 1.f;
@@ -679,23 +686,30 @@ void check_prefill(const PrefillCase& c, uint64_t seed) {
   auto dpos = upload(std::vector<int32_t>{0});
   const auto rows = sample_rows(c.T, c.window, seed);
   const auto want = oracle_rows(in, rows, 0, c.T, c.n_head, c.n_head_kv, c.hd, scale, c.window);
-  for (PrefillPath path : prefill_paths(c.hd)) {
-    DeviceBuffer<float> out(in.q.size());
-    poison(out);
-    attention_prefill(dq.data(), 0, int(c.T), dpos.data(), cache.k.data(), cache.v.data(), c.T, c.n_head,
-                      c.n_head_kv, c.hd, scale, c.window, out.data(), nullptr, path);
-    KILN_CUDA_CHECK(cudaDeviceSynchronize());
-    const auto got = download(out, in.q.size());
-    for (size_t i = 0; i < got.size(); ++i)
-      ASSERT_TRUE(std::isfinite(got[i])) << path_name(path) << " T " << c.T << " hd " << c.hd << " element " << i;
-    const PrefillErr e = prefill_err(got, want, rows, c.n_head, c.hd, c.window);
-    EXPECT_LE(e.tol_ratio, 1.0) << path_name(path) << " T " << c.T << " hd " << c.hd << " window " << c.window
-                                << " max row rel err " << e.err;
-    printf("[prefill %s] T %lld hd %d window %d heads %d/%d scale %g: max row rel err %.3g, %.3g of the "
-           "bound (%zu rows)\n",
-           path_name(path), (long long)c.T, c.hd, c.window, c.n_head, c.n_head_kv, double(scale), e.err,
-           e.tol_ratio, rows.size());
-  }
+  for (PrefillPrecision prec : kPrecisions)
+    for (PrefillPath path : prefill_paths(c.hd)) {
+      DeviceBuffer<float> out(in.q.size());
+      poison(out);
+      attention_prefill(dq.data(), 0, int(c.T), dpos.data(), cache.k.data(), cache.v.data(), c.T, c.n_head,
+                        c.n_head_kv, c.hd, scale, c.window, out.data(), nullptr, path, prec);
+      KILN_CUDA_CHECK(cudaDeviceSynchronize());
+      const auto got = download(out, in.q.size());
+      for (size_t i = 0; i < got.size(); ++i)
+        ASSERT_TRUE(std::isfinite(got[i])) << path_name(path) << " " << prec_name(prec) << " T " << c.T << " hd "
+                                           << c.hd << " element " << i;
+      const PrefillErr e = prefill_err(got, want, rows, c.n_head, c.hd, c.window, prec);
+      EXPECT_LE(e.tol_ratio, 1.0) << path_name(path) << " " << prec_name(prec) << " T " << c.T << " hd " << c.hd
+                                  << " window " << c.window << " max row rel err " << e.err;
+      // Half must really round Q and P once: past a few keys its error sits far above Split's bound
+      // (measured 1e-4 - 8e-4 against 3e-5), so a dispatch that ran Split would show here.
+      if (prec == PrefillPrecision::Half && c.T >= 512) {
+        EXPECT_GT(e.err, 3e-5) << path_name(path) << " T " << c.T << " hd " << c.hd << ": Half as exact as Split";
+      }
+      printf("[prefill %s %s] T %lld hd %d window %d heads %d/%d scale %g: max row rel err %.3g, %.3g of the "
+             "bound (%zu rows)\n",
+             path_name(path), prec_name(prec), (long long)c.T, c.hd, c.window, c.n_head, c.n_head_kv, double(scale),
+             e.err, e.tol_ratio, rows.size());
+    }
 }
 
 TEST(GpuAttentionPrefill, WithinToleranceOfDouble) {
@@ -714,11 +728,12 @@ TEST(GpuAttentionPrefill, WithinToleranceOfDouble) {
   check_prefill({1000, 64, 8, 2, 1, 1.f}, seed++);
   check_prefill({700, 64, 63, 32, 8, 0.f}, seed++);    // hd 64, many heads, odd window
   check_prefill({300, 64, 1, 4, 1, 0.f}, seed++);      // window 1
-  for (int hd : {64, 128, 256, 512}) {
-    const std::set<int>& sp = g_prefill_splits[hd];
-    EXPECT_TRUE(sp.count(1)) << "hd " << hd << ": no case ran unsplit";
-    EXPECT_TRUE(sp.size() >= 2) << "hd " << hd << ": no case ran with a key split (cluster)";
-  }
+  for (int hd : {64, 128, 256, 512})
+    for (PrefillPrecision prec : kPrecisions) {
+      const std::set<int>& sp = g_prefill_splits[{hd, prec}];
+      EXPECT_TRUE(sp.count(1)) << "hd " << hd << " " << prec_name(prec) << ": no case ran unsplit";
+      EXPECT_TRUE(sp.size() >= 2) << "hd " << hd << " " << prec_name(prec) << ": no case ran with a key split";
+    }
 }
 
 // An sm_90a build on a compute capability 9.0 device must take (and so test) the wgmma kernel:
@@ -772,27 +787,28 @@ TEST(GpuAttentionPrefill, ChunkedWithOffsetsAndRing) {
     auto dpos = upload(allpos);
     const auto rows = sample_rows(c.total, c.window, 8000);
     const auto want = oracle_rows(in, rows, 0, c.total, n_head, n_head_kv, c.hd, scale, c.window);
-    for (PrefillPath path : prefill_paths(c.hd)) {
-      DeviceBuffer<float> out(in.q.size());
-      poison(out);
-      for (int64_t p0 = 0; p0 < c.total; p0 += c.chunk) {
-        const int T = int(std::min(c.chunk, c.total - p0));
-        kv_append(dk.data() + p0 * row, dv.data() + p0 * row, 0, T, dpos.data() + p0, kc.data(),
-                  vc.data(), c.cap, n_head_kv, c.hd, nullptr);
-        attention_prefill(dq.data() + p0 * n_head * c.hd, 0, T, dpos.data() + p0, kc.data(),
-                          vc.data(), c.cap, n_head, n_head_kv, c.hd, scale, c.window,
-                          out.data() + p0 * n_head * c.hd, nullptr, path);
+    for (PrefillPrecision prec : kPrecisions)
+      for (PrefillPath path : prefill_paths(c.hd)) {
+        DeviceBuffer<float> out(in.q.size());
+        poison(out);
+        for (int64_t p0 = 0; p0 < c.total; p0 += c.chunk) {
+          const int T = int(std::min(c.chunk, c.total - p0));
+          kv_append(dk.data() + p0 * row, dv.data() + p0 * row, 0, T, dpos.data() + p0, kc.data(),
+                    vc.data(), c.cap, n_head_kv, c.hd, nullptr);
+          attention_prefill(dq.data() + p0 * n_head * c.hd, 0, T, dpos.data() + p0, kc.data(),
+                            vc.data(), c.cap, n_head, n_head_kv, c.hd, scale, c.window,
+                            out.data() + p0 * n_head * c.hd, nullptr, path, prec);
+        }
+        KILN_CUDA_CHECK(cudaDeviceSynchronize());
+        const auto got = download(out, in.q.size());
+        const PrefillErr e = prefill_err(got, want, rows, n_head, c.hd, c.window, prec);
+        EXPECT_LE(e.tol_ratio, 1.0) << path_name(path) << " " << prec_name(prec) << " hd " << c.hd << " window "
+                                    << c.window << " chunk " << c.chunk << " max row rel err " << e.err;
+        printf("[chunked %s %s] hd %d window %d total %lld chunk %lld cap %lld: max row rel err %.3g, %.3g of "
+               "the bound\n",
+               path_name(path), prec_name(prec), c.hd, c.window, (long long)c.total, (long long)c.chunk,
+               (long long)c.cap, e.err, e.tol_ratio);
       }
-      KILN_CUDA_CHECK(cudaDeviceSynchronize());
-      const auto got = download(out, in.q.size());
-      const PrefillErr e = prefill_err(got, want, rows, n_head, c.hd, c.window);
-      EXPECT_LE(e.tol_ratio, 1.0) << path_name(path) << " hd " << c.hd << " window " << c.window << " chunk "
-                                  << c.chunk << " max row rel err " << e.err;
-      printf("[chunked %s] hd %d window %d total %lld chunk %lld cap %lld: max row rel err %.3g, %.3g of "
-             "the bound\n",
-             path_name(path), c.hd, c.window, (long long)c.total, (long long)c.chunk, (long long)c.cap, e.err,
-             e.tol_ratio);
-    }
   }
 }
 
@@ -811,16 +827,18 @@ TEST(GpuAttentionPrefill, CacheBreachStaysInsideCache) {
     auto dk = upload(kh), dv = upload(vh);
     auto dq = upload(in.q);
     auto dpos = upload(std::vector<int32_t>{100});  // attends positions 0..100 of a 16-row cache
-    for (PrefillPath path : prefill_paths(hd)) {
-      DeviceBuffer<float> out(in.q.size());
-      poison(out);
-      attention_prefill(dq.data(), 0, T, dpos.data(), dk.data(), dv.data(), cap, n_head, n_head_kv, hd,
-                        1.f / std::sqrt(float(hd)), 0, out.data(), nullptr, path);
-      KILN_CUDA_CHECK(cudaDeviceSynchronize());
-      const auto got = download(out, in.q.size());
-      for (size_t i = 0; i < got.size(); ++i)
-        ASSERT_TRUE(std::isfinite(got[i])) << path_name(path) << " hd " << hd << " element " << i;
-    }
+    for (PrefillPrecision prec : kPrecisions)
+      for (PrefillPath path : prefill_paths(hd)) {
+        DeviceBuffer<float> out(in.q.size());
+        poison(out);
+        attention_prefill(dq.data(), 0, T, dpos.data(), dk.data(), dv.data(), cap, n_head, n_head_kv, hd,
+                          1.f / std::sqrt(float(hd)), 0, out.data(), nullptr, path, prec);
+        KILN_CUDA_CHECK(cudaDeviceSynchronize());
+        const auto got = download(out, in.q.size());
+        for (size_t i = 0; i < got.size(); ++i)
+          ASSERT_TRUE(std::isfinite(got[i])) << path_name(path) << " " << prec_name(prec) << " hd " << hd
+                                             << " element " << i;
+      }
   }
 }
 
@@ -855,17 +873,19 @@ TEST(GpuAttentionPrefill, DecodeAfterPrefillMatchesLongerPrefill) {
       GpuCache lin(in.k, in.v, T + 1, T + 1, row);
       KILN_CUDA_CHECK(cudaDeviceSynchronize());
       const auto d = download(dec, size_t(n_head) * hd);
-      for (PrefillPath path : prefill_paths(hd)) {
-        DeviceBuffer<float> pre(in.q.size());
-        poison(pre);
-        attention_prefill(dq.data(), 0, int(T + 1), dpos.data(), lin.k.data(), lin.v.data(), T + 1, n_head,
-                          n_head_kv, hd, scale, window, pre.data(), nullptr, path);
-        KILN_CUDA_CHECK(cudaDeviceSynchronize());
-        const auto p = download(pre, in.q.size());
-        const std::vector<double> pl(p.end() - n_head * hd, p.end());
-        EXPECT_LE(row_rel_err(d.data(), pl.data(), size_t(n_head), hd), prefill_tol(prefill_keys(T, window)) + 1e-5)
-            << path_name(path) << " hd " << hd << " window " << window;
-      }
+      for (PrefillPrecision prec : kPrecisions)
+        for (PrefillPath path : prefill_paths(hd)) {
+          DeviceBuffer<float> pre(in.q.size());
+          poison(pre);
+          attention_prefill(dq.data(), 0, int(T + 1), dpos.data(), lin.k.data(), lin.v.data(), T + 1, n_head,
+                            n_head_kv, hd, scale, window, pre.data(), nullptr, path, prec);
+          KILN_CUDA_CHECK(cudaDeviceSynchronize());
+          const auto p = download(pre, in.q.size());
+          const std::vector<double> pl(p.end() - n_head * hd, p.end());
+          EXPECT_LE(row_rel_err(d.data(), pl.data(), size_t(n_head), hd),
+                    prefill_tol(prefill_keys(T, window), prec) + 1e-5)
+              << path_name(path) << " " << prec_name(prec) << " hd " << hd << " window " << window;
+        }
       const auto want = oracle_rows(in, {T}, 0, T + 1, n_head, n_head_kv, hd, scale, window);
       EXPECT_LE(row_rel_err(d.data(), want.data(), size_t(n_head), hd), 1e-5) << "decode vs double";
     }
