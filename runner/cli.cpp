@@ -14,6 +14,7 @@ void usage(FILE* f) {
           "usage: kiln <command> [options]\n"
           "commands:\n"
           "  run [--model FILE.gguf | --preset NAME] [--prompt-tokens N] [--gen N] [--json OUT] [--no-graph]\n"
+          "      [--prefill-attention split|half]\n"
           "                          run prefill + decode and print the roofline report (GPU, else CPU reference)\n"
           "  logits --model FILE.gguf --tokens 1,2,3 [--backend cpu|gpu] [--out logits.f32] [--exact]\n"
           "                          logits of every prompt position (raw float32 [tokens x vocab])\n"

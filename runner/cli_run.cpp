@@ -29,6 +29,7 @@ struct Options {
   int prompt_tokens = 512, gen = 128;
   std::string json, backend = "auto";
   bool no_graph = false;
+  bool half_attention = false;  // --prefill-attention half
   uint64_t seed = 1;
 };
 
@@ -106,7 +107,11 @@ RunReport run_gpu(const Options& o, const GgufFile& f, const SynthModel* synth, 
   eo.max_ctx = o.prompt_tokens + o.gen + 1;
   eo.max_chunk = std::min(o.prompt_tokens, 2048);
   eo.verbose = true;
+  eo.prefill_attention = o.half_attention ? PrefillPrecision::Half : PrefillPrecision::Split;
   Engine e(f, synth, eo);
+  if (o.half_attention)
+    r.notes.emplace_back("prefill attention", "half: Q and P rounded to FP16 once (kernels/attention.cuh's Half "
+                                              "contract, ~1e-3 relative error), not the FP32-accurate default");
   r.device = e.props().name;
   if (!e.skipped_ops().empty()) {
     std::string ops;
@@ -164,6 +169,9 @@ int cli_run(int argc, char** argv) {
   o.json = args.value("--json");
   o.backend = args.value("--backend", "auto");
   o.no_graph = args.flag("--no-graph");
+  const std::string pa = args.value("--prefill-attention", "split");
+  if (pa != "split" && pa != "half") throw UsageError{"--prefill-attention must be split or half, got '" + pa + "'"};
+  o.half_attention = pa == "half";
   o.seed = uint64_t(Args::to_int("--seed", args.value("--seed", "1"), 0, 1L << 62));
   args.finish();
   if (!o.model.empty() && !o.preset.empty()) throw UsageError{"give --model or --preset, not both"};

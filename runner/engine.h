@@ -36,6 +36,9 @@ struct EngineOptions {
   int max_chunk = 512;     // prefill tokens per batch (sizes the arena)
   bool all_logits = false; // keep the logits of every prefill position (parity tests), else only the last
   bool verbose = false;    // progress while loading
+  // Prefill attention's precision (kernels/attention.cuh): Split (FP32-accurate, the default the
+  // parity tests hold) or Half (Q and P rounded to FP16 once: faster, ~1e-3 relative error).
+  PrefillPrecision prefill_attention = PrefillPrecision::Split;
 };
 
 class Engine {

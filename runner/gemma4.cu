@@ -130,7 +130,7 @@ void Gemma4::step(Engine& e, int T, bool decode) {
     else
       e.op("attention_prefill", [&] {
         attention_prefill(a.q, qd, T, a.pos, kv.k, kv.v, kv.cap, l.n_head, l.n_head_kv, l.head_dim, c.attn_scale,
-                          window, a.attn, s);
+                          window, a.attn, s, PrefillPath::Auto, e.opt_.prefill_attention);
       });
     // Decode's merge writes the o-proj's Q8_1 input itself; prefill quantizes in a launch.
     if (!decode && wo_q8) e.op("quantize_q8_1", [&] { quantize_q8_1(a.attn, T, qd, a.attn_q, s); });

@@ -347,6 +347,11 @@ TEST(CliArgs, BadBackend) {
                "kiln logits: --backend must be cpu or gpu, got 'tpu' (see kiln --help)");
 }
 
+TEST(CliArgs, BadPrefillAttention) {
+  expect_error(kiln("run --prefill-attention fp8"), 2,
+               "kiln run: --prefill-attention must be split or half, got 'fp8' (see kiln --help)");
+}
+
 TEST(CliArgs, BadTokenList) {
   expect_error(kiln("logits --model a.gguf --tokens 1,,2"), 2,
                "kiln logits: --tokens must be an integer in [0, 2147483647], got '' (see kiln --help)");

@@ -63,11 +63,13 @@ int expect_argmax(const std::vector<float>& got, const std::vector<float>& want,
   return compared;
 }
 
-std::vector<float> gpu_prefill_logits(const GgufFile& f, const std::vector<int32_t>& toks, int chunk) {
+std::vector<float> gpu_prefill_logits(const GgufFile& f, const std::vector<int32_t>& toks, int chunk,
+                                      PrefillPrecision attn = PrefillPrecision::Split) {
   EngineOptions o;
   o.max_ctx = int(toks.size()) + 8;
   o.max_chunk = chunk;
   o.all_logits = true;
+  o.prefill_attention = attn;
   Engine e(f, nullptr, o);
   std::vector<float> logits(toks.size() * size_t(e.config().n_vocab));
   e.prefill(toks.data(), int(toks.size()), logits.data());
@@ -134,14 +136,14 @@ TEST_P(GpuRunner, ProfiledPrefillLeavesTheSameState) {
 }
 
 // Prefill of n tokens in one batch (chunks of 128: tensor-core GEMMs and the integer path, a
-// ring KV cache for sliding layers) vs prefill of 1 then n-1 graph decode steps.
+// ring KV cache for sliding layers) vs prefill of 1 then n-1 graph decode steps; the batch in
+// both prefill attention precisions (the runner's --prefill-attention), held to the same rule.
 TEST_P(GpuRunner, BatchedPrefillMatchesTokenByTokenDecode) {
   KILN_REQUIRE_GPU();
   const GgufFile f = GgufFile::open(preset_file(GetParam()));
   const int n = 160;
   const int V = parse_config(f).n_vocab;
   const std::vector<int32_t> prompt = random_tokens(n, V, 2);
-  const std::vector<float> batch = gpu_prefill_logits(f, prompt, 128);
 
   EngineOptions o;
   o.max_ctx = n + 8;
@@ -153,10 +155,14 @@ TEST_P(GpuRunner, BatchedPrefillMatchesTokenByTokenDecode) {
     e.set_token(prompt[size_t(i)]);
     e.decode(true, seq.data() + size_t(i) * size_t(V));
   }
-  const double err = testing::nmse(batch.data(), seq.data(), batch.size());
-  printf("[runner] %s: batched prefill vs decode NMSE %.3g\n", GetParam(), err);
-  EXPECT_LE(err, 1e-3);
-  EXPECT_GT(expect_argmax(batch, seq, V, 0.25f, "prefill vs decode"), 0);
+  for (PrefillPrecision attn : {PrefillPrecision::Split, PrefillPrecision::Half}) {
+    const char* an = attn == PrefillPrecision::Split ? "split" : "half";
+    const std::vector<float> batch = gpu_prefill_logits(f, prompt, 128, attn);
+    const double err = testing::nmse(batch.data(), seq.data(), batch.size());
+    printf("[runner] %s: batched prefill (%s attention) vs decode NMSE %.3g\n", GetParam(), an, err);
+    EXPECT_LE(err, 1e-3) << an;
+    EXPECT_GT(expect_argmax(batch, seq, V, 0.25f, std::string("prefill vs decode, ") + an), 0);
+  }
 }
 
 // GPU vs the CPU reference forward in the mode that mirrors it (Q8_1 activations).
@@ -168,11 +174,14 @@ TEST_P(GpuRunner, MatchesTheCpuReferenceForward) {
   const int V = fw.config().n_vocab;
   const std::vector<int32_t> prompt = random_tokens(n, V, 3);
   const std::vector<float> want = fw.forward(prompt.data(), n);
-  const std::vector<float> got = gpu_prefill_logits(f, prompt, 64);
-  const double err = testing::nmse(got.data(), want.data(), want.size());
-  printf("[runner] %s: GPU vs CPU reference (Q8_1) NMSE %.3g\n", GetParam(), err);
-  EXPECT_LE(err, 1e-3);
-  EXPECT_GT(expect_argmax(got, want, V, 0.25f, "gpu vs cpu reference"), 0);
+  for (PrefillPrecision attn : {PrefillPrecision::Split, PrefillPrecision::Half}) {
+    const char* an = attn == PrefillPrecision::Split ? "split" : "half";
+    const std::vector<float> got = gpu_prefill_logits(f, prompt, 64, attn);
+    const double err = testing::nmse(got.data(), want.data(), want.size());
+    printf("[runner] %s: GPU (%s attention) vs CPU reference (Q8_1) NMSE %.3g\n", GetParam(), an, err);
+    EXPECT_LE(err, 1e-3) << an;
+    EXPECT_GT(expect_argmax(got, want, V, 0.25f, std::string("gpu vs cpu reference, ") + an), 0);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Presets, GpuRunner, ::testing::Values("gemma4-tiny", "qwen3-tiny"),
