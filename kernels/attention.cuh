@@ -72,13 +72,13 @@
 // context 32768 Qwen3 shape 52.9 -> 38.3 us (59.6 -> 82.6% of copy), head_dim 512 60.5 -> 43.0 us
 // (52.1 -> 73.4%, below the 80% target); context 576: hd 128 10.5 -> 7.4 us, hd 512 14.5 -> 8.9,
 // hd 256 window 512 11.8 -> 7.7 (latency, not bandwidth). The runner uses TensorCores.
-// Prefill (hi/lo split, so FP32-accurate; H200, cuBLAS BF16 893 TFLOP/s in the same runs),
-// causal, hd 128 / hd 256: mma.sync T = 8192 99.5 / 102.6 TFLOP/s (11 %); the warp-specialized
-// wgmma kernel (session 19) T = 8192 2209 us, 249 TFLOP/s (27.9 %) / 1233 us, 223 (25.0 %);
-// T = 2048 189 us (20.4 %) / 127 us (15.2 %). Short prompts: T = 512 hd 128 20.0 us (wgmma);
-// hd 256 window 512 34.7 us (mma.sync with key splits) against 38.4 us (wgmma, no splits), hence
-// Auto's exception. Below the 50 % target: the split doubles the MMA count (without it, outside
-// the contract: 38.1 % / 36.0 %).
+// Prefill (H200, cuBLAS BF16 892 TFLOP/s in the same runs, session 20), causal, hd 128 / hd 256,
+// wgmma kernel: Split T = 8192 2182 us, 252 TFLOP/s (28.3 %) / 1157 us, 238 (26.6 %); T = 2048
+// 183 us (21.1 %) / 120 us (16.0 %); Half T = 8192 1455 us (42.4 %) / 739 us (40.9 %), T = 2048
+// 135 us (28.6 %) / 82 us (23.5 %); mma.sync Split T = 8192 ~12 %. Short prompts: T = 512 hd 128
+// 19.6 us (wgmma); hd 256 window 512 33.6 us (mma.sync with key splits) against 37.7 us (wgmma,
+// no splits), hence Auto's exception. Below the 50 % target: the split doubles the MMA count, so
+// Split would need ~91 % of the tensor pipe for it; Half is the way there and is still short.
 #pragma once
 
 #include <cuda_runtime.h>

@@ -25,10 +25,11 @@
 // from shared memory 3521 -> 128-key tiles 2902 -> 64-key tiles with Q in registers 2810-3100
 // (session 18); warp-specialized with the producer waiting for each tile (two in flight) 2785,
 // 2 stages 4607; with the asynchronous hand-over, the intra-warpgroup overlap and a 4-stage ring
-// 2223 (27.7% of cuBLAS BF16), 3 stages 2222. Without the lo halves (half the MMAs, outside
-// the contract) 1615 (38.1%): the split costs 1.38x, not 2x. hd 256 (32-key tiles): lock-step
-// 1825, warp-specialized 1233 (25.0%), without the lo halves 856. In the lock-step design,
-// overlapping softmax with P.V was slower (3654 against 3521), as were a truncating P split and
+// 2223 (27.7% of cuBLAS BF16), 3 stages 2222; P's factor in exp2's argument and the skipped
+// rescale (session 20) 2143-2182 (28.3-28.8%). Half (no lo halves) 1567, with 128-key tiles 1455
+// (42.4%): the split costs 1.5x, not 2x. hd 256 (32-key tiles): lock-step 1825,
+// warp-specialized 1233 (25.0%), session 20 1150-1166; Half 780-796, with 48-key tiles 738
+// (40.9%). In the lock-step design, overlapping softmax with P.V was slower (3654 against 3521), as were a truncating P split and
 // one warpgroup per CTA with two CTAs per SM (3324). wgmma under a branch the compiler cannot
 // prove warpgroup-uniform is serialized by ptxas (warning C7520), so every consumer computes
 // every tile of its CTA and the mask zeroes what its rows do not see.
@@ -380,13 +381,14 @@ __global__ void __launch_bounds__(I::THREADS, 1)
 
 // hd 128: 64-key tiles, Q in registers, 64 + 3 x 32 KiB (Half: 128-key tiles, which the freed
 // lo registers allow, 32 + 3 x 64 KiB; H200, T 8192 causal: 1567 -> 1452 us, T 2048 147 -> 134);
-// hd 256: 32-key tiles, 128 + 3 x 32 KiB (Half: Q_hi only, 64 KiB; 4 stages measured the same).
+// hd 256: 32-key tiles, 128 + 3 x 32 KiB (Half: Q_hi only, 48-key tiles, 64 + 3 x 48 KiB; T 8192
+// 781 -> 739 us, T 2048 87.8 -> 82.0; 4 stages of 32 keys measured the same as 3, 2 of 64 slower).
 template <class F>
 void with_instance(int hd, bool split, F f) {
   if (hd == 128)
     split ? f(Instance<128, 64, 3, true>{}) : f(Instance<128, 128, 3, true, false>{});
   else
-    split ? f(Instance<256, 32, 3, false>{}) : f(Instance<256, 32, 3, false, false>{});
+    split ? f(Instance<256, 32, 3, false>{}) : f(Instance<256, 48, 3, false, false>{});
 }
 
 }  // namespace

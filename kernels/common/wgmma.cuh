@@ -58,6 +58,15 @@ __device__ __forceinline__ void wgmma_ss_n32(float (&d)[16], uint64_t da, uint64
       : "l"(da), "l"(db), "r"(accumulate));
 }
 
+// D[64 x 48] (+)= A . B^T, A [64 x 16] and B [48 x 16] K-major in shared memory (descriptors).
+__device__ __forceinline__ void wgmma_ss_n48(float (&d)[24], uint64_t da, uint64_t db, int accumulate) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %26, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n48k16.f32.f16.f16 {%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23}, %24, %25, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]), "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]), "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23])
+      : "l"(da), "l"(db), "r"(accumulate));
+}
+
 // D[64 x 128] (+)= A . B, A [64 x 16] in registers (the warp's 16 rows, mma.sync's A fragment
 // layout), B [16 x 128] MN-major (rows of 128 contiguous elements) in shared memory.
 __device__ __forceinline__ void wgmma_rs_n128(float (&d)[64], const uint32_t (&a)[4], uint64_t db, int accumulate) {
@@ -100,6 +109,7 @@ __device__ __forceinline__ void wgmma_rs_n64_kmajor(float (&d)[32], const uint32
 // The shapes the kernels use, the width picked from the accumulator array (rs: B MN-major;
 // rs_kmajor: B K-major). Others are one more operand list away.
 __device__ __forceinline__ void ss(float (&d)[16], uint64_t da, uint64_t db, int acc) { wgmma_ss_n32(d, da, db, acc); }
+__device__ __forceinline__ void ss(float (&d)[24], uint64_t da, uint64_t db, int acc) { wgmma_ss_n48(d, da, db, acc); }
 __device__ __forceinline__ void rs(float (&d)[64], const uint32_t (&a)[4], uint64_t db, int acc) { wgmma_rs_n128(d, a, db, acc); }
 __device__ __forceinline__ void rs(float (&d)[128], const uint32_t (&a)[4], uint64_t db, int acc) { wgmma_rs_n256(d, a, db, acc); }
 __device__ __forceinline__ void rs_kmajor(float (&d)[32], const uint32_t (&a)[4], uint64_t db, int acc) { wgmma_rs_n64_kmajor(d, a, db, acc); }
