@@ -29,10 +29,11 @@
 // rescale (session 20) 2143-2182 (28.3-28.8%). Half (no lo halves) 1567, with 128-key tiles 1455
 // (42.4%): the split costs 1.5x, not 2x. hd 256 (32-key tiles): lock-step 1825,
 // warp-specialized 1233 (25.0%), session 20 1150-1166; Half 780-796, with 48-key tiles 738
-// (40.9%). In the lock-step design, overlapping softmax with P.V was slower (3654 against 3521), as were a truncating P split and
-// one warpgroup per CTA with two CTAs per SM (3324). wgmma under a branch the compiler cannot
-// prove warpgroup-uniform is serialized by ptxas (warning C7520), so every consumer computes
-// every tile of its CTA and the mask zeroes what its rows do not see.
+// (40.9%). In the lock-step design, overlapping softmax with P.V was slower (3654 against
+// 3521), as were a truncating P split and one warpgroup per CTA with two CTAs per SM (3324).
+// wgmma under a branch the compiler cannot prove warpgroup-uniform is serialized by ptxas
+// (warning C7520), so every consumer computes every tile of its CTA and the mask zeroes what its
+// rows do not see.
 #include <cuda_fp16.h>
 
 #include <algorithm>
