@@ -49,7 +49,12 @@ struct Params {
   int rowbuf;  // integer path: staging bytes per row and ring stage
   int x_stage;      // integer path: activations staged in shared memory (N <= 2, small enough)
   int x_col_bytes;  // bytes per staged activation column
+  // kQ6Pairs, passed as a parameter: with the literal, ptxas proves the masked bits and splits
+  // each bit_select of the Q6_K decode into two LOP3s (load_unit); a __constant__ variable keeps
+  // it whole but costs a constant-cache miss per CTA (+0.3-0.5 us on small matrices, H200).
+  uint32_t q6_pairs;
 };
+constexpr uint32_t kQ6Pairs = 0x33333333u;  // the qh bit pairs of a Q6_K word window
 
 // L2 policy of the weight streams: evict-first. A decode step reads each weight byte once (4-5 GB
 // per token never fit the 60 MB L2), so weight lines are the right victims, and the small data
@@ -204,12 +209,23 @@ __device__ __forceinline__ int dp4a_us(uint32_t a_unsigned, int b, int c) {
   return d;
 }
 
+// (a & m) | (b & ~m) as one LOP3: written as C, ptxas splits it into two when it can prove b's
+// bits (the Q6_K decode: 2 LOP3 per quant word instead of 1).
+__device__ __forceinline__ uint32_t bit_select(uint32_t m, uint32_t a, uint32_t b) {
+  uint32_t d;
+  asm("lop3.b32 %0, %1, %2, %3, 0xE4;" : "=r"(d) : "r"(a), "r"(b), "r"(m));  // F(a, b, c) = a & c | b & ~c
+  return d;
+}
+
 constexpr int kAnyType = -1;  // kernel template argument: weight type read per matrix at run time
 
 // Rows per warp: 2 for small N (smaller row groups balance better and halve the ring), 4 above
 // (activation columns are reused across more rows). Q6_K holds 16 quant words per row (two
-// slices) in its dp4a path, so it stays at 2 rows up to N = 4, where 4 rows spill under 128
-// registers. Q4_K above N = 2 and Q6_K above N = 4 take the int8 MMA path (mma_chunk), whose
+// slices) in its dp4a path, so it stays at 2 rows for N = 2..4 (4 rows spill under 128 registers
+// at N = 3, 4), but takes 4 at N = 1: its decode is instruction-bound, and 4 rows share each
+// lane's activation loads and half sums (loop instructions per row and unit 159 -> 140; H200,
+// same call: 4096 x 151936 141.2 -> 132.9 us, 4096 x 12288 13.9 -> 13.0, 12288 x 4096 13.8 ->
+// 12.7, qwen3-8b decode 405 -> 415 tok/s; Gemma-sized K = 2560 rows +0.3-0.4 us, 3 %). Q4_K above N = 2 and Q6_K above N = 4 take the int8 MMA path (mma_chunk), whose
 // tile is 4 rows (H200, against their dp4a paths: Q4_K 4096 x 12288 N = 4 22.3 -> 15.6 us, N = 8
 // 28.4 -> 22.1 us; Q6_K N = 8 4096 x 12288 35.6 -> 33.0, 4096 x 151936 383 -> 332, 2560 x 10240
 // 34.7 -> 30.1, but 12288 x 4096 33.2 -> 34.5).
@@ -218,7 +234,9 @@ KILN_HD constexpr bool mma_path() {
   return (TT == int(DType::Q4_K) && N > 2) || (TT == int(DType::Q6_K) && N > 4);  // Q6_K N = 3, 4: spills at 128 registers
 }
 template <int TT, int N>
-KILN_HD constexpr int rows_per_warp() { return mma_path<TT, N>() || N > (TT == int(DType::Q8_0) ? 2 : 4) ? 4 : 2; }
+KILN_HD constexpr int rows_per_warp() {
+  return mma_path<TT, N>() || (TT == int(DType::Q6_K) && N == 1) || N > (TT == int(DType::Q8_0) ? 2 : 4) ? 4 : 2;
+}
 
 // Staging bytes per row and ring stage: one chunk (32 units) + up to 15 bytes of misalignment
 // rounded up to whole 16-byte segments + one padding word for the unaligned reads, rounded up to
@@ -361,7 +379,9 @@ __device__ __forceinline__ void q4k_unit_scales(const uint32_t (&hd)[4], int j, 
 }
 
 // b: the row's staged chunk; off: its misalignment (the chunk's global address mod 16).
-__device__ __forceinline__ void load_unit(DType type, const uint8_t* b, int off, int lane, RowUnit& u) {
+// pairs: kQ6Pairs (Params::q6_pairs).
+__device__ __forceinline__ void load_unit(DType type, const uint8_t* b, int off, int lane, uint32_t pairs,
+                                          RowUnit& u) {
   if (type == DType::Q8_0) {
     const int bo = off + 34 * lane;
     uint32_t q[8];
@@ -393,20 +413,29 @@ __device__ __forceinline__ void load_unit(DType type, const uint8_t* b, int off,
     }
     return;
   }
-  // Q6_K: half hh, quarters pq and pq + 2 (low/high nibbles of the same ql bytes).
+  // Q6_K: half hh, quarters pq and pq + 2 (low/high nibbles of the same ql bytes). Blocks are
+  // 210 bytes on 16-byte-aligned rows, so every offset is even and a word window starts 0 or 16
+  // bits into an aligned word: one funnel shift per word picks the window, and folds in the
+  // nibble shift (ql: + 4 for the high nibbles) and the bit-pair shift (qh: + 2 pq). Then one
+  // bit-select per quant word: low/high nibble of ql under 0x0f0f0f0f, the qh pair above it.
   const int bo = off + 210 * (lane >> 2), hh = j >> 1, pq = j & 1;
-  uint32_t ql[8], qh[8];
-  lds_words<8>(b, bo + 64 * hh + 32 * pq, ql);
-  lds_words<8>(b, bo + 128 + 32 * hh, qh);
+  const int lo = bo + 64 * hh + 32 * pq, ho = bo + 128 + 32 * hh;
+  const uint32_t* lw = reinterpret_cast<const uint32_t*>(b) + (lo >> 2);
+  const uint32_t* hw = reinterpret_cast<const uint32_t*>(b) + (ho >> 2);
+  const uint32_t ls = uint32_t(lo & 3) * 8, hs = uint32_t(ho & 3) * 8 + 2 * uint32_t(pq);
+  uint32_t l[9], h[9];
+#pragma unroll
+  for (int i = 0; i < 9; ++i) l[i] = lw[i], h[i] = hw[i];
+  constexpr uint32_t kNib = 0x0f0f0f0fu;
 #pragma unroll
   for (int i = 0; i < 8; ++i) {
-    const uint32_t h = qh[i] >> (2 * pq);
-    u.q[i] = (ql[i] & 0x0f0f0f0fu) | ((h & 0x03030303u) << 4);
-    u.q[8 + i] = ((ql[i] >> 4) & 0x0f0f0f0fu) | (((h >> 4) & 0x03030303u) << 4);
+    const uint32_t p = __funnelshift_r(h[i], h[i + 1], hs) & pairs;  // pairs at bits 0-1, 4-5
+    u.q[i] = bit_select(kNib, __funnelshift_r(l[i], l[i + 1], ls), p << 4);
+    u.q[8 + i] = bit_select(kNib, __funnelshift_r(l[i], l[i + 1], ls + 4), p);
   }
   const int8_t* sc = reinterpret_cast<const int8_t*>(b + bo + 192 + 8 * hh + 2 * pq);
   u.sc[0] = sc[0], u.sc[1] = sc[1], u.sc[2] = sc[4], u.sc[3] = sc[5];
-  u.f[0] = h2f(lds_u16(b, bo + 208));
+  u.f[0] = h2f(*reinterpret_cast<const uint16_t*>(b + bo + 208));
 }
 
 // One Q8_1 block of an activation column: from the shared-memory stage (xs) or global memory.
@@ -767,12 +796,12 @@ __global__ void __launch_bounds__(kThreads, TT == kAnyType ? 1 : ctas_per_sm<TT,
         }
         mma_chunk<TT, N>(buf, rowbuf, o, c, nunits, x, p.x_stride, lane, macc);
       } else if (lane < nunits) {
-        const int ug = c * plan::kLanes + lane;  // this lane's unit of the row
+        const uint32_t ug = uint32_t(c * plan::kLanes + lane);  // this lane's unit of the row
         RowUnit w[R];
 #pragma unroll
         for (int r = 0; r < R; ++r) {  // (rows past M decode stale stage bytes; never stored)
           const int off = int((base_lo[r] + uint32_t(c * cb)) & 15u);
-          load_unit(type, buf + r * rowbuf, off, lane, w[r]);
+          load_unit(type, buf + r * rowbuf, off, lane, p.q6_pairs, w[r]);
         }
         const int sl0 = int(plan::slice_of(type, ug, 0)), sl1 = int(plan::slice_of(type, ug, 1));
 #pragma unroll
@@ -1116,6 +1145,7 @@ void launch(bool quant, const GemmNTarget* mats, int count, const XT* x, int64_t
   p.vec = vec;
   int64_t ctas = 0;  // float path grid: one CTA per block of rows_per_cta rows
   p.rowbuf = 0;
+  p.q6_pairs = kQ6Pairs;
   for (int i = 0; i < count; ++i) {
     Mat& m = p.mats[i];
     const WeightDesc& w = mats[i].w;

@@ -48,12 +48,14 @@ KILN_HD bool is_float(DType t) { return t == DType::F32 || t == DType::F16 || t 
 // Slices per unit (quantized weights), units per 256-element super-block (K-quants).
 KILN_HD int slices_per_unit(DType t) { return t == DType::Q8_0 ? 1 : 2; }
 // Slice (index of its 32 elements in the row, = its Q8_1 block) of slice o of unit u.
-KILN_HD int64_t slice_of(DType t, int64_t u, int o) {
+// I: the index type (the kernel's is uint32_t: u / 4 is a shift there, not a 64-bit division).
+template <class I>
+KILN_HD I slice_of(DType t, I u, int o) {
   if (t == DType::Q8_0) return u;
-  const int64_t b = u / 4;  // super-block
+  const I b = u / 4;  // super-block
   const int j = int(u % 4);
-  if (t == DType::Q4_K) return 8 * b + 2 * j + o;
-  return 8 * b + 4 * (j >> 1) + (j & 1) + 2 * o;  // Q6_K: half j >> 1, quarters (j & 1) and (j & 1) + 2
+  if (t == DType::Q4_K) return 8 * b + I(2 * j + o);
+  return 8 * b + I(4 * (j >> 1) + (j & 1) + 2 * o);  // Q6_K: half j >> 1, quarters (j & 1) and (j & 1) + 2
 }
 
 // Units per row.
