@@ -145,8 +145,8 @@ void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
 // The kernel: MmaSync (mma.sync m16n8k16, every head_dim, key splits over a cluster for short
 // prompts) or Warpgroup (Hopper's wgmma, kernels/attention_prefill_wg.cu: sm_90a builds on
 // compute capability 9.0 devices, hd 128 and 256 -- attention_prefill_has_warpgroup). Both are
-// held to the same contract (above). Auto picks Warpgroup where it exists, except hd 256 when
-// MmaSync would split the keys (short prompts), else MmaSync.
+// held to the same contract (above). Auto picks Warpgroup where it exists, except Split hd 256
+// when MmaSync would split the keys (short prompts), else MmaSync.
 // Precision (contracts above): Split (default; Q and P as FP16 hi + lo pairs, FP32-accurate)
 // or Half (Q and P rounded to FP16 once: half the MMAs, ~1e-3 relative error). Both kernels
 // serve both.

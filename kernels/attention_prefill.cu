@@ -497,11 +497,11 @@ void attention_prefill(const float* q, int64_t q_stride, int T, const int32_t* p
   if (T == 0) return;
   const float sl2 = scale * mmadev::kLog2e;
   const int c = int(cap);
-  // Auto: wgmma, except hd 256 prompts short enough that the mma.sync kernel splits their keys
-  // over a cluster (the wgmma kernel has no key split; H200, Gemma 4 sliding shape, T = 512:
-  // 34.7 us mma.sync against 38.4 us wgmma, session 19).
+  // Auto: wgmma, except Split hd 256 prompts short enough that the mma.sync kernel splits their
+  // keys over a cluster (the wgmma kernel has no key split; H200, Gemma 4 sliding shape, T = 512:
+  // Split 33.6 us mma.sync against 37.7 us wgmma; Half 30.4 us against 28.5, session 20).
   const bool split = precision == PrefillPrecision::Split;
-  const bool auto_wg = wg && (hd == 128 || attention_prefill_splits(T, n_head, hd, window, precision) == 1);
+  const bool auto_wg = wg && (hd == 128 || !split || attention_prefill_splits(T, n_head, hd, window, precision) == 1);
   if (path == PrefillPath::Warpgroup || (path == PrefillPath::Auto && auto_wg)) {
     detail::prefill_wg(q, q_stride, T, pos, k_cache, v_cache, c, n_head, n_head_kv, hd, sl2, window, split, out, s);
     return;
