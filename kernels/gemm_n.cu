@@ -220,14 +220,15 @@ __device__ __forceinline__ uint32_t bit_select(uint32_t m, uint32_t a, uint32_t 
 constexpr int kAnyType = -1;  // kernel template argument: weight type read per matrix at run time
 
 // Rows per warp: 2 for small N (smaller row groups balance better and halve the ring), 4 above
-// (activation columns are reused across more rows). Q6_K holds 16 quant words per row (two
-// slices) in its dp4a path, so it stays at 2 rows for N = 2..4 (4 rows spill under 128 registers
-// at N = 3, 4), but takes 4 at N = 1: its decode is instruction-bound, and 4 rows share each
-// lane's activation loads and half sums (loop instructions per row and unit 159 -> 140; H200,
-// same call: 4096 x 151936 141.2 -> 132.9 us, 4096 x 12288 13.9 -> 13.0, 12288 x 4096 13.8 ->
-// 12.7, qwen3-8b decode 405 -> 415 tok/s; Gemma-sized K = 2560 rows +0.3-0.4 us, 3 %). Q4_K above N = 2 and Q6_K above N = 4 take the int8 MMA path (mma_chunk), whose
-// tile is 4 rows (H200, against their dp4a paths: Q4_K 4096 x 12288 N = 4 22.3 -> 15.6 us, N = 8
-// 28.4 -> 22.1 us; Q6_K N = 8 4096 x 12288 35.6 -> 33.0, 4096 x 151936 383 -> 332, 2560 x 10240
+// (activation columns are reused across more rows). Q6_K holds 16 quant words per row (two slices)
+// in its dp4a path, so it stays at 2 rows for N = 2..4 (4 rows spill under 128 registers at N = 3,
+// 4), but takes 4 at N = 1: its decode is instruction-bound, and 4 rows share each lane's
+// activation loads and half sums (loop instructions per row and unit 159 -> 140; H200, same call:
+// 4096 x 151936 141.2 -> 132.9 us, 4096 x 12288 13.9 -> 13.0, 12288 x 4096 13.8 -> 12.7, qwen3-8b
+// decode 405 -> 415 tok/s; K = 2560 rows lost 3 % until their short last chunks were packed:
+// pack_short_chunks). Q4_K above N = 2 and Q6_K above N = 4 take the int8 MMA path (mma_chunk),
+// whose tile is 4 rows (H200, against their dp4a paths: Q4_K 4096 x 12288 N = 4 22.3 -> 15.6 us, N
+// = 8 28.4 -> 22.1 us; Q6_K N = 8 4096 x 12288 35.6 -> 33.0, 4096 x 151936 383 -> 332, 2560 x 10240
 // 34.7 -> 30.1, but 12288 x 4096 33.2 -> 34.5).
 template <int TT, int N>
 KILN_HD constexpr bool mma_path() {
@@ -476,6 +477,62 @@ __device__ __forceinline__ void load_x_pair(const uint32_t* xs, int slice, XSlic
   b.d = h2f(w[9] & 0xffffu), b.s = h2f(w[9] >> 16);
 }
 
+// The activations of one unit (its slices sl0, sl1 of one column) and, for Q6_K, the sums of
+// their four 16-element halves. xst: the column's shared-memory stage, or null (global memory).
+struct UnitX {
+  XSlice x0, x1;
+  int hs[4];
+};
+__device__ __forceinline__ void load_unit_x(DType type, const BlockQ8_1* xcol, const uint8_t* xst, uint32_t ug,
+                                            UnitX& ux) {
+  const int sl0 = int(plan::slice_of(type, ug, 0)), sl1 = int(plan::slice_of(type, ug, 1));
+  const uint32_t* xs = xst ? reinterpret_cast<const uint32_t*>(xst + (reinterpret_cast<uintptr_t>(xcol) & 15)) : nullptr;
+  if (type == DType::Q4_K && xs) {
+    load_x_pair(xs, sl0, ux.x0, ux.x1);  // sl1 = sl0 + 1
+  } else {
+    load_x(xcol, xs, sl0, ux.x0);
+    if (type != DType::Q8_0) load_x(xcol, xs, sl1, ux.x1);
+  }
+#pragma unroll
+  for (int i = 0; i < 4; ++i) ux.hs[i] = 0;
+  if (type == DType::Q6_K) {
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      ux.hs[0] = __dp4a(0x01010101, ux.x0.q[i], ux.hs[0]);
+      ux.hs[1] = __dp4a(0x01010101, ux.x0.q[4 + i], ux.hs[1]);
+      ux.hs[2] = __dp4a(0x01010101, ux.x1.q[i], ux.hs[2]);
+      ux.hs[3] = __dp4a(0x01010101, ux.x1.q[4 + i], ux.hs[3]);
+    }
+  }
+}
+
+// The plan's slice terms (gemm_n_plan.h step 3) of one decoded row unit against one unit of
+// activations: t[0], and t[1] for the K-quants (a Q8_0 unit is one slice).
+__device__ __forceinline__ void unit_terms(DType type, const RowUnit& w, const UnitX& ux, float (&t)[2]) {
+  int d[4];  // dot products of the four 16-element halves
+#pragma unroll
+  for (int h = 0; h < 4; ++h) {
+    d[h] = 0;
+    if (h >= 2 && type == DType::Q8_0) continue;
+    const XSlice& xv = h < 2 ? ux.x0 : ux.x1;
+#pragma unroll
+    for (int i = 0; i < 4; ++i)
+      d[h] = h >= 2 && type == DType::Q4_K ? dp4a_us(w.q[4 * h + i], xv.q[4 * (h & 1) + i], d[h])
+                                           : __dp4a(int(w.q[4 * h + i]), xv.q[4 * (h & 1) + i], d[h]);
+  }
+  const int* hs = ux.hs;
+  if (type == DType::Q8_0) {
+    t[0] = plan::unit_q8_0(w.f[0], ux.x0.d, d[0] + d[1]);
+    t[1] = 0.f;
+  } else if (type == DType::Q4_K) {  // == plan::unit_q4_k with f = d*sc, dmin*mn folded per row
+    t[0] = ((w.f[0] * ux.x0.d) * float(d[0] + d[1])) - w.f[1] * ux.x0.s;
+    t[1] = ((w.f[2] * ux.x1.d) * float((d[2] + d[3]) >> 4)) - w.f[3] * ux.x1.s;  // 16x exact
+  } else {  // unsigned 6-bit quants: (q - 32) . x = q . x - 32 * sum(x), exact in int
+    t[0] = plan::unit_q6_k(w.f[0], ux.x0.d, w.sc[0] * (d[0] - 32 * hs[0]) + w.sc[1] * (d[1] - 32 * hs[1]));
+    t[1] = plan::unit_q6_k(w.f[0], ux.x1.d, w.sc[2] * (d[2] - 32 * hs[2]) + w.sc[3] * (d[3] - 32 * hs[3]));
+  }
+}
+
 // ---- int8 MMA for Q4_K at N > 2 and Q6_K at N > 4 (same numerics plan, bit for bit; Q6_K:
 // m16n8k16 per 16-element half, since each half has its own scale). A warp's chunk is computed
 // in 8 groups of 4 consecutive units v of its R = 4 rows: a group is one super-block, unit v its
@@ -676,7 +733,8 @@ __device__ __forceinline__ void mma_fold(int lane, float (&acc)[8][4]) {
   }
 }
 
-template <int TT, int N, bool Wide>
+// Pack: rows' short last chunks take the packed branch (pack_short_chunks).
+template <int TT, int N, bool Wide, bool Pack>
 __global__ void __launch_bounds__(kThreads, TT == kAnyType ? 1 : ctas_per_sm<TT, N, Wide>())
     gemm_n_q8_1_kernel(const __grid_constant__ Params p) {
   constexpr int R = rows_per_warp<TT, N>();
@@ -795,67 +853,61 @@ __global__ void __launch_bounds__(kThreads, TT == kAnyType ? 1 : ctas_per_sm<TT,
           o = int((bl + uint32_t(c * cb)) & 15u);
         }
         mma_chunk<TT, N>(buf, rowbuf, o, c, nunits, x, p.x_stride, lane, macc);
-      } else if (lane < nunits) {
+      } else if (!Pack || nunits * R > plan::kLanes) {  // every lane decodes its unit of all R rows
         const uint32_t ug = uint32_t(c * plan::kLanes + lane);  // this lane's unit of the row
-        RowUnit w[R];
+        if (lane < nunits) {
+          RowUnit w[R];
 #pragma unroll
-        for (int r = 0; r < R; ++r) {  // (rows past M decode stale stage bytes; never stored)
-          const int off = int((base_lo[r] + uint32_t(c * cb)) & 15u);
-          load_unit(type, buf + r * rowbuf, off, lane, p.q6_pairs, w[r]);
-        }
-        const int sl0 = int(plan::slice_of(type, ug, 0)), sl1 = int(plan::slice_of(type, ug, 1));
-#pragma unroll
-        for (int n = 0; n < N; ++n) {
-          XSlice x0, x1;
-          const BlockQ8_1* xcol = x + int64_t(n) * p.x_stride;
-          const uint32_t* xs = nullptr;  // the staged column, or null
-          if (xs_on)
-            xs = reinterpret_cast<const uint32_t*>(xstage + n * p.x_col_bytes +
-                                                   (reinterpret_cast<uintptr_t>(xcol) & 15));
-          if (type == DType::Q4_K && xs) {
-            load_x_pair(xs, sl0, x0, x1);  // sl1 = sl0 + 1
-          } else {
-            load_x(xcol, xs, sl0, x0);
-            if (type != DType::Q8_0) load_x(xcol, xs, sl1, x1);
-          }
-          int hs[4] = {0, 0, 0, 0};  // Q6_K: sums of the four 16-element halves of x0, x1
-          if (type == DType::Q6_K) {
-#pragma unroll
-            for (int i = 0; i < 4; ++i) {
-              hs[0] = __dp4a(0x01010101, x0.q[i], hs[0]);
-              hs[1] = __dp4a(0x01010101, x0.q[4 + i], hs[1]);
-              hs[2] = __dp4a(0x01010101, x1.q[i], hs[2]);
-              hs[3] = __dp4a(0x01010101, x1.q[4 + i], hs[3]);
-            }
+          for (int r = 0; r < R; ++r) {  // (rows past M decode stale stage bytes; never stored)
+            const int off = int((base_lo[r] + uint32_t(c * cb)) & 15u);
+            load_unit(type, buf + r * rowbuf, off, lane, p.q6_pairs, w[r]);
           }
 #pragma unroll
-          for (int r = 0; r < R; ++r) {
-            int d[4];  // dot products of the four 16-element halves
+          for (int n = 0; n < N; ++n) {
+            UnitX ux;
+            load_unit_x(type, x + int64_t(n) * p.x_stride, xs_on ? xstage + n * p.x_col_bytes : nullptr, ug, ux);
 #pragma unroll
-            for (int h = 0; h < 4; ++h) {
-              d[h] = 0;
-              if (h >= 2 && type == DType::Q8_0) continue;
-              const XSlice& xv = h < 2 ? x0 : x1;
-#pragma unroll
-              for (int i = 0; i < 4; ++i)
-                d[h] = h >= 2 && type == DType::Q4_K ? dp4a_us(w[r].q[4 * h + i], xv.q[4 * (h & 1) + i], d[h])
-                                                     : __dp4a(int(w[r].q[4 * h + i]), xv.q[4 * (h & 1) + i], d[h]);
+            for (int r = 0; r < R; ++r) {
+              float t[2];
+              unit_terms(type, w[r], ux, t);
+              acc[r][n] = acc[r][n] + t[0];
+              if (type != DType::Q8_0) acc[r][n] = acc[r][n] + t[1];
             }
-            float a = acc[r][n];
-            if (type == DType::Q8_0) {
-              a = a + plan::unit_q8_0(w[r].f[0], x0.d, d[0] + d[1]);
-            } else if (type == DType::Q4_K) {  // == plan::unit_q4_k with f = d*sc, dmin*mn folded per row
-              a = a + (((w[r].f[0] * x0.d) * float(d[0] + d[1])) - w[r].f[1] * x0.s);
-              a = a + (((w[r].f[2] * x1.d) * float((d[2] + d[3]) >> 4)) - w[r].f[3] * x1.s);  // 16x exact
-            } else {  // unsigned 6-bit quants: (q - 32) . x = q . x - 32 * sum(x), exact in int
-              a = a + plan::unit_q6_k(w[r].f[0], x0.d,
-                                      w[r].sc[0] * (d[0] - 32 * hs[0]) + w[r].sc[1] * (d[1] - 32 * hs[1]));
-              a = a + plan::unit_q6_k(w[r].f[0], x1.d,
-                                      w[r].sc[2] * (d[2] - 32 * hs[2]) + w[r].sc[3] * (d[3] - 32 * hs[3]));
-            }
-            acc[r][n] = a;
           }
         }
+      } else {  // a short chunk (a row's last; K = 2560: 8 of 32 K-quant units): the R rows side
+                // by side, one unit per lane, each term handed to the lane whose accumulator it
+                // belongs to (the plan's virtual lane, so the same sums bit for bit)
+        constexpr int P = plan::kLanes / R;  // lanes per row
+        const int r = lane / P, v = lane % P;
+        float t[N][2];
+#pragma unroll
+        for (int n = 0; n < N; ++n) t[n][0] = t[n][1] = 0.f;
+        if (v < nunits) {
+          uint32_t bl = base_lo[0];  // base_lo[r] by selects (an indexed register array would go to the stack)
+#pragma unroll
+          for (int rr = 1; rr < R; ++rr) bl = r == rr ? base_lo[rr] : bl;
+          RowUnit w;
+          load_unit(type, buf + r * rowbuf, int((bl + uint32_t(c * cb)) & 15u), v, p.q6_pairs, w);
+          const uint32_t ug = uint32_t(c * plan::kLanes + v);
+#pragma unroll
+          for (int n = 0; n < N; ++n) {
+            UnitX ux;
+            load_unit_x(type, x + int64_t(n) * p.x_stride, xs_on ? xstage + n * p.x_col_bytes : nullptr, ug, ux);
+            unit_terms(type, w, ux, t[n]);
+          }
+        }
+#pragma unroll
+        for (int rr = 0; rr < R; ++rr)
+#pragma unroll
+          for (int n = 0; n < N; ++n) {
+            const float t0 = __shfl_sync(0xffffffffu, t[n][0], rr * P + v);
+            const float t1 = __shfl_sync(0xffffffffu, t[n][1], rr * P + v);
+            if (lane < nunits) {
+              acc[rr][n] = acc[rr][n] + t0;
+              if (type != DType::Q8_0) acc[rr][n] = acc[rr][n] + t1;
+            }
+          }
       }
       __syncwarp();
       if (++stage == kStages) stage = 0, parity ^= 1u;
@@ -1034,11 +1086,11 @@ __global__ void __launch_bounds__(kThreads) gemm_n_f_kernel(const __grid_constan
 // Persistent-grid launch of the integer kernel: ctas_per_sm CTAs per SM (fewer if the occupancy
 // calculator says so), shared among the matrices in proportion to their bytes, never more CTAs
 // for a matrix than it has slots' worth of row groups.
-template <int TT, int NC, bool Wide>
+template <int TT, int NC, bool Wide, bool Pack = false>
 void launch_q(Params q, cudaStream_t s) {
   constexpr int R = rows_per_warp<TT, NC>();
   constexpr int kStages = ring_stages<TT, NC, Wide>();
-  auto kernel = gemm_n_q8_1_kernel<TT, NC, Wide>;
+  auto kernel = gemm_n_q8_1_kernel<TT, NC, Wide, Pack>;
   constexpr int max_smem = kWarps * kStages * R * row_buf_of(TT) + (x_stage_capable<TT, NC>() ? kXStageMax : 0);
   static const bool configured = [&] {  // once per instantiation (not a stream operation)
     KILN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, max_smem));
@@ -1083,6 +1135,21 @@ bool use_wide(const Params& q) {
   return true;
 }
 
+// The packed branch for short chunks (Q4_K at N = 1, Q6_K at N <= 2; K = 2560 and the like):
+// where a row's last chunk has at most 32 / R units, a pass over its R rows side by side costs
+// about 1 / R of a full chunk's instructions. H200, same call, us: Q4_K 2560 x 10240 9.38 ->
+// 8.82, 2560 x 262144 139.8 -> 121.9; Q6_K 2560 x 10240 11.75 -> 10.80, 2560 x 262144 196.3 ->
+// 174.3 (N = 2: 252.1 -> 233.8). Q4_K at N = 2 lost 1-2 % with it, Q8_0 (cheap decode, 16-unit
+// tails) gained nothing at N = 1 and lost 2 % at N = 2. Its own instantiation: compiled into every
+// kernel, the branch slowed the chunk loop of matrices without short chunks (Q6_K 4096 x 12288
+// 13.02 -> 13.35 us, Q8_0 at N = 4 up to +10 %).
+template <int TT, int NC>
+bool pack_short_chunks(const Params& q) {
+  if (!((TT == int(DType::Q4_K) && NC == 1) || (TT == int(DType::Q6_K) && NC <= 2))) return false;
+  const int64_t units = plan::units_per_row(DType(TT), q.K), tail = units % plan::kLanes;
+  return tail != 0 && tail * rows_per_warp<TT, NC>() <= plan::kLanes;
+}
+
 template <int NC>
 void launch_q_typed(const Params& q, cudaStream_t s) {
   const DType t = DType(q.mats[0].type);
@@ -1092,8 +1159,12 @@ void launch_q_typed(const Params& q, cudaStream_t s) {
     case DType::Q8_0:
       if (NC == 1 && use_wide(q)) return launch_q<int(DType::Q8_0), 1, true>(q, s);
       return launch_q<int(DType::Q8_0), NC, false>(q, s);
-    case DType::Q4_K: return launch_q<int(DType::Q4_K), NC, false>(q, s);
-    default: return launch_q<int(DType::Q6_K), NC, false>(q, s);
+    case DType::Q4_K:
+      if (pack_short_chunks<int(DType::Q4_K), NC>(q)) return launch_q<int(DType::Q4_K), NC, false, (NC == 1)>(q, s);
+      return launch_q<int(DType::Q4_K), NC, false>(q, s);
+    default:
+      if (pack_short_chunks<int(DType::Q6_K), NC>(q)) return launch_q<int(DType::Q6_K), NC, false, (NC <= 2)>(q, s);
+      return launch_q<int(DType::Q6_K), NC, false>(q, s);
   }
 }
 

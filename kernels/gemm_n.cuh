@@ -24,20 +24,22 @@
 //    FP32 output). CONTRACT: |y - y_double| <= (2^-7 + K * 2^-23) * sum_k |w_k x_k| (two BF16
 //    roundings per product plus FP32 accumulation) vs ref::gemm_n_f<double>.
 //
-// Kernel structure (integer path): a persistent grid (4 CTAs of 4 warps per SM, 3 above N = 4);
-// S = gemm_n_split(...) warps share a row (split-K for matrices with few rows), so a CTA holds
-// 4/S "slots", and each slot owns a contiguous range of row groups (R = 2 rows per warp for
-// small N, 4 above and for Q6_K at N = 1: rows_per_warp). A warp streams its chunks (32 units of each of its R rows:
-// Q8_0 1088 B, Q4_K 1152 B, Q6_K 1680 B per row) from global into shared memory through a
+// Kernel structure (integer path): a persistent grid (4 CTAs of 4 warps per SM, 3 above N = 4); S =
+// gemm_n_split(...) warps share a row (split-K for matrices with few rows), so a CTA holds 4/S
+// "slots", and each slot owns a contiguous range of row groups (R = 2 rows per warp for small N, 4
+// above and for Q6_K at N = 1: rows_per_warp). A warp streams its chunks (32 units of each of its R
+// rows: Q8_0 1088 B, Q4_K 1152 B, Q6_K 1680 B per row) from global into shared memory through a
 // per-warp ring of TMA bulk copies (one per row chunk, issued by one lane, completing on the
 // stage's mbarrier, L2 evict-first: weights are read once per step; depth from the shared-memory
-// plan: 3-6 stages) that runs ahead across row groups, so the pipeline fills once per launch;
-// every lane decodes one unit per row from shared memory and applies it to all N activation
-// columns: weights read once from DRAM, activations from a per-CTA shared-memory copy (Q4_K at
-// N <= 2 and Q8_0 at N = 2, up to 16 KB) or from L1/L2. GGUF rows need not be 16-byte aligned
-// (Q8_0 rows are 34*K/32 bytes): the staging copies whole aligned 16-byte segments and the
-// decode reads at the row's byte offset. Each weight type has its own instantiation; a
-// multi-matrix launch that mixes types reads the type per matrix. Details: kernels/gemm_n.cu.
+// plan: 3-6 stages) that runs ahead across row groups, so the pipeline fills once per launch; every
+// lane decodes one unit per row from shared memory and applies it to all N activation columns (a
+// row's short last chunk -- K = 2560 K-quants: 8 of 32 units -- is decoded with the R rows side by
+// side, one unit per lane, where that pays: pack_short_chunks): weights read once from DRAM,
+// activations from a per-CTA shared-memory copy (Q4_K at N <= 2 and Q8_0 at N = 2, up to 16 KB) or
+// from L1/L2. GGUF rows need not be 16-byte aligned (Q8_0 rows are 34*K/32 bytes): the staging
+// copies whole aligned 16-byte segments and the decode reads at the row's byte offset. Each weight
+// type has its own instantiation; a multi-matrix launch that mixes types reads the type per matrix.
+// Details: kernels/gemm_n.cu.
 //
 // Requirements (checked on the host before any CUDA call; violations throw kiln::Error):
 //  M >= 1, K >= 1, 1 <= N; K a multiple of the format's block (32 for Q8_0, 256 for Q4_K/Q6_K);
