@@ -486,7 +486,8 @@ struct UnitX {
 __device__ __forceinline__ void load_unit_x(DType type, const BlockQ8_1* xcol, const uint8_t* xst, uint32_t ug,
                                             UnitX& ux) {
   const int sl0 = int(plan::slice_of(type, ug, 0)), sl1 = int(plan::slice_of(type, ug, 1));
-  const uint32_t* xs = xst ? reinterpret_cast<const uint32_t*>(xst + (reinterpret_cast<uintptr_t>(xcol) & 15)) : nullptr;
+  const uint32_t* xs =  // the stage keeps the column's misalignment
+      xst ? reinterpret_cast<const uint32_t*>(xst + (reinterpret_cast<uintptr_t>(xcol) & 15)) : nullptr;
   if (type == DType::Q4_K && xs) {
     load_x_pair(xs, sl0, ux.x0, ux.x1);  // sl1 = sl0 + 1
   } else {
@@ -1135,14 +1136,14 @@ bool use_wide(const Params& q) {
   return true;
 }
 
-// The packed branch for short chunks (Q4_K at N = 1, Q6_K at N <= 2; K = 2560 and the like):
-// where a row's last chunk has at most 32 / R units, a pass over its R rows side by side costs
-// about 1 / R of a full chunk's instructions. H200, same call, us: Q4_K 2560 x 10240 9.38 ->
-// 8.82, 2560 x 262144 139.8 -> 121.9; Q6_K 2560 x 10240 11.75 -> 10.80, 2560 x 262144 196.3 ->
-// 174.3 (N = 2: 252.1 -> 233.8). Q4_K at N = 2 lost 1-2 % with it, Q8_0 (cheap decode, 16-unit
-// tails) gained nothing at N = 1 and lost 2 % at N = 2. Its own instantiation: compiled into every
-// kernel, the branch slowed the chunk loop of matrices without short chunks (Q6_K 4096 x 12288
-// 13.02 -> 13.35 us, Q8_0 at N = 4 up to +10 %).
+// The packed branch for short chunks (Q4_K at N = 1, Q6_K at N <= 2; K = 2560 and the like): where
+// a row's last chunk has at most 32 / R units, a pass over its R rows side by side costs about 1 /
+// R of a full chunk's instructions. H200, same call, us: Q4_K 2560 x 10240 9.38 -> 8.82, 2560 x
+// 262144 139.8 -> 121.9; Q6_K 2560 x 10240 11.75 -> 10.80, 2560 x 262144 196.3 -> 174.3 (N = 2:
+// 252.1 -> 233.8). Q4_K at N = 2 lost 1-2 % with it, Q8_0 (cheap decode, 16-unit tails) gained
+// nothing at N = 1 and lost 2-5 % at N = 2. Its own instantiation: compiled into every kernel, the
+// branch slowed the chunk loop of matrices without short chunks (Q6_K 4096 x 12288 13.02 -> 13.35
+// us, Q8_0 at N = 4 up to +10 %).
 template <int TT, int NC>
 bool pack_short_chunks(const Params& q) {
   if (!((TT == int(DType::Q4_K) && NC == 1) || (TT == int(DType::Q6_K) && NC <= 2))) return false;
