@@ -316,11 +316,13 @@ TEST(GemmNMma, TilingKeepsOneUsedEntryPerThreadAndPairsThePlanLanes) {
 TEST(GemmNPlan, UnitsPartitionTheSlices) {
   namespace plan = gemm_n_plan;
   for (DType t : {DType::Q8_0, DType::Q4_K, DType::Q6_K}) {
-    const int64_t K = 1024, slices = K / 32;
+    const int64_t K = 16384, slices = K / 32;  // 256 Q4_K/Q6_K units: 8 chunks
     std::vector<int> seen(size_t(slices), 0);
     for (int64_t u = 0; u < plan::units_per_row(t, K); ++u)
       for (int o = 0; o < plan::slices_per_unit(t); ++o) {
         const int64_t i = plan::slice_of(t, u, o);
+        // The kernel's instantiation (32-bit unsigned unit index) gives the same slice.
+        ASSERT_EQ(int64_t(plan::slice_of(t, uint32_t(u), o)), i) << dtype_name(t) << " unit " << u;
         ASSERT_GE(i, 0);
         ASSERT_LT(i, slices);
         ++seen[size_t(i)];
