@@ -63,6 +63,16 @@ int expect_argmax(const std::vector<float>& got, const std::vector<float>& want,
   return compared;
 }
 
+// The runner's parity rule (issue 6): NMSE <= 1e-3 and the argmax rule on at least one position.
+void expect_parity(const std::vector<float>& got, const std::vector<float>& want, int vocab, const std::string& what) {
+  const double err = testing::nmse(got.data(), want.data(), want.size());
+  printf("[runner] %s NMSE %.3g\n", what.c_str(), err);
+  EXPECT_LE(err, 1e-3) << what;
+  EXPECT_GT(expect_argmax(got, want, vocab, 0.25f, what), 0) << what;
+}
+constexpr PrefillPrecision kPrecisions[] = {PrefillPrecision::Split, PrefillPrecision::Half};
+const char* precision_name(PrefillPrecision p) { return p == PrefillPrecision::Split ? "split" : "half"; }
+
 std::vector<float> gpu_prefill_logits(const GgufFile& f, const std::vector<int32_t>& toks, int chunk,
                                       PrefillPrecision attn = PrefillPrecision::Split) {
   EngineOptions o;
@@ -155,14 +165,9 @@ TEST_P(GpuRunner, BatchedPrefillMatchesTokenByTokenDecode) {
     e.set_token(prompt[size_t(i)]);
     e.decode(true, seq.data() + size_t(i) * size_t(V));
   }
-  for (PrefillPrecision attn : {PrefillPrecision::Split, PrefillPrecision::Half}) {
-    const char* an = attn == PrefillPrecision::Split ? "split" : "half";
-    const std::vector<float> batch = gpu_prefill_logits(f, prompt, 128, attn);
-    const double err = testing::nmse(batch.data(), seq.data(), batch.size());
-    printf("[runner] %s: batched prefill (%s attention) vs decode NMSE %.3g\n", GetParam(), an, err);
-    EXPECT_LE(err, 1e-3) << an;
-    EXPECT_GT(expect_argmax(batch, seq, V, 0.25f, std::string("prefill vs decode, ") + an), 0);
-  }
+  for (PrefillPrecision attn : kPrecisions)
+    expect_parity(gpu_prefill_logits(f, prompt, 128, attn), seq, V,
+                  std::string(GetParam()) + ": batched prefill (" + precision_name(attn) + " attention) vs decode");
 }
 
 // GPU vs the CPU reference forward in the mode that mirrors it (Q8_1 activations).
@@ -174,14 +179,9 @@ TEST_P(GpuRunner, MatchesTheCpuReferenceForward) {
   const int V = fw.config().n_vocab;
   const std::vector<int32_t> prompt = random_tokens(n, V, 3);
   const std::vector<float> want = fw.forward(prompt.data(), n);
-  for (PrefillPrecision attn : {PrefillPrecision::Split, PrefillPrecision::Half}) {
-    const char* an = attn == PrefillPrecision::Split ? "split" : "half";
-    const std::vector<float> got = gpu_prefill_logits(f, prompt, 64, attn);
-    const double err = testing::nmse(got.data(), want.data(), want.size());
-    printf("[runner] %s: GPU (%s attention) vs CPU reference (Q8_1) NMSE %.3g\n", GetParam(), an, err);
-    EXPECT_LE(err, 1e-3) << an;
-    EXPECT_GT(expect_argmax(got, want, V, 0.25f, std::string("gpu vs cpu reference, ") + an), 0);
-  }
+  for (PrefillPrecision attn : kPrecisions)
+    expect_parity(gpu_prefill_logits(f, prompt, 64, attn), want, V,
+                  std::string(GetParam()) + ": GPU (" + precision_name(attn) + " attention) vs CPU reference (Q8_1)");
 }
 
 INSTANTIATE_TEST_SUITE_P(Presets, GpuRunner, ::testing::Values("gemma4-tiny", "qwen3-tiny"),
