@@ -19,6 +19,7 @@
 #include "kernels/attention_decode_split.cuh"
 #include "kernels/common/device.cuh"
 #include "kernels/common/pdl.cuh"
+#include "kernels/common/smem_stage.cuh"
 #include "kernels/common/math.h"
 #include "kernels/quantize_q8_1.cuh"
 
@@ -458,83 +459,98 @@ __global__ void __launch_bounds__(W * 32)
   }
 }
 
-// Grid (n_head, ceil(hd / kMergeThreads)): CTA (h, y) writes out[h][d] for its kMergeThreads
-// dims d: (sum_s O_s[d] f_s) / (sum_s l_s f_s) over the used splits s = 0..U-1 in order (the
-// split kernel left the others unwritten); zeros when *pos < 0. Each thread keeps the partials of
-// two batches of kMergeBatch splits in flight while it adds them in order: at the runner's short
-// contexts (~70 used splits of 8 positions) the merge was one dependent L2 round trip per batch
-// of 16, five in a row; now it is two. With out_q,
-// each warp also writes its 32 dims as one Q8_1 block (the output projection's input: no
-// separate quantize launch; hd % 32 == 0 keeps a block inside one warp and one head).
+// Grid (n_head, hd / 32): CTA (h, y) writes out[h][d] for the 32 dims d = 32 y + lane:
+// (sum_s O_s[d] f_s) / (sum_s l_s f_s) over the used splits s = 0..U-1 in order (the split
+// kernel left the others unwritten); zeros when *pos < 0. Each output is a chain of U dependent
+// adds (the split order is the bit-exact contract), so the merge is latency-bound: the CTA's
+// four warps copy its U x 32 block of partials to shared memory with cp.async (one round trip;
+// the first chunk is issued before *pos is even read), then warp 0 runs the O chains (lane = dim)
+// and warp 1 the denominator's while the others idle. With out_q, warp 0 also writes its 32 dims
+// as one Q8_1 block (the output projection's input: no separate quantize launch; hd % 32 == 0
+// keeps a block inside one head). H200, ncu at context 32768, hd 512 (132 splits): the previous
+// merge (a thread per dim looping over batches of loads, 32 CTAs) took 7.3 us, this one 5.2.
+// The chunk is small on purpose: the merge's CTAs become resident while the split kernel's still
+// run (PDL), and an SM takes them only if both fit the shared-memory carveout the split kernel
+// set (the hd 128 kernel: 2 x 8.3 KB, carveout 32 KB). Staging 256 splits (34 KB) cost 4 us at
+// context 32768 in attention_bench (hd 128 38.2 -> 42.5 us, hd 512 43.2 -> 47.3); 64 or 80
+// splits (8.5 / 10.6 KB) do not (hd 128 37.4 / 37.6, hd 512 41.9 / 42.3 against the previous
+// merge's 37.8 / 43.0), and 80 takes the runner's 65-81 used hd 512 splits (contexts 513-641)
+// in one pass (context 576: 8.2 us against 8.6 with 64 and 9.0 before).
 constexpr int kMergeThreads = 128;
-constexpr int kMergeBatch = 32;
+constexpr int kMergeChunk = 80;  // splits staged per pass: 10 KB of partials
 __global__ void __launch_bounds__(kMergeThreads)
     attn_decode_merge_kernel(const float* __restrict__ part_o, const float2* __restrict__ part_ml,
                              int S, int hd, const int32_t* __restrict__ pos, int window,
                              float* __restrict__ out, BlockQ8_1* __restrict__ out_q) {
-  extern __shared__ float sm[];  // f[S], l[S], kMergeBatch floats of slack (see attention_decode)
+  __shared__ __align__(16) float tile[kMergeChunk][32];
+  __shared__ __align__(16) float fs[kMergeChunk];  // split weights exp(m_s - M) of the chunk
+  __shared__ __align__(16) float ls[kMergeChunk];  // split denominators l_s of the chunk
   __shared__ float red[kMergeThreads / 32];
   pdl_trigger();  // the next kernel (the output projection) may start streaming its weights
   pdl_wait();
-  const int h = blockIdx.x;
-  const int d = blockIdx.y * kMergeThreads + threadIdx.x;
+  const int h = blockIdx.x, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int64_t o_idx = int64_t(h) * hd + blockIdx.y * 32 + lane;
+  const float* po = part_o + int64_t(h) * S * hd + blockIdx.y * 32;
+  auto stage = [&](int c0, int rows) {  // partials of splits c0 .. c0 + rows - 1 -> tile
+    for (int i = threadIdx.x; i < rows * 8; i += kMergeThreads) {
+      const int r = i >> 3, c = 4 * (i & 7);  // 8 16-byte pieces per split's 32 dims
+      smemdev::cp_async16(smemdev::smem_u32(&tile[r][c]), po + int64_t(c0 + r) * hd + c, true);
+    }
+    smemdev::cp_async_commit();
+  };
+  stage(0, min(S, kMergeChunk));  // rows past the used splits are staged and never read
   const int qp = *pos;
   const int n = qp < 0 ? 0 : qp - (window > 0 ? max(0, qp - window + 1) : 0) + 1;
   const int U = attn::decode_used_splits(n, S, hd);
-  const int64_t o_idx = int64_t(h) * hd + d;
-  auto emit = [&](float o) {  // d < hd: warp-uniform (hd % 32 == 0)
+  auto emit = [&](float o) {  // warp 0
     out[o_idx] = o;
     if (out_q) q8dev::q8_1_warp(o, out_q + o_idx / QK8_1);
   };
   if (U == 0) {
-    if (d < hd) emit(0.f);
+    smemdev::cp_async_wait<0>();  // no copy in flight at exit
+    if (warp == 0) emit(0.f);
     return;
   }
-  // The first two batches of partial outputs are loaded before the max/denominator round trips:
-  // they do not depend on them, and at short contexts they are the whole merge.
-  const float* po = part_o + int64_t(h) * S * hd + (d < hd ? d : 0);
-  float ta[kMergeBatch], tb[kMergeBatch];  // batches 2i and 2i + 1 (named: no local-memory array)
-  // Unconditional loads (index clamped to a used split, surplus values discarded below): with
-  // predicated loads nvcc was free to interleave each load with its use, and did once the Q8_1
-  // epilogue was added -- 16 serialized round trips, the merge 11 -> 31 us under ncu.
-  auto load_batch = [&](float(&t)[kMergeBatch], int s0) {
-#pragma unroll
-    for (int i = 0; i < kMergeBatch; ++i) t[i] = po[int64_t(min(s0 + i, U - 1)) * hd];
-  };
-  load_batch(ta, 0);
-  load_batch(tb, kMergeBatch);
   const float2* ml = part_ml + int64_t(h) * S;
   float M = neg_inf();
   for (int s = threadIdx.x; s < U; s += kMergeThreads) M = fmaxf(M, ml[s].x);
   M = warp_max(M);
-  if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = M;
+  if (lane == 0) red[warp] = M;
   __syncthreads();
   M = red[0];
   for (int w = 1; w < kMergeThreads / 32; ++w) M = fmaxf(M, red[w]);
-  float* f = sm;
-  float* lv = sm + S;
-  for (int s = threadIdx.x; s < U; s += kMergeThreads) {
-    const float2 x = ml[s];
-    f[s] = x.x == neg_inf() ? 0.f : kexp(x.x - M);
-    lv[s] = x.y;
-  }
-  __syncthreads();
-  if (d >= hd) return;
-  float L = 0.f;
-  for (int s = 0; s < U; ++s) L = L + lv[s] * f[s];
-  float O = 0.f;  // in split order (bit-exact vs ref::attention_decode_split)
-  auto add_batch = [&](const float(&t)[kMergeBatch], int s0) {
-#pragma unroll
-    for (int i = 0; i < kMergeBatch; ++i)
-      if (s0 + i < U) O = O + t[i] * f[s0 + i];
+  float O = 0.f, L = 0.f;  // in split order (bit-exact vs ref::attention_decode_split)
+  // acc = acc + v[s] * w[s] over s = 0..rows-1, the weights read four at a time
+  auto chain = [](float acc, const float* v, int stride, const float* w, int rows) {
+    int s = 0;
+#pragma unroll 2
+    for (; s + 4 <= rows; s += 4) {
+      const float4 w4 = *reinterpret_cast<const float4*>(w + s);
+      acc = acc + v[s * stride] * w4.x;
+      acc = acc + v[(s + 1) * stride] * w4.y;
+      acc = acc + v[(s + 2) * stride] * w4.z;
+      acc = acc + v[(s + 3) * stride] * w4.w;
+    }
+    for (; s < rows; ++s) acc = acc + v[s * stride] * w[s];
+    return acc;
   };
-  for (int s0 = 0; s0 < U; s0 += 2 * kMergeBatch) {
-    add_batch(ta, s0);
-    if (s0 + 2 * kMergeBatch < U) load_batch(ta, s0 + 2 * kMergeBatch);
-    if (s0 + kMergeBatch < U) add_batch(tb, s0 + kMergeBatch);
-    if (s0 + 3 * kMergeBatch < U) load_batch(tb, s0 + 3 * kMergeBatch);
+  for (int c0 = 0; c0 < U; c0 += kMergeChunk) {
+    const int rows = min(kMergeChunk, U - c0);
+    if (c0 > 0) stage(c0, rows);  // the previous chunk's reads ended at the loop's last barrier
+    for (int s = threadIdx.x; s < rows; s += kMergeThreads) {
+      const float2 x = ml[c0 + s];
+      fs[s] = x.x == neg_inf() ? 0.f : kexp(x.x - M);
+      ls[s] = x.y;
+    }
+    smemdev::cp_async_wait<0>();
+    __syncthreads();
+    if (warp == 0) O = chain(O, &tile[0][lane], 32, fs, rows);
+    if (warp == 1) L = chain(L, ls, 1, fs, rows);
+    __syncthreads();
   }
-  emit(O / L);
+  if (warp == 1 && lane == 0) red[0] = L;  // every warp read red[] before the loop's barriers
+  __syncthreads();
+  if (warp == 0) emit(O / red[0]);
 }
 
 
@@ -655,17 +671,7 @@ void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
                                       (size_t(n_head) * n_splits * sizeof(float2) + 255) / 256 * 256);
   k.launch(dim3{unsigned(n_splits), unsigned(n_head_kv)}, s, q, k_cache, v_cache, int(cap),
            n_head_kv, scale, window, pos, n_splits, kv_settled ? 1 : 0, po, pml);
-  // f[S], l[S] and kMergeBatch floats of slack: nvcc may read a batch's f[s0..s0+kMergeBatch-1]
-  // with vector loads even when fewer splits are left (seen with the earlier 4-wide unroll in the
-  // SASS of sm_90, CUDA 13.0: compute-sanitizer memcheck reported out-of-bounds reads at S = 1).
-  // The surplus values are loaded and discarded.
-  const size_t smem = (size_t(2) * n_splits + kMergeBatch) * sizeof(float);
-  if (smem > 48 * 1024) {
-    KILN_CUDA_CHECK(cudaFuncSetAttribute(attn_decode_merge_kernel,
-                                         cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-  }
-  launch_pdl(attn_decode_merge_kernel, dim3(unsigned(n_head), unsigned((hd + kMergeThreads - 1) / kMergeThreads)),
-             dim3(kMergeThreads), smem, s,
+  launch_pdl(attn_decode_merge_kernel, dim3(unsigned(n_head), unsigned(hd / 32)), dim3(kMergeThreads), 0, s,
              static_cast<const float*>(po), static_cast<const float2*>(pml), n_splits, hd, pos, window, out, out_q);
 }
 

@@ -491,7 +491,8 @@ TEST(GpuAttentionDecode, LongContextSplitsRingAndScale) {
     check_decode({700, 256, 512, 2, 300, 512, 1.f}, 2103, loads);
   }
   check_decode({16384, 128, 0, 8, 66, 0, 0.f}, 2000);     // Qwen3 shape, 8 kv heads
-  check_decode({16384, 512, 0, 2, 264, 0, 1.f}, 2001);    // Gemma 4 global, scale 1
+  check_decode({16384, 512, 0, 2, 264, 0, 1.f}, 2001);    // Gemma 4 global, scale 1 (261 used splits)
+  check_decode({4097, 512, 0, 2, 600, 0, 1.f}, 2008);     // 513 used splits: the merge stages 7 chunks
   check_decode({4097, 256, 512, 2, 1, 0, 1.f}, 2002);     // one split
   check_decode({700, 256, 512, 2, 300, 512, 1.f}, 2003);  // ring of 512, more splits than tiles
   check_decode({4096 + 37, 128, 100, 8, 7, 100, 0.f}, 2004);  // ring == window, wraps many times
@@ -551,6 +552,10 @@ TEST(GpuAttentionDecode, TensorCoresWithinToleranceOfDouble) {
   check_decode({4097, 256, 512, 2, 1, 0, 1.f}, seed++, tc);    // one split
   check_decode({700, 256, 512, 2, 300, 512, 1.f}, seed++, tc);  // ring of 512, more splits than tiles
   check_decode({4096 + 37, 128, 100, 8, 7, 100, 0.f}, seed++, tc);  // ring == window, wraps
+  // One split walking a ring: loop tiles in consecutive cache rows (the kernel's direct-row path),
+  // tiles that wrap the ring and a short last tile (its per-slot path).
+  check_decode({4096 + 37, 512, 200, 2, 1, 200, 1.f}, seed++, tc);  // ring rows 133 + 32 k
+  check_decode({4096 + 37, 256, 512, 2, 1, 512, 1.f}, seed++, tc);  // two position groups
   check_decode({33, 64, 1, 2, 4, 0, 0.f, 2}, seed++, tc);      // window 1: itself only
   check_decode({577, 128, 0, 8, 128, 0, 0.f}, seed++, tc);     // the runner's: most splits empty
   for (DecodeFeed feed : {DecodeFeed::Settled, DecodeFeed::AppendedSettled}) {

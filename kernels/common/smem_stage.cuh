@@ -1,5 +1,5 @@
-// Shared-memory staging pieces of the prefill attention kernels (mma.sync and wgmma): shared
-// addresses, 16-byte cp.async with zero-fill, and ldmatrix. Device-only.
+// Shared-memory staging pieces of the prefill attention kernels (mma.sync and wgmma) and the
+// decode merge: shared addresses, 16-byte cp.async with zero-fill, and ldmatrix. Device-only.
 #pragma once
 
 #include <cstdint>
