@@ -468,7 +468,8 @@ __global__ void __launch_bounds__(W * 32)
 // and warp 1 the denominator's while the others idle. With out_q, warp 0 also writes its 32 dims
 // as one Q8_1 block (the output projection's input: no separate quantize launch; hd % 32 == 0
 // keeps a block inside one head). H200, ncu at context 32768, hd 512 (132 splits): the previous
-// merge (a thread per dim looping over batches of loads, 32 CTAs) took 7.3 us, this one 5.2.
+// merge (a thread per dim looping over batches of loads, 32 CTAs) took 7.3 us, this one 5.2
+// (with 256-split chunks).
 // The chunk is small on purpose: the merge's CTAs become resident while the split kernel's still
 // run (PDL), and an SM takes them only if both fit the shared-memory carveout the split kernel
 // set (the hd 128 kernel: 2 x 8.3 KB, carveout 32 KB). Staging 256 splits (34 KB) cost 4 us at

@@ -562,8 +562,7 @@ TEST(GpuAttentionDecode, TensorCoresWithinToleranceOfDouble) {
   check_decode({4097, 256, 512, 2, 1, 0, 1.f}, seed++, tc);    // one split
   check_decode({700, 256, 512, 2, 300, 512, 1.f}, seed++, tc);  // ring of 512, more splits than tiles
   check_decode({4096 + 37, 128, 100, 8, 7, 100, 0.f}, seed++, tc);  // ring == window, wraps
-  // One split walking a ring: loop tiles in consecutive cache rows (the kernel's direct-row path),
-  // tiles that wrap the ring and a short last tile (its per-slot path).
+  // One split walking a ring: loop tiles inside the ring, tiles that wrap it, a short last tile.
   check_decode({4096 + 37, 512, 200, 2, 1, 200, 1.f}, seed++, tc);  // ring rows 133 + 32 k
   check_decode({4096 + 37, 256, 512, 2, 1, 512, 1.f}, seed++, tc);  // two position groups
   check_decode({33, 64, 1, 2, 4, 0, 0.f, 2}, seed++, tc);      // window 1: itself only
