@@ -35,6 +35,11 @@ T sum_sq_ordered(const T* x, int64_t n, int warps) {
         const int64_t i = 4 * c + e;
         if (i < n) p[size_t(j)] = fma_t(x[i], x[i], p[size_t(j)]);
       }
+  return lanes_sum_ordered(p.data(), warps);
+}
+
+template <class T>
+T lanes_sum_ordered(T* p, int warps) {
   for (int w = 0; w < warps; ++w)
     for (int h = 16; h >= 1; h /= 2)
       for (int l = 0; l < h; ++l) p[size_t(32 * w + l)] = p[size_t(32 * w + l)] + p[size_t(32 * w + l + h)];
@@ -95,6 +100,8 @@ void rmsnorm_fused(T* x, const T* y, bool norm_y, const float* w_y, float scale,
 
 template float sum_sq_ordered<float>(const float*, int64_t, int);
 template double sum_sq_ordered<double>(const double*, int64_t, int);
+template float lanes_sum_ordered<float>(float*, int);
+template double lanes_sum_ordered<double>(double*, int);
 template void rmsnorm<float>(const float*, const float*, int64_t, int64_t, float, float*);
 template void rmsnorm<double>(const double*, const float*, int64_t, int64_t, float, double*);
 template void rmsnorm_fused<float>(float*, const float*, bool, const float*, float, const float*, int64_t,

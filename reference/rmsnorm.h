@@ -26,6 +26,10 @@ constexpr int kSliceNormWarps = 1; // head_norm_dual, ple_proj_norm: one warp pe
 // The canonical sum of squares above, over x[0..n).
 template <class T>
 T sum_sq_ordered(const T* x, int64_t n, int warps);
+// Steps 2-3 alone: the canonical sum of 32 * warps lane partials p[0..32*warps) (p is clobbered).
+// Also the cross-lane order of persistent_chain's dot products.
+template <class T>
+T lanes_sum_ordered(T* p, int warps);
 
 // 1 / sqrt(ss / n + eps) in T (float: kiln::krsqrt, bit-identical to the device).
 template <class T>
