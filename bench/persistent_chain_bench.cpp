@@ -24,7 +24,7 @@ void BM_persistent_chain(benchmark::State& st) {
   const size_t n = size_t(op.d) * size_t(op.f) * size_t(op.layers);
   bench::Rot<uint16_t> wa(n, rot), wb(n, rot);  // 0x3c3c: BF16 ~0.0115, finite through the chain
   bench::Rot<float> x(size_t(op.d), 1), xn(size_t(op.d), 1), h(size_t(op.f), 1);
-  DeviceBuffer<unsigned> bar(2);
+  DeviceBuffer<unsigned> bar(kChainBarrierWords);
   KILN_CUDA_CHECK(cudaMemset(bar.data(), 0, bar.bytes()));
   op.x = x.at(0);
   op.xn = xn.at(0);
@@ -42,9 +42,11 @@ void BM_persistent_chain(benchmark::State& st) {
   st.counters["ctas"] = persistent_chain_ctas();
 }
 // {mode, d, f, layers}: matrices of 2 * d * f bytes (8.4, 16.8, 33.6, 67.1 MB), 134 MB of weights
-// per call (above 2x L2; a graph replay holds 64 calls, ~3 s on an H100).
+// per call (above 2x L2; a graph replay holds 64 calls, ~3 s on an H100); and a chain of 16 KB
+// matrices, whose per-layer time is three phase boundaries (launches or barriers) and latency.
 BENCHMARK(BM_persistent_chain)
     ->ArgNames({"persistent", "d", "f", "layers"})
+    ->ArgsProduct({{0, 1}, {64}, {64}, {64}})  // 16 KB matrices: the cost of a phase boundary alone
     ->ArgsProduct({{0, 1}, {1024}, {4096}, {8}})
     ->ArgsProduct({{0, 1}, {2048}, {4096}, {4}})
     ->ArgsProduct({{0, 1}, {4096}, {4096}, {2}})

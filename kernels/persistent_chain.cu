@@ -24,23 +24,35 @@ constexpr int T = kChainThreads, W = T / 32, R = kChainRows, NCH = kChainChunks;
 __device__ __forceinline__ float4 ld4(const float* p) { return __ldcg(reinterpret_cast<const float4*>(p)); }
 
 // ---- grid barrier (Persistent): arrive, then (optionally other work), then wait -------------
-// count[0] only grows during a launch; target = (barriers so far) * gridDim.x.
-__device__ __forceinline__ void bar_arrive(unsigned* count) {
+// Words (kChainBarrierWords): [0] arrivals, [1] CTAs done (the reset). Arrivals only grow during
+// a launch: barrier i waits for (i + 1) * gridDim.x. The arrival is a release reduction
+// (cumulative over the CTA's writes, which bar.sync ordered before it) and the wait an acquire
+// load: no membar, which would also wait for the weights just prefetched. Measured slower
+// (docs/perf-notes.md, session 24): __threadfence around a returning atomicAdd (CUDA's
+// cooperative-groups recipe), and a two-level tree (16 arrival groups, the last of each adding
+// to the top).
+__device__ __forceinline__ void bar_arrive(unsigned* w) {
   __syncthreads();  // the CTA's writes of this phase are done
-  if (threadIdx.x == 0) {
-    __threadfence();
-    atomicAdd(count, 1u);
-  }
+  if (threadIdx.x == 0) asm volatile("red.release.gpu.global.add.u32 [%0], 1;" ::"l"(w) : "memory");
 }
-__device__ __forceinline__ void bar_wait(const unsigned* count, unsigned target) {
+__device__ __forceinline__ void bar_wait(const unsigned* w, int i) {
   if (threadIdx.x == 0) {
+    const unsigned target = unsigned(i + 1) * gridDim.x;
     unsigned v;
     do {
-      asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(count) : "memory");
+      asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(w) : "memory");
     } while (v < target);
-    __threadfence();
   }
   __syncthreads();
+}
+// Leaves the words zero for the next launch: the last CTA to get here resets them (every CTA
+// has passed its last wait by then).
+__device__ __forceinline__ void bar_reset(unsigned* w) {
+  __syncthreads();
+  if (threadIdx.x == 0 && atomicAdd(w + 1, 1u) == gridDim.x - 1) {
+    atomicExch(w, 0u);
+    atomicExch(w + 1, 0u);
+  }
 }
 
 // ---- norm phase: one CTA, the canonical 16-warp sum of squares (reference/rmsnorm.h) --------
@@ -164,10 +176,8 @@ __global__ void __launch_bounds__(T, 2)
 // ---- Persistent -------------------------------------------------------------------------------
 __global__ void __launch_bounds__(T, 2) chain_persistent_kernel(ChainOp op) {
   __shared__ MvSmem sm;
-  // Barrier i of the launch (i = 0, 1, ...) waits for count >= (i + 1) * gridDim.x; recomputed
-  // from the layer instead of carried, like the layer's weight pointers: every register the loop
-  // carries across a matvec phase is one fewer for the prefetched weights (64 per thread).
-  auto bar = [&](int i) { return unsigned(i + 1) * gridDim.x; };
+  // Weight pointers and barrier targets are recomputed from the layer instead of carried: every
+  // register the loop carries across a matvec phase is one fewer for the prefetched weights.
   auto wa = [&](int l) { return op.wa + int64_t(l) * op.f * op.d; };
   auto wb = [&](int l) { return op.wb + int64_t(l) * op.f * op.d; };
   Wregs cur;
@@ -176,25 +186,19 @@ __global__ void __launch_bounds__(T, 2) chain_persistent_kernel(ChainOp op) {
   for (int l = 0; l < op.layers; ++l) {
     if (blockIdx.x == 0) norm_cta(op.x, op.xn, op.d, op.eps, sm.red[0]);
     bar_arrive(op.barrier);
-    bar_wait(op.barrier, bar(3 * l));
+    bar_wait(op.barrier, 3 * l);
     matvec_phase(wa(l), op.d, op.f, op.xn, op.h, 0, cur, sm);
     bar_arrive(op.barrier);
     if (int(blockIdx.x) * R < op.d) load_group(wb(l), op.f, op.d, blockIdx.x, cur);  // while others finish Wa
-    bar_wait(op.barrier, bar(3 * l + 1));
+    bar_wait(op.barrier, 3 * l + 1);
     matvec_phase(wb(l), op.f, op.d, op.h, op.x, 1, cur, sm);
     if (l + 1 < op.layers) {
       bar_arrive(op.barrier);
       if (int(blockIdx.x) * R < op.f) load_group(wa(l + 1), op.d, op.f, blockIdx.x, cur);
-      bar_wait(op.barrier, bar(3 * l + 2));
+      bar_wait(op.barrier, 3 * l + 2);
     }
   }
-  // Leave the barrier zero for the next launch: the last CTA to get here resets it; every CTA
-  // has passed its last wait by then.
-  __syncthreads();
-  if (threadIdx.x == 0 && atomicAdd(op.barrier + 1, 1u) == gridDim.x - 1) {
-    atomicExch(op.barrier, 0u);
-    atomicExch(op.barrier + 1, 0u);
-  }
+  bar_reset(op.barrier);
 }
 
 void check(const ChainOp& op) {

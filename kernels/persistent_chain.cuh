@@ -26,7 +26,7 @@
 //
 // Requirements (checked on the host before any CUDA call; violations throw kiln::Error): d and f
 // multiples of 8 in [8, kChainMaxWidth]; layers >= 1; all pointers non-null and 16-byte aligned.
-// barrier: 2 words in device memory, zero before the first Persistent launch (cudaMemset once);
+// barrier: kChainBarrierWords words in device memory, zero before the first Persistent launch (cudaMemset once);
 // every Persistent launch leaves them zero. x is read and written in place; xn ([d]) and h ([f])
 // are scratch. Nothing is allocated, nothing synchronizes: both modes are capturable.
 // Persistent launches use the cooperative launch attribute (all CTAs co-resident, or the launch
@@ -37,12 +37,9 @@
 
 #include <cstdint>
 
-namespace kiln {
+#include "kernels/persistent_chain_spec.h"
 
-constexpr int kChainThreads = 512;   // per CTA: 16 warps
-constexpr int kChainRows = 2;        // rows per CTA row group of a matvec phase
-constexpr int kChainChunks = 2;      // 16-byte chunks per thread and row
-constexpr int kChainMaxWidth = 8 * kChainThreads * kChainChunks;  // 8192 BF16 per row
+namespace kiln {
 
 enum class ChainMode {
   Launches,    // 3 launches per layer (norm, Wa, Wb), launch_pdl
@@ -57,7 +54,7 @@ struct ChainOp {
   float* x = nullptr;            // [d], in/out
   float* xn = nullptr;           // [d] scratch
   float* h = nullptr;            // [f] scratch
-  unsigned* barrier = nullptr;   // [2], zero (Persistent only)
+  unsigned* barrier = nullptr;   // [kChainBarrierWords], zero (Persistent only)
 };
 
 void persistent_chain(const ChainOp& op, ChainMode mode, cudaStream_t s);

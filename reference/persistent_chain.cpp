@@ -6,7 +6,7 @@
 #include "kernels/common/blocks.h"
 #include "kernels/common/error.h"
 #include "kernels/common/math.h"
-#include "kernels/persistent_chain.cuh"
+#include "kernels/persistent_chain_spec.h"
 #include "reference/rmsnorm.h"
 
 namespace kiln::ref {

@@ -86,7 +86,7 @@ TEST(PersistentChainRef, DotOrderIsTheKernels) {
 
 TEST(PersistentChainApi, RejectsBadShapes) {
   alignas(16) float buf[64] = {};
-  alignas(16) unsigned bar[4] = {};
+  alignas(16) unsigned bar[kChainBarrierWords] = {};
   auto* w = reinterpret_cast<const uint16_t*>(buf);
   ChainOp op;
   op.d = 64;
@@ -126,7 +126,7 @@ struct DevChain {
   ChainOp op;
   DevChain(const Chain& c, cudaStream_t s)
       : wa(up(c.wa, s)), wb(up(c.wb, s)), x(up(c.x, s)), xn(poisoned<float>(size_t(c.d), s)),
-        h(poisoned<float>(size_t(c.f), s)), bar(2) {
+        h(poisoned<float>(size_t(c.f), s)), bar(kChainBarrierWords) {
     KILN_CUDA_CHECK(cudaMemsetAsync(bar.data(), 0, bar.bytes(), s));
     op.d = c.d;
     op.f = c.f;
@@ -158,7 +158,7 @@ void expect_modes_match_ref(int d, int f, int layers, uint64_t seed) {
     persistent_chain(dc.op, m, s.get());
     const std::vector<float> got = down(dc.x, s.get());
     EXPECT_FLOATS_BITS_EQ(got.data(), want.data(), want.size(), "x");
-    EXPECT_EQ(down(dc.bar, s.get()), std::vector<unsigned>({0u, 0u})) << "barrier not left zero";
+    EXPECT_EQ(down(dc.bar, s.get()), std::vector<unsigned>(kChainBarrierWords, 0u)) << "barrier not left zero";
   }
 }
 
