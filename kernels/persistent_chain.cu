@@ -143,6 +143,8 @@ __device__ __forceinline__ void matvec_phase(const uint16_t* __restrict__ w, int
       for (int rr = 0; rr < R; ++rr) rb[rr * W + warp] = p[rr];
     }
     __syncthreads();
+    // normdev::block_sum's cross-warp tree, for R rows behind one __syncthreads (block_sum
+    // takes two per value).
     if (warp < R) {  // warp rr sums row rr's W warp partials: the canonical halving tree
       float s = lane < W ? rb[warp * W + lane] : 0.f;
 #pragma unroll

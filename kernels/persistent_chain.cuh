@@ -26,8 +26,8 @@
 //
 // Requirements (checked on the host before any CUDA call; violations throw kiln::Error): d and f
 // multiples of 8 in [8, kChainMaxWidth]; layers >= 1; all pointers non-null and 16-byte aligned.
-// barrier: kChainBarrierWords words in device memory, zero before the first Persistent launch (cudaMemset once);
-// every Persistent launch leaves them zero. x is read and written in place; xn ([d]) and h ([f])
+// barrier: kChainBarrierWords words in device memory, zero before the first Persistent launch
+// (cudaMemset once); every Persistent launch leaves them zero. x is read and written in place; xn ([d]) and h ([f])
 // are scratch. Nothing is allocated, nothing synchronizes: both modes are capturable.
 // Persistent launches use the cooperative launch attribute (all CTAs co-resident, or the launch
 // fails with a CUDA error rather than deadlocking).

@@ -1,7 +1,7 @@
 // Reference for kernels/persistent_chain.cu: the synthetic decode chain, per layer l
 //   xn = x * rms_inv(x)  (reference/rmsnorm.h, canonical order with W = 16 warps)
 //   h  = silu(Wa_l . xn),  x = x + Wb_l . h      (BF16 weights, exact in T)
-// T=float follows the kernel bit for bit. A dot product of a K-wide row (dot_ordered):
+// T=float follows the kernel bit for bit. A dot product of a K-wide row (chain_dot):
 //   1. Chunk c = elements 8c..8c+7. Lane j of L = kChainThreads lanes owns chunks j + L*i for
 //      i < kChainChunks (zeros past K) and keeps acc = fma(w_e, x_e, acc) over them in that
 //      order, elements in increasing order, from +0 (zero chunks included).
