@@ -117,13 +117,27 @@ size_t attention_decode_workspace_bytes(int n_head, int hd, int n_splits);
 // with FP16 mma.sync (kernels/attention_decode_tc.cu) and is held to the prefill contract stated at the top of this file
 // (the same split geometry and merge; any GQA group in {1, 2, 4, 8}).
 enum class DecodePath { Registers, SharedRing, TensorCores };
+// How the splits are merged. Launch: a merge kernel after the split kernel (every path).
+// Auto: on TensorCores with n_splits <= attn::kDecodeClusterMax, the n_splits CTAs of a kv head
+// form one thread-block cluster and merge through distributed shared memory at the end of the
+// split kernel -- one launch instead of two, the same operations in the same order as the merge
+// kernel, so the same bits as Launch; otherwise Launch. KILN_DECODE_CLUSTER=0 makes Auto mean
+// Launch (and attention_decode_splits not prefer cluster-sized counts), for bisecting.
+enum class DecodeMerge { Auto, Launch };
+bool decode_cluster_enabled();
 // Suggested split count for a GPU with sm_count SMs: one full wave of resident CTAs at long
 // contexts (occupancy of this shape's kernel), at most one split per attn::decode_min_chunk(hd)
-// positions of max_ctx (short splits: fewer dependent loads per CTA at short contexts).
+// positions of max_ctx (short splits: fewer dependent loads per CTA at short contexts). On
+// TensorCores, when max_ctx <= decode_cluster_ctx(hd), at most attn::kDecodeClusterMax (the
+// merge then fuses into the split kernel: DecodeMerge).
 int attention_decode_splits(int n_head, int n_head_kv, int hd, int64_t max_ctx, int sm_count,
                             DecodePath path = DecodePath::Registers);
 // Shape-agnostic variant (one split count shared by layers of different head_dim): 3 CTAs per SM.
 int attention_decode_splits(int n_head_kv, int64_t max_ctx, int sm_count);
+// Longest context at which the tensor-core path prefers kDecodeClusterMax splits: two rounds of
+// its CTA's position groups per split (4 x 32 positions per round for hd <= 128, 2 x 32 for 256,
+// 32 for 512).
+int64_t decode_cluster_ctx(int hd);
 // kv_settled: the caller promises that *pos and the cache rows of positions < *pos were written
 // before the last full serialization of the stream ahead of this launch (a host synchronization,
 // a memcpy, an event wait, or the previous CUDA-graph launch) -- not by a kernel that may still be
@@ -137,7 +151,8 @@ void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
                       const uint16_t* v_cache, int64_t cap, int n_head, int n_head_kv, int hd,
                       float scale, int window, const int32_t* pos, int n_splits, void* workspace,
                       size_t workspace_bytes, float* out, BlockQ8_1* out_q, cudaStream_t s,
-                      DecodePath path = DecodePath::Registers, bool kv_settled = false);
+                      DecodePath path = DecodePath::Registers, bool kv_settled = false,
+                      DecodeMerge merge = DecodeMerge::Auto);
 
 // Prefill: T queries at positions pos[0] + t (pos: device int32, contiguous positions; only
 // pos[0] is read), each attending to the cache (already holding positions up to pos[0] + T - 1,

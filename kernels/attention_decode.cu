@@ -13,6 +13,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <cstring>
 #include <type_traits>
 
 #include "kernels/attention.cuh"
@@ -634,6 +636,19 @@ int attention_decode_splits(int n_head_kv, int64_t max_ctx, int sm_count) {
   return clamp_splits((int64_t(3) * sm_count + n_head_kv - 1) / n_head_kv, max_ctx, attn::kDecodeMinChunkAny);
 }
 
+bool decode_cluster_enabled() {
+  static const bool on = [] {
+    const char* e = std::getenv("KILN_DECODE_CLUSTER");
+    return !(e && std::strcmp(e, "0") == 0);
+  }();
+  return on;
+}
+
+int64_t decode_cluster_ctx(int hd) {
+  const int groups = hd <= 128 ? 4 : 512 / hd;  // position groups per CTA (attention_decode_tc.cu)
+  return int64_t(attn::kDecodeClusterMax) * 2 * 32 * groups;
+}
+
 int attention_decode_splits(int n_head, int n_head_kv, int hd, int64_t max_ctx, int sm_count,
                             DecodePath path) {
   KILN_REQUIRE(n_head_kv > 0 && n_head % n_head_kv == 0 && (hd == 64 || hd == 128 || hd == 256 || hd == 512),
@@ -642,15 +657,17 @@ int attention_decode_splits(int n_head, int n_head_kv, int hd, int64_t max_ctx, 
   int per_sm = 0;
   KILN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, k.fn, W * 32, size_t(k.smem)));
   // one full wave of resident CTAs
-  return clamp_splits((int64_t(std::max(per_sm, 1)) * sm_count + n_head_kv - 1) / n_head_kv, max_ctx,
-                      attn::decode_min_chunk(hd));
+  const int s = clamp_splits((int64_t(std::max(per_sm, 1)) * sm_count + n_head_kv - 1) / n_head_kv, max_ctx,
+                             attn::decode_min_chunk(hd));
+  const bool cluster = path == DecodePath::TensorCores && decode_cluster_enabled() && max_ctx <= decode_cluster_ctx(hd);
+  return cluster ? std::min(s, attn::kDecodeClusterMax) : s;
 }
 
 void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
                       const uint16_t* v_cache, int64_t cap, int n_head, int n_head_kv, int hd,
                       float scale, int window, const int32_t* pos, int n_splits, void* workspace,
                       size_t workspace_bytes, float* out, BlockQ8_1* out_q, cudaStream_t s, DecodePath path,
-                      bool kv_settled) {
+                      bool kv_settled, DecodeMerge merge) {
   KILN_REQUIRE(hd == 64 || hd == 128 || hd == 256 || hd == 512, "attention_decode: head_dim ", hd,
                " not in {64, 128, 256, 512}");
   KILN_REQUIRE(n_head_kv > 0 && n_head > 0 && n_head % n_head_kv == 0, "attention_decode: n_head ",
@@ -667,6 +684,13 @@ void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
                  reinterpret_cast<uintptr_t>(v_cache) | reinterpret_cast<uintptr_t>(workspace)) & 15) == 0,
                "attention_decode: q, caches and workspace need 16-byte alignment");
   const detail::DecodeSplitKernel k = split_kernel(hd, n_head / n_head_kv, path);
+  if (path == DecodePath::TensorCores && merge == DecodeMerge::Auto && decode_cluster_enabled() &&
+      n_splits <= attn::kDecodeClusterMax) {  // the merge fused: one launch
+    detail::decode_cluster_tc(hd, n_head / n_head_kv)(dim3{unsigned(n_splits), unsigned(n_head_kv)}, s, q, k_cache,
+                                                      v_cache, int(cap), n_head_kv, scale, window, pos, n_splits,
+                                                      kv_settled ? 1 : 0, out, out_q);
+    return;
+  }
   auto* pml = static_cast<float2*>(workspace);
   auto* po = reinterpret_cast<float*>(static_cast<char*>(workspace) +
                                       (size_t(n_head) * n_splits * sizeof(float2) + 255) / 256 * 256);

@@ -22,6 +22,14 @@ struct DecodeSplitKernel {
 // not supported.
 DecodeSplitKernel decode_split_tc(int hd, int G);
 
+// The same kernel with the merge fused (attention.cuh, DecodeMerge): the grid's n_splits <=
+// attn::kDecodeClusterMax CTAs of a kv head form one thread-block cluster and merge their
+// partials through distributed shared memory, writing out (and out_q) themselves.
+using DecodeClusterLaunch = void (*)(dim3 grid, cudaStream_t st, const float* q, const uint16_t* kc,
+                                     const uint16_t* vc, int cap, int n_head_kv, float scale, int window,
+                                     const int32_t* pos, int S, int settled, float* out, void* out_q);
+DecodeClusterLaunch decode_cluster_tc(int hd, int G);
+
 #ifdef __CUDACC__
 // Device helpers of both split kernels.
 __device__ __forceinline__ float neg_inf() { return __int_as_float(0xff800000); }

@@ -26,13 +26,16 @@
 // Softmax as in prefill: exp2 domain, P = 2^15 exp2(x - m) (l carries the factor, the merge's
 // O / l cancels it); masked positions (past the split's end) load a valid duplicate row and get
 // p = 0. The partial (m, l) is handed to the merge in the natural-log domain (m ln 2).
+#include <cooperative_groups.h>
 #include <cuda_fp16.h>
 
 #include "kernels/attention.cuh"
 #include "kernels/attention_decode_split.cuh"
 #include "kernels/common/device.cuh"
 #include "kernels/common/mma_f16.cuh"
+#include "kernels/common/math.h"
 #include "kernels/common/pdl.cuh"
+#include "kernels/quantize_q8_1.cuh"
 
 namespace kiln {
 namespace {
@@ -59,7 +62,9 @@ struct Tc {
   static constexpr int MD = DW / 16;              // P.V m-tiles
   static constexpr int XCH = WD > 1 ? PG * 2 * WD * 32 * 8 : 0;  // floats: score exchange
   static constexpr int MERGE = PG * G * HD + 2 * PG * G;         // floats: position-group merge
+  static constexpr int PART = G * HD + 2 * G;                     // floats: the split's partial (cluster merge)
   static constexpr int SMEM = (XCH + MERGE) * 4;
+  static constexpr int SMEM_CL = (XCH + MERGE + PART) * 4;
   static_assert(G >= 1 && G <= 8 && VC >= 1, "heads are the 8 MMA columns");
 };
 
@@ -69,11 +74,16 @@ __device__ __forceinline__ uint32_t word(const uint4& v, int w) {
 }
 
 template <int HD, int G>
+__device__ void cluster_merge(const float* part, int S, int U, int kh, float* out, BlockQ8_1* out_q);
+
+// CL: the merge fused through the cluster (cluster_merge); part_o / part_ml are then unused, and
+// out / out_q are written here. Otherwise partials go to global memory for the merge kernel.
+template <int HD, int G, bool CL>
 __global__ void __launch_bounds__(W * 32, 2)
     attn_decode_tc_kernel(const float* __restrict__ q, const uint16_t* __restrict__ kc,
                           const uint16_t* __restrict__ vc, int cap, int n_head_kv, float scale, int window,
                           const int32_t* __restrict__ pos, int S, int settled, float* __restrict__ part_o,
-                          float2* __restrict__ part_ml) {
+                          float2* __restrict__ part_ml, float* __restrict__ out, BlockQ8_1* __restrict__ out_q) {
   using C = Tc<HD, G>;
   extern __shared__ __align__(16) float tsm[];
   const int s = blockIdx.x, kh = blockIdx.y;
@@ -83,12 +93,13 @@ __global__ void __launch_bounds__(W * 32, 2)
   // wait; q and the row of *pos itself (appended by the previous kernel) only after it.
   if (!settled) pdl_wait();
   const int qp = *pos;
-  int b = 0, e = 0;  // this split's positions (the CUDA-core kernel's geometry)
+  int b = 0, e = 0, U = 0;  // this split's positions (the CUDA-core kernel's geometry); used splits
   if (qp >= 0) {
     const int lo = window > 0 ? max(0, qp - window + 1) : 0;
     const int n = qp - lo + 1;
     const int chunk = int(attn::decode_chunk(n, S, HD));
-    if (s < attn::decode_used_splits(n, S, HD)) {
+    U = attn::decode_used_splits(n, S, HD);
+    if (s < U) {
       b = lo + s * chunk;
       e = min(b + chunk, qp + 1);
     }
@@ -262,7 +273,9 @@ __global__ void __launch_bounds__(W * 32, 2)
     for (; it < it0; ++it) asm volatile("bar.sync %0, %1;" ::"r"(1 + pg), "n"(C::WD * 32) : "memory");
   }
   pdl_trigger();  // the merge may start launching (it waits for this grid's completion)
-  if (b >= e) return;  // uniform over the CTA: an empty split writes no partial
+  // Uniform over the CTA: an empty split writes no partial. In a cluster it stays for the
+  // cluster's barriers and its share of the merge (its partial, -inf / 0, is never read).
+  if (!CL && b >= e) return;
 
   // Merge the position groups: each writes (O, m, l) per (head, dim), then one pass combines.
 #pragma unroll
@@ -300,24 +313,108 @@ __global__ void __launch_bounds__(W * 32, 2)
       L = L + sm_l[p * G + hg] * f;
       O = O + sm_o[(p * G + hg) * HD + d] * f;
     }
-    const int hq = kh * G + hg;
-    part_o[(int64_t(hq) * S + s) * HD + d] = O;
-    if (d == 0) part_ml[int64_t(hq) * S + s] = make_float2(M * kLn2, L);
+    if constexpr (CL) {  // [G][HD] then (m, l) per head: the layout cluster_merge reads
+      float* part = tsm + C::XCH + C::MERGE;
+      part[hg * HD + d] = O;
+      if (d == 0) reinterpret_cast<float2*>(part + G * HD)[hg] = make_float2(M * kLn2, L);
+    } else {
+      const int hq = kh * G + hg;
+      part_o[(int64_t(hq) * S + s) * HD + d] = O;
+      if (d == 0) part_ml[int64_t(hq) * S + s] = make_float2(M * kLn2, L);
+    }
   }
+  if constexpr (CL) cluster_merge<HD, G>(tsm + C::XCH + C::MERGE, S, U, kh, out, out_q);
+}
+
+// The merge kernel's arithmetic (kernels/attention_decode.cu, attn_decode_merge_kernel: the same
+// operations in the same split order, so the same bits), run by the cluster's CTAs on the
+// partials in their shared memories: one warp per 32 output dims of a head (one Q8_1 block),
+// the tasks spread over the cluster's warps. Lane s < U reads split s's (m, l); each lane then
+// reads its dim of every split's O (all U distributed-shared-memory loads issued before the
+// chain that adds them in split order).
+template <int HD, int G>
+__device__ void cluster_merge(const float* part, int S, int U, int kh, float* out, BlockQ8_1* out_q) {
+  namespace cg = cooperative_groups;
+  cg::cluster_group cluster = cg::this_cluster();
+  cluster.sync();  // every split's partial is written and visible cluster-wide
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int rank = int(cluster.block_rank());
+  constexpr int kBlocks = HD / 32;  // Q8_1 blocks per head
+  for (int task = rank * W + warp; task < G * kBlocks; task += S * W) {
+    const int hg = task / kBlocks, d = (task % kBlocks) * 32 + lane;
+    float o = 0.f;  // no position: zeros
+    if (U > 0) {
+      float m = neg_inf(), l = 0.f;
+      if (lane < U) {
+        const float2 x = reinterpret_cast<const float2*>(cluster.map_shared_rank(part, lane) + G * HD)[hg];
+        m = x.x, l = x.y;
+      }
+      float M = m;
+#pragma unroll
+      for (int o2 = 16; o2 >= 1; o2 /= 2) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, o2));
+      const float f = lane < U && m != neg_inf() ? kexp(m - M) : 0.f;
+      float v[attn::kDecodeClusterMax];
+#pragma unroll
+      for (int sp = 0; sp < attn::kDecodeClusterMax; ++sp)
+        v[sp] = sp < U ? cluster.map_shared_rank(part, sp)[hg * HD + d] : 0.f;
+      float O = 0.f, L = 0.f;
+#pragma unroll
+      for (int sp = 0; sp < attn::kDecodeClusterMax; ++sp) {
+        const float fs = __shfl_sync(0xffffffffu, f, sp), ls = __shfl_sync(0xffffffffu, l, sp);
+        if (sp < U) O = O + v[sp] * fs, L = L + ls * fs;
+      }
+      o = O / L;
+    }
+    const int64_t idx = int64_t(kh * G + hg) * HD + d;
+    out[idx] = o;
+    if (out_q) q8dev::q8_1_warp(o, out_q + idx / QK8_1);
+  }
+  cluster.sync();  // no CTA leaves while another still reads its shared memory
 }
 
 template <int HD, int G>
 void launch_tc(dim3 grid, cudaStream_t st, const float* q, const uint16_t* kc, const uint16_t* vc, int cap,
                int n_head_kv, float scale, int window, const int32_t* pos, int S, int settled, float* po,
                float2* pml) {
-  launch_pdl(attn_decode_tc_kernel<HD, G>, grid, dim3(W * 32), size_t(Tc<HD, G>::SMEM), st, q, kc, vc, cap,
-             n_head_kv, scale, window, pos, S, settled, po, pml);
+  launch_pdl(attn_decode_tc_kernel<HD, G, false>, grid, dim3(W * 32), size_t(Tc<HD, G>::SMEM), st, q, kc, vc, cap,
+             n_head_kv, scale, window, pos, S, settled, po, pml, static_cast<float*>(nullptr),
+             static_cast<BlockQ8_1*>(nullptr));
+}
+
+// Cluster of grid.x (= S <= 16) CTAs along x; above 8 (the portable limit) the kernel opts in.
+template <int HD, int G>
+void launch_tc_cluster(dim3 grid, cudaStream_t st, const float* q, const uint16_t* kc, const uint16_t* vc, int cap,
+                       int n_head_kv, float scale, int window, const int32_t* pos, int S, int settled, float* out,
+                       void* out_q) {
+  auto kernel = attn_decode_tc_kernel<HD, G, true>;
+  static const bool attr_set = [&] {
+    KILN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
+    return true;
+  }();
+  (void)attr_set;
+  cudaLaunchConfig_t cfg = {};
+  cfg.gridDim = grid;
+  cfg.blockDim = dim3(W * 32);
+  cfg.dynamicSmemBytes = size_t(Tc<HD, G>::SMEM_CL);
+  cfg.stream = st;
+  cudaLaunchAttribute attr[2];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = pdl_enabled() ? 1 : 0;
+  attr[1].id = cudaLaunchAttributeClusterDimension;  // the splits of one kv head
+  attr[1].val.clusterDim.x = grid.x;
+  attr[1].val.clusterDim.y = 1;
+  attr[1].val.clusterDim.z = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = 2;
+  KILN_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, q, kc, vc, cap, n_head_kv, scale, window, pos, S, settled,
+                                     static_cast<float*>(nullptr), static_cast<float2*>(nullptr), out,
+                                     static_cast<BlockQ8_1*>(out_q)));
 }
 
 template <int HD, int G>
 detail::DecodeSplitKernel make_tc() {
-  static_assert(Tc<HD, G>::SMEM <= 48 * 1024, "no opt-in shared memory needed");
-  return {reinterpret_cast<const void*>(attn_decode_tc_kernel<HD, G>), Tc<HD, G>::SMEM, launch_tc<HD, G>};
+  static_assert(Tc<HD, G>::SMEM_CL <= 48 * 1024, "no opt-in shared memory needed");
+  return {reinterpret_cast<const void*>(attn_decode_tc_kernel<HD, G, false>), Tc<HD, G>::SMEM, launch_tc<HD, G>};
 }
 
 template <int HD>
@@ -330,6 +427,16 @@ detail::DecodeSplitKernel by_group(int G) {
     default: return {};
   }
 }
+template <int HD>
+detail::DecodeClusterLaunch cluster_by_group(int G) {
+  switch (G) {
+    case 1: return launch_tc_cluster<HD, 1>;
+    case 2: return launch_tc_cluster<HD, 2>;
+    case 4: return launch_tc_cluster<HD, 4>;
+    case 8: return launch_tc_cluster<HD, 8>;
+    default: return nullptr;
+  }
+}
 
 }  // namespace
 
@@ -340,6 +447,16 @@ detail::DecodeSplitKernel detail::decode_split_tc(int hd, int G) {
     case 256: return by_group<256>(G);
     case 512: return by_group<512>(G);
     default: return {};
+  }
+}
+
+detail::DecodeClusterLaunch detail::decode_cluster_tc(int hd, int G) {
+  switch (hd) {
+    case 64: return cluster_by_group<64>(G);
+    case 128: return cluster_by_group<128>(G);
+    case 256: return cluster_by_group<256>(G);
+    case 512: return cluster_by_group<512>(G);
+    default: return nullptr;
   }
 }
 

@@ -14,6 +14,10 @@ namespace kiln::attn {
 constexpr int kDecodeWarps = 4;
 constexpr int kDecodeTile = 32;
 
+// Most splits whose merge the tensor-core decode path fuses into the split kernel (one thread-
+// block cluster per kv head; 16 is the non-portable cluster limit, which sm_90 allows).
+constexpr int kDecodeClusterMax = 16;
+
 // Largest GQA group x head_dim a decode CTA keeps in registers (q and the accumulator).
 constexpr int kDecodeMaxGroupDims = 2048;
 

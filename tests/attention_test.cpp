@@ -574,6 +574,108 @@ TEST(GpuAttentionDecode, TensorCoresWithinToleranceOfDouble) {
   }
 }
 
+// DecodeMerge::Auto on TensorCores with <= kDecodeClusterMax splits merges inside a thread-block
+// cluster per kv head, running the merge kernel's operations in its order: out and out_q must
+// equal DecodeMerge::Launch bit for bit -- every head_dim, GQA groups, windows, rings, one split
+// to the cluster limit, empty splits, no position, both cache feeds -- and a captured graph of
+// the cluster launch must follow the device position like the two-launch one.
+TEST(GpuAttentionDecode, ClusterMergeEqualsMergeLaunch) {
+  KILN_REQUIRE_GPU();
+  if (!decode_cluster_enabled()) GTEST_SKIP() << "KILN_DECODE_CLUSTER=0";
+  // The split count the runner captures: cluster-sized up to decode_cluster_ctx(hd), one wave above.
+  for (int hd : {64, 128, 256, 512}) {
+    const int64_t edge = decode_cluster_ctx(hd);
+    EXPECT_EQ(attention_decode_splits(8, 2, hd, edge, 132, DecodePath::TensorCores), attn::kDecodeClusterMax) << hd;
+    EXPECT_GT(attention_decode_splits(8, 2, hd, 2 * edge, 132, DecodePath::TensorCores), attn::kDecodeClusterMax)
+        << hd;
+    EXPECT_GT(attention_decode_splits(8, 2, hd, edge, 132, DecodePath::Registers), attn::kDecodeClusterMax) << hd;
+  }
+  struct Case {
+    int64_t ctx;
+    int hd, window, n_head_kv, group, splits;
+    int64_t cap;  // 0: ctx
+  };
+  const std::vector<Case> cases = {
+      {1, 128, 0, 8, 4, 16, 0},      {2, 64, 0, 2, 2, 3, 0},         {577, 128, 0, 8, 4, 16, 0},
+      {577, 256, 512, 2, 4, 16, 512}, {577, 512, 0, 2, 4, 16, 0},    {640, 512, 0, 2, 8, 13, 0},
+      {4097, 256, 512, 2, 8, 16, 0}, {4097, 128, 100, 8, 1, 7, 100}, {100, 512, 0, 2, 4, 1, 0},
+      {33, 64, 1, 2, 2, 4, 0},       {1000, 128, 0, 2, 4, 16, 0},    {300, 256, 0, 2, 1, 9, 0}};
+  uint64_t seed = 4000;
+  for (const Case& c : cases)
+    for (int qp_kind = 0; qp_kind < 2; ++qp_kind)  // the query at ctx - 1, or no position (-1)
+      for (bool settled : {false, true}) {
+        const int n_head = c.group * c.n_head_kv, row = c.n_head_kv * c.hd;
+        const int64_t cap = c.cap ? c.cap : c.ctx;
+        Inputs in = make_inputs(1, c.ctx, n_head, c.n_head_kv, c.hd, seed++);
+        GpuCache cache(in.k, in.v, c.ctx, cap, row);
+        auto dq = upload(in.q);
+        auto dpos = upload(std::vector<int32_t>{qp_kind == 0 ? int32_t(c.ctx - 1) : -1});
+        const size_t ws_bytes = attention_decode_workspace_bytes(n_head, c.hd, c.splits);
+        DeviceBuffer<uint8_t> ws(ws_bytes);
+        const size_t nq8 = in.q.size() / QK8_1;
+        std::vector<float> outs[2];
+        std::vector<BlockQ8_1> qs[2];
+        for (int m = 0; m < 2; ++m) {
+          DeviceBuffer<float> out(in.q.size());
+          DeviceBuffer<BlockQ8_1> out_q(nq8);
+          poison(out);
+          poison(out_q);
+          poison(ws);
+          KILN_CUDA_CHECK(cudaDeviceSynchronize());
+          Stream st;
+          attention_decode(dq.data(), 0, cache.k.data(), cache.v.data(), cap, n_head, c.n_head_kv, c.hd, 1.f,
+                           c.window, dpos.data(), c.splits, ws.data(), ws_bytes, out.data(), out_q.data(), st,
+                           DecodePath::TensorCores, settled, m == 0 ? DecodeMerge::Auto : DecodeMerge::Launch);
+          st.sync();
+          outs[m] = download(out, in.q.size());
+          qs[m] = download(out_q, nq8);
+        }
+        const std::string what = "ctx " + std::to_string(c.ctx) + " hd " + std::to_string(c.hd) + " window " +
+                                 std::to_string(c.window) + " group " + std::to_string(c.group) + " splits " +
+                                 std::to_string(c.splits) + (qp_kind ? " no position" : "") +
+                                 (settled ? " settled" : "");
+        EXPECT_EQ(0, std::memcmp(outs[0].data(), outs[1].data(), outs[0].size() * 4)) << what;
+        EXPECT_EQ(0, std::memcmp(qs[0].data(), qs[1].data(), nq8 * sizeof(BlockQ8_1))) << what << " out_q";
+        if (qp_kind == 1) {
+          EXPECT_EQ(f32_bits(outs[0][0]), f32_bits(0.f)) << what;
+        }
+      }
+
+  // A captured cluster launch replayed at positions from the device, against direct Launch calls.
+  const int hd = 256, n_head_kv = 2, n_head = 8, row = n_head_kv * hd, splits = attn::kDecodeClusterMax;
+  const int64_t ctx = 3000;
+  Inputs in = make_inputs(1, ctx, n_head, n_head_kv, hd, seed++);
+  GpuCache cache(in.k, in.v, ctx, ctx, row);
+  auto dq = upload(in.q);
+  auto dpos = upload(std::vector<int32_t>{0});
+  const size_t ws_bytes = attention_decode_workspace_bytes(n_head, hd, splits);
+  DeviceBuffer<uint8_t> ws(ws_bytes);
+  DeviceBuffer<float> out(in.q.size()), want(in.q.size());
+  Stream st;
+  cudaGraph_t graph;
+  KILN_CUDA_CHECK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+  attention_decode(dq.data(), 0, cache.k.data(), cache.v.data(), ctx, n_head, n_head_kv, hd, 1.f, 512, dpos.data(),
+                   splits, ws.data(), ws_bytes, out.data(), nullptr, st, DecodePath::TensorCores, true);
+  KILN_CUDA_CHECK(cudaStreamEndCapture(st, &graph));
+  cudaGraphExec_t exec;
+  KILN_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+  for (int32_t qp : {-1, 0, 1, 511, 512, 2999}) {
+    KILN_CUDA_CHECK(cudaMemcpy(dpos.data(), &qp, 4, cudaMemcpyHostToDevice));
+    poison(out);
+    KILN_CUDA_CHECK(cudaDeviceSynchronize());
+    KILN_CUDA_CHECK(cudaGraphLaunch(exec, st));
+    st.sync();
+    attention_decode(dq.data(), 0, cache.k.data(), cache.v.data(), ctx, n_head, n_head_kv, hd, 1.f, 512,
+                     dpos.data(), splits, ws.data(), ws_bytes, want.data(), nullptr, st, DecodePath::TensorCores,
+                     true, DecodeMerge::Launch);
+    st.sync();
+    const auto got = download(out, in.q.size()), exp = download(want, in.q.size());
+    EXPECT_EQ(0, std::memcmp(got.data(), exp.data(), got.size() * 4)) << "position " << qp;
+  }
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+}
+
 // One captured graph serves every position: the position lives in device memory.
 TEST(GpuAttentionDecode, GraphReplayFollowsDevicePosition) {
   KILN_REQUIRE_GPU();
