@@ -107,7 +107,8 @@ void kv_append(const float* k_new, const float* v_new, int64_t src_stride, int T
 // blocks out_q[n_head * hd / 32] (bytes of kiln::quantize_q8_1 of out: the output projection's
 // input without a quantize launch). Grid (n_splits, n_head_kv) fixed at launch: every
 // position is served by the same launch, so one CUDA graph captures it. Then a merge kernel
-// (programmatic dependent launch) combines the splits. `workspace` (device, >=
+// (programmatic dependent launch) combines the splits -- or, on TensorCores with few splits, the
+// split kernel's CTAs combine them through a thread-block cluster (DecodeMerge). `workspace` (device, >=
 // attention_decode_workspace_bytes) holds the split partials; no initialization needed.
 size_t attention_decode_workspace_bytes(int n_head, int hd, int n_splits);
 // The split kernel's path. Registers and SharedRing compute on CUDA cores, bit-exact with each
@@ -128,15 +129,18 @@ bool decode_cluster_enabled();
 // Suggested split count for a GPU with sm_count SMs: one full wave of resident CTAs at long
 // contexts (occupancy of this shape's kernel), at most one split per attn::decode_min_chunk(hd)
 // positions of max_ctx (short splits: fewer dependent loads per CTA at short contexts). On
-// TensorCores, when max_ctx <= decode_cluster_ctx(hd), at most attn::kDecodeClusterMax (the
-// merge then fuses into the split kernel: DecodeMerge).
+// TensorCores, at most attn::kDecodeClusterMax (the merge then fuses into the split kernel:
+// DecodeMerge) when max_ctx <= decode_cluster_ctx(hd) and the clusters' n_head_kv *
+// kDecodeClusterMax CTAs take at most half the SMs. Measured on an H100 (docs/perf-notes.md,
+// session 25), 512 + 128 tokens: Gemma 4's sliding layers (2 kv heads) gained, Qwen3's layers (8
+// kv heads: 8 clusters of 16) lost end to end although faster in attention_bench, and two rounds
+// per split (hd 512 at context 641) lost in attention_bench.
 int attention_decode_splits(int n_head, int n_head_kv, int hd, int64_t max_ctx, int sm_count,
                             DecodePath path = DecodePath::Registers);
 // Shape-agnostic variant (one split count shared by layers of different head_dim): 3 CTAs per SM.
 int attention_decode_splits(int n_head_kv, int64_t max_ctx, int sm_count);
-// Longest context at which the tensor-core path prefers kDecodeClusterMax splits: two rounds of
-// its CTA's position groups per split (4 x 32 positions per round for hd <= 128, 2 x 32 for 256,
-// 32 for 512).
+// Longest context at which the tensor-core path prefers kDecodeClusterMax splits: one round of
+// its CTA's position groups per split (4 x 32 positions for hd <= 128, 2 x 32 for 256, 32 for 512).
 int64_t decode_cluster_ctx(int hd);
 // kv_settled: the caller promises that *pos and the cache rows of positions < *pos were written
 // before the last full serialization of the stream ahead of this launch (a host synchronization,

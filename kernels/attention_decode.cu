@@ -646,7 +646,7 @@ bool decode_cluster_enabled() {
 
 int64_t decode_cluster_ctx(int hd) {
   const int groups = hd <= 128 ? 4 : 512 / hd;  // position groups per CTA (attention_decode_tc.cu)
-  return int64_t(attn::kDecodeClusterMax) * 2 * 32 * groups;
+  return int64_t(attn::kDecodeClusterMax) * 32 * groups;
 }
 
 int attention_decode_splits(int n_head, int n_head_kv, int hd, int64_t max_ctx, int sm_count,
@@ -659,7 +659,8 @@ int attention_decode_splits(int n_head, int n_head_kv, int hd, int64_t max_ctx, 
   // one full wave of resident CTAs
   const int s = clamp_splits((int64_t(std::max(per_sm, 1)) * sm_count + n_head_kv - 1) / n_head_kv, max_ctx,
                              attn::decode_min_chunk(hd));
-  const bool cluster = path == DecodePath::TensorCores && decode_cluster_enabled() && max_ctx <= decode_cluster_ctx(hd);
+  const bool cluster = path == DecodePath::TensorCores && decode_cluster_enabled() && max_ctx <= decode_cluster_ctx(hd) &&
+                       int64_t(n_head_kv) * attn::kDecodeClusterMax * 2 <= sm_count;
   return cluster ? std::min(s, attn::kDecodeClusterMax) : s;
 }
 

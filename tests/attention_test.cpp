@@ -589,6 +589,8 @@ TEST(GpuAttentionDecode, ClusterMergeEqualsMergeLaunch) {
     EXPECT_GT(attention_decode_splits(8, 2, hd, 2 * edge, 132, DecodePath::TensorCores), attn::kDecodeClusterMax)
         << hd;
     EXPECT_GT(attention_decode_splits(8, 2, hd, edge, 132, DecodePath::Registers), attn::kDecodeClusterMax) << hd;
+    // 8 kv heads: 8 clusters of 16 CTAs would take more than half of 132 SMs
+    EXPECT_GT(attention_decode_splits(32, 8, hd, edge, 132, DecodePath::TensorCores), attn::kDecodeClusterMax) << hd;
   }
   struct Case {
     int64_t ctx;
