@@ -132,15 +132,16 @@ bool decode_cluster_enabled();
 // TensorCores, at most attn::kDecodeClusterMax (the merge then fuses into the split kernel:
 // DecodeMerge) when max_ctx <= decode_cluster_ctx(hd) and the clusters' n_head_kv *
 // kDecodeClusterMax CTAs take at most half the SMs. Measured on an H100 (docs/perf-notes.md,
-// session 25), 512 + 128 tokens: Gemma 4's sliding layers (2 kv heads) gained, Qwen3's layers (8
-// kv heads: 8 clusters of 16) lost end to end although faster in attention_bench, and two rounds
-// per split (hd 512 at context 641) lost in attention_bench.
+// session 25), 512 + 128 tokens: gemma4-e4b (2 kv heads) gained 1.8 % end to end; qwen3-8b (8 kv
+// heads: 8 clusters of 16) lost 0.8 % although its attention was faster in attention_bench, so
+// it keeps the merge launch.
 int attention_decode_splits(int n_head, int n_head_kv, int hd, int64_t max_ctx, int sm_count,
                             DecodePath path = DecodePath::Registers);
 // Shape-agnostic variant (one split count shared by layers of different head_dim): 3 CTAs per SM.
 int attention_decode_splits(int n_head_kv, int64_t max_ctx, int sm_count);
-// Longest context at which the tensor-core path prefers kDecodeClusterMax splits: one round of
-// its CTA's position groups per split (4 x 32 positions for hd <= 128, 2 x 32 for 256, 32 for 512).
+// Longest context at which the tensor-core path prefers kDecodeClusterMax splits: two rounds of
+// its CTA's position groups per split (4 x 32 positions per round for hd <= 128, 2 x 32 for 256,
+// 32 for 512).
 int64_t decode_cluster_ctx(int hd);
 // kv_settled: the caller promises that *pos and the cache rows of positions < *pos were written
 // before the last full serialization of the stream ahead of this launch (a host synchronization,

@@ -646,7 +646,7 @@ bool decode_cluster_enabled() {
 
 int64_t decode_cluster_ctx(int hd) {
   const int groups = hd <= 128 ? 4 : 512 / hd;  // position groups per CTA (attention_decode_tc.cu)
-  return int64_t(attn::kDecodeClusterMax) * 32 * groups;
+  return int64_t(attn::kDecodeClusterMax) * 2 * 32 * groups;
 }
 
 int attention_decode_splits(int n_head, int n_head_kv, int hd, int64_t max_ctx, int sm_count,

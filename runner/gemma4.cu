@@ -1,11 +1,13 @@
 // Gemma 4 on the GPU: one forward step for T tokens at positions d_pos[0..T), composed from
 // kiln's kernels. Read top to bottom; the CPU spec is reference/gemma4.cpp.
 //
-// Kernels per decode token (T = 1; E4B: 594, counted from the captured graph): 3 before the layers
-// (embed + fused layer-0 attn norm, PLE projection, ple_proj_norm); per layer 14 (6 matvec
-// launches, attention split + merge, 6 others): Q/K/V matvecs in one launch, head_norm_dual with
-// RoPE and (own KV only) the KV-cache append, attention (the merge writes the o-proj's Q8_1
-// input), o-proj, post-attn norm + residual + ffn norm, gate/up, GeGLU, down, post-FFN norm +
+// Kernels per decode token (T = 1; E4B: 552 at contexts up to 1024, counted from the captured
+// graph): 3 before the layers (embed + fused layer-0 attn norm, PLE projection, ple_proj_norm);
+// per layer 13 (6 matvec launches, attention, 6 others): Q/K/V matvecs in one launch,
+// head_norm_dual with RoPE and (own KV only) the KV-cache append, attention (the merge, which
+// writes the o-proj's Q8_1 input, fused into the split kernel through a thread-block cluster
+// while attention_decode_splits picks <= 16 splits -- DecodeMerge; above that a second launch,
+// 594 per token), o-proj, post-attn norm + residual + ffn norm, gate/up, GeGLU, down, post-FFN norm +
 // residual, PLE gate matvec, PLE GELU-mul, PLE proj, post-PLE norm + residual +
 // layer_output_scale + next attn norm; then output projection, softcap/argmax, advance.
 #include <cmath>

@@ -3,7 +3,8 @@
 //
 // Kernels per decode token (T = 1; 8B: 364, counted from the captured graph): embed (+ layer-0
 // norm), then per layer 10: Q/K/V matvecs in one launch, head_norm_dual (RoPE and the KV-cache
-// append fused), attention (split + merge: 2; the merge writes the o-proj's Q8_1 input), o-proj
+// append fused), attention (split + merge: 2; the merge writes the o-proj's Q8_1 input; 8 kv
+// heads keep the merge launch: attention_decode_splits, DecodeMerge), o-proj
 // with the residual add fused, ffn norm, gate/up, SwiGLU, down with the residual add fused, next
 // norm; then output projection, argmax, advance.
 #include <cmath>
