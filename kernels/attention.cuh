@@ -131,7 +131,7 @@ bool decode_cluster_enabled();
 // positions of max_ctx (short splits: fewer dependent loads per CTA at short contexts). On
 // TensorCores, at most attn::kDecodeClusterMax (the merge then fuses into the split kernel:
 // DecodeMerge) when max_ctx <= decode_cluster_ctx(hd) and the clusters' n_head_kv *
-// kDecodeClusterMax CTAs take at most half the SMs. Measured on an H100 (docs/perf-notes.md,
+// kDecodeClusterMax CTAs number at most half the SMs. Measured on an H100 (docs/perf-notes.md,
 // session 25), 512 + 128 tokens: gemma4-e4b (2 kv heads) gained 1.8 % end to end; qwen3-8b (8 kv
 // heads: 8 clusters of 16) lost 0.8 % although its attention was faster in attention_bench, so
 // it keeps the merge launch.
