@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""A/B timing of `kiln run` configurations that differ by environment knobs, interleaved.
+
+One end-to-end run per configuration cannot decide a sub-1 % change: alternated runs of one
+configuration spread by up to ~0.7 % on an H100, and two H100s of the same model differ by ~2 %
+(docs/perf-notes.md, session 26). This runs every configuration REPS times, rotating the order
+each round (no configuration always runs first or right after another), in one process tree
+on one machine, and prints per configuration: decode tok/s mean, min, max and standard
+deviation, the mean's difference against the first configuration, % of the copy bandwidth,
+kernel launches per token, and whether its generated tokens equal the first configuration's
+(knobs documented as bit-identical must keep them equal).
+
+    python3 ci/ab.py --preset qwen3-8b --reps 5 base: nofuse:KILN_DECODE_FUSE_NORM=0
+    python3 ci/ab.py --model m.gguf --args "--prompt-tokens 2048 --gen 64" a: b:KILN_PDL=0
+
+A configuration is LABEL:VAR=VALUE[,VAR=VALUE...] (LABEL: alone runs with the environment as
+is; a comma followed by text without '=' continues the previous value: KILN_SKIP_OPS=a,b). Exit status: 0, or 1 when any run fails (its last output lines are printed), 2 on bad
+usage.
+"""
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+
+
+def parse_config(text):
+    label, sep, env = text.partition(":")
+    if not sep or not label:
+        raise ValueError(f"configuration '{text}' is not LABEL:VAR=VALUE[,VAR=VALUE...]")
+    pairs = {}
+    last = None
+    for item in filter(None, env.split(",")):
+        var, eq, val = item.partition("=")
+        if eq and var:
+            pairs[var] = val
+            last = var
+        elif last:  # a comma inside a value: KILN_SKIP_OPS=rmsnorm,silu_mul
+            pairs[last] += "," + item
+        else:
+            raise ValueError(f"configuration '{text}': '{item}' is not VAR=VALUE")
+    return label, pairs
+
+
+def stats(xs):
+    mean = sum(xs) / len(xs)
+    sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
+    return mean, min(xs), max(xs), sd
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--preset", help="kiln run --preset NAME")
+    src.add_argument("--model", help="kiln run --model FILE.gguf")
+    ap.add_argument("--reps", type=int, default=5, help="runs per configuration (default 5)")
+    ap.add_argument("--args", default="--prompt-tokens 512 --gen 128",
+                    help="further kiln run arguments (default: %(default)s)")
+    ap.add_argument("--kiln", default=os.environ.get("KILN", "build-gpu/runner/kiln"),
+                    help="the kiln binary (default: $KILN or %(default)s)")
+    ap.add_argument("configs", nargs="+", metavar="LABEL:VAR=VALUE,...")
+    args = ap.parse_args()
+    if args.reps < 1:
+        ap.error("--reps must be at least 1")
+    try:
+        configs = [parse_config(c) for c in args.configs]
+    except ValueError as e:
+        ap.error(str(e))
+    labels = [c[0] for c in configs]
+    if len(set(labels)) != len(labels):
+        ap.error("configuration labels must be distinct")
+    if not os.access(args.kiln, os.X_OK):
+        ap.error(f"{args.kiln} is not an executable kiln binary (build it, or pass --kiln / set $KILN)")
+
+    base = [args.kiln, "run", "--preset" if args.preset else "--model", args.preset or args.model]
+    base += args.args.split()
+    runs = {label: [] for label in labels}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "run.json")
+        for rep in range(args.reps):
+            for i in range(len(configs)):
+                label, env = configs[(i + rep) % len(configs)]
+                p = subprocess.run(base + ["--json", out], env={**os.environ, **env},
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                if p.returncode != 0:
+                    tail = "\n".join(p.stdout.splitlines()[-8:])
+                    print(f"ab: run {rep + 1} of '{label}' failed (exit {p.returncode}):\n{tail}",
+                          file=sys.stderr)
+                    return 1
+                with open(out) as f:
+                    runs[label].append(json.load(f))
+                os.remove(out)
+
+    first = runs[labels[0]]
+    ref_mean = stats([r["decode_tok_per_s"] for r in first])[0]
+    r0 = first[0]
+    print(f"ab: {r0.get('model', '?')} on {r0.get('device', '?')}, {args.reps} runs per configuration, "
+          f"copy {min(r['copy_gb_per_s'] for rs in runs.values() for r in rs):.0f}-"
+          f"{max(r['copy_gb_per_s'] for rs in runs.values() for r in rs):.0f} GB/s")
+    print(f"{'config':<16} {'tok/s mean':>10} {'min':>9} {'max':>9} {'sd':>7} {'vs first':>9} "
+          f"{'% copy':>7} {'launches':>9}  same tokens")
+    for label in labels:
+        rs = runs[label]
+        mean, lo, hi, sd = stats([r["decode_tok_per_s"] for r in rs])
+        pct = sum(r["pct_of_copy"] for r in rs) / len(rs)
+        launches = rs[0]["kernel_launches_per_token"]
+        same = all(r.get("generated") == first[0].get("generated") for r in rs)
+        delta = 100.0 * (mean / ref_mean - 1.0) if ref_mean > 0 else float("nan")
+        print(f"{label:<16} {mean:>10.2f} {lo:>9.2f} {hi:>9.2f} {sd:>7.2f} {delta:>+8.2f}% "
+              f"{pct:>7.1f} {launches:>9.1f}  {'yes' if same else 'NO'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
