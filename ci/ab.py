@@ -4,18 +4,17 @@
 One end-to-end run per configuration cannot decide a sub-1 % change: alternated runs of one
 configuration spread by up to ~0.7 % on an H100, and two H100s of the same model differ by ~2 %
 (docs/perf-notes.md, session 26). This runs every configuration REPS times, rotating the order
-each round (no configuration always runs first or right after another), in one process tree
-on one machine, and prints per configuration: decode tok/s mean, min, max and standard
+each round (no configuration always runs first), on one machine, and prints per configuration: decode tok/s mean, min, max and standard
 deviation, the mean's difference against the first configuration, % of the copy bandwidth,
 kernel launches per token, and whether its generated tokens equal the first configuration's
 (knobs documented as bit-identical must keep them equal).
 
-    python3 ci/ab.py --preset qwen3-8b --reps 5 base: nofuse:KILN_DECODE_FUSE_NORM=0
+    python3 ci/ab.py --preset qwen3-8b --reps 5 base: nocl:KILN_DECODE_CLUSTER=0
     python3 ci/ab.py --model m.gguf --args "--prompt-tokens 2048 --gen 64" a: b:KILN_PDL=0
 
 A configuration is LABEL:VAR=VALUE[,VAR=VALUE...] (LABEL: alone runs with the environment as
-is; a comma followed by text without '=' continues the previous value: KILN_SKIP_OPS=a,b). Exit status: 0, or 1 when any run fails (its last output lines are printed), 2 on bad
-usage.
+is; a comma followed by text without '=' continues the previous value: KILN_SKIP_OPS=a,b).
+Exit status: 0, or 1 when any run fails (its last output lines are printed), 2 on bad usage.
 """
 import argparse
 import json
