@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# ptxas_guard (ctest, label cpu): code-generation invariants of the wgmma prefill attention
-# (kernels/attention_prefill_wg.cu) that compile cleanly when broken and show only as lost speed:
+# ptxas_guard (ctest, label cpu): code-generation invariants that compile cleanly when broken and
+# show only as lost speed. The wgmma prefill attention (kernels/attention_prefill_wg.cu):
 #   - no serialized wgmma (ptxas C7520: e.g. a wgmma under a branch ptxas cannot prove
 #     warpgroup-uniform; the session-19 kernel drew it once, from an `if (active)` per tile),
 #     no compiler-injected warpgroup arrives (C7519);
@@ -50,3 +50,22 @@ if [ "$kernels" -lt 1 ]; then
   exit 1
 fi
 echo "ptxas_guard: $kernels wgmma kernels, no serialized wgmma, no injected arrives, no spills"
+
+# The tensor-core decode attention kernel (the runner's decode path) runs at 251-255 registers
+# under __launch_bounds__(128, 2) in every instantiation: an edit that pushes one past the cap
+# spills inside its tile loop, which shows only as lost speed. (The CUDA-core decode kernels,
+# Registers / SharedRing, spill a few bytes in some instantiations and are not guarded.)
+f=$src/kernels/attention_decode_tc.cu
+compile "$f"
+kernels=$(grep -c "Compiling entry function" "$tmp/log")
+found=$(grep -B2 -E "(^|[^0-9])[1-9][0-9]* bytes spill (stores|loads)" "$tmp/log")
+if [ -n "$found" ]; then
+  echo "ptxas_guard: kernels/attention_decode_tc.cu spills:"
+  echo "$found" | cut -c1-300
+  exit 1
+fi
+if [ "$kernels" -lt 32 ]; then  # 4 head_dims x 4 GQA groups x (merge launch, cluster merge)
+  echo "ptxas_guard: only $kernels decode kernels compiled from $f (expected >= 32)"
+  exit 1
+fi
+echo "ptxas_guard: $kernels tensor-core decode kernels, no spills"
