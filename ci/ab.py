@@ -3,11 +3,12 @@
 
 One end-to-end run per configuration cannot decide a sub-1 % change: alternated runs of one
 configuration spread by up to ~0.7 % on an H100, and two H100s of the same model differ by ~2 %
-(docs/perf-notes.md, session 26). This runs every configuration REPS times, rotating the order
-each round (no configuration always runs first), on one machine, and prints per configuration: decode tok/s mean, min, max and standard
-deviation, the mean's difference against the first configuration, % of the copy bandwidth,
-kernel launches per token, and whether its generated tokens equal the first configuration's
-(knobs documented as bit-identical must keep them equal).
+(docs/perf-notes.md, session 26). This runs every configuration REPS times on one machine,
+rotating the order each round (no configuration always runs first), and prints per
+configuration: decode tok/s mean, min, max and standard deviation, the mean's difference against
+the first configuration, % of the copy bandwidth, kernel launches per token, and whether its
+generated tokens equal the first configuration's (knobs documented as bit-identical must keep
+them equal).
 
     python3 ci/ab.py --preset qwen3-8b --reps 5 base: nocl:KILN_DECODE_CLUSTER=0
     python3 ci/ab.py --model m.gguf --args "--prompt-tokens 2048 --gen 64" a: b:KILN_PDL=0
@@ -95,9 +96,9 @@ def main():
     first = runs[labels[0]]
     ref_mean = stats([r["decode_tok_per_s"] for r in first])[0]
     r0 = first[0]
+    copy = [r["copy_gb_per_s"] for rs in runs.values() for r in rs]
     print(f"ab: {r0.get('model', '?')} on {r0.get('device', '?')}, {args.reps} runs per configuration, "
-          f"copy {min(r['copy_gb_per_s'] for rs in runs.values() for r in rs):.0f}-"
-          f"{max(r['copy_gb_per_s'] for rs in runs.values() for r in rs):.0f} GB/s")
+          f"copy {min(copy):.0f}-{max(copy):.0f} GB/s")
     print(f"{'config':<16} {'tok/s mean':>10} {'min':>9} {'max':>9} {'sd':>7} {'vs first':>9} "
           f"{'% copy':>7} {'launches':>9}  same tokens")
     for label in labels:

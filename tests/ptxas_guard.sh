@@ -16,6 +16,9 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 flags=(-std=c++17 -O3 --fmad=false --expt-relaxed-constexpr -gencode arch=compute_90a,code=sm_90a
        -DKILN_SM90A=1 -I"$src" -Xptxas -v -c -o "$tmp/out.o")
+spills() {  # ptxas -v lines reporting spills in the last compile (with the function named above)
+  grep -B2 -E "(^|[^0-9])[1-9][0-9]* bytes spill (stores|loads)" "$tmp/log"
+}
 compile() {
   if ! "$nvcc" "${flags[@]}" "$1" >"$tmp/log" 2>&1; then
     cat "$tmp/log"
@@ -39,7 +42,7 @@ fi
 
 compile "$f"
 kernels=$(grep -c "Compiling entry function" "$tmp/log")
-found=$(grep -E "C7520|C7519|(^|[^0-9])[1-9][0-9]* bytes spill (stores|loads)" "$tmp/log")
+found=$(grep -E "C7520|C7519" "$tmp/log"; spills)
 if [ -n "$found" ]; then
   echo "ptxas_guard: kernels/attention_prefill_wg.cu lost a code-generation invariant:"
   echo "$found" | cut -c1-300
@@ -58,7 +61,7 @@ echo "ptxas_guard: $kernels wgmma kernels, no serialized wgmma, no injected arri
 f=$src/kernels/attention_decode_tc.cu
 compile "$f"
 kernels=$(grep -c "Compiling entry function" "$tmp/log")
-found=$(grep -B2 -E "(^|[^0-9])[1-9][0-9]* bytes spill (stores|loads)" "$tmp/log")
+found=$(spills)
 if [ -n "$found" ]; then
   echo "ptxas_guard: kernels/attention_decode_tc.cu spills:"
   echo "$found" | cut -c1-300
