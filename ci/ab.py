@@ -6,9 +6,10 @@ configuration spread by up to ~0.7 % on an H100, and two H100s of the same model
 (docs/perf-notes.md, session 26). This runs every configuration REPS times on one machine,
 rotating the order each round (no configuration always runs first), and prints per
 configuration: decode tok/s mean, min, max and standard deviation, the mean's difference against
-the first configuration, % of the copy bandwidth, kernel launches per token, and whether its
-generated tokens equal the first configuration's (knobs documented as bit-identical must keep
-them equal).
+the first configuration with its 95 % confidence interval (Welch's t; "*" when the interval
+excludes zero, i.e. the difference is outside the run-to-run spread), % of the copy bandwidth,
+kernel launches per token, and whether its generated tokens equal the first configuration's
+(knobs documented as bit-identical must keep them equal).
 
     python3 ci/ab.py --preset qwen3-8b --reps 5 base: nocl:KILN_DECODE_CLUSTER=0
     python3 ci/ab.py --model m.gguf --args "--prompt-tokens 2048 --gen 64" a: b:KILN_PDL=0
@@ -48,6 +49,31 @@ def stats(xs):
     mean = sum(xs) / len(xs)
     sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
     return mean, min(xs), max(xs), sd
+
+
+# Two-sided 95 % quantiles of Student's t for 1..30 degrees of freedom (standard tables); above
+# 30 the normal quantile, which is within 2 % of t there.
+T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+        2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+        2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+
+
+def welch_ci95(a, b):
+    """(difference of means b - a, half-width of its 95 % confidence interval) by Welch's t-test;
+    the Welch-Satterthwaite degrees of freedom are rounded down (a wider, safer interval). None
+    when either sample has fewer than two runs."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+    ma, _, _, sa = stats(a)
+    mb, _, _, sb = stats(b)
+    va, vb = sa * sa / len(a), sb * sb / len(b)
+    se2 = va + vb
+    if se2 == 0.0:
+        return mb - ma, 0.0
+    df = se2 * se2 / (va * va / (len(a) - 1) + vb * vb / (len(b) - 1))
+    k = max(1, int(math.floor(df)))
+    t = T975[k - 1] if k <= len(T975) else 1.960
+    return mb - ma, t * math.sqrt(se2)
 
 
 def main():
@@ -100,16 +126,24 @@ def main():
     print(f"ab: {r0.get('model', '?')} on {r0.get('device', '?')}, {args.reps} runs per configuration, "
           f"copy {min(copy):.0f}-{max(copy):.0f} GB/s")
     print(f"{'config':<16} {'tok/s mean':>10} {'min':>9} {'max':>9} {'sd':>7} {'vs first':>9} "
-          f"{'% copy':>7} {'launches':>9}  same tokens")
+          f"{'95 % CI':>17} {'% copy':>7} {'launches':>9}  same tokens")
+    ref_tps = [r["decode_tok_per_s"] for r in first]
     for label in labels:
         rs = runs[label]
-        mean, lo, hi, sd = stats([r["decode_tok_per_s"] for r in rs])
+        tps = [r["decode_tok_per_s"] for r in rs]
+        mean, lo, hi, sd = stats(tps)
         pct = sum(r["pct_of_copy"] for r in rs) / len(rs)
         launches = rs[0]["kernel_launches_per_token"]
         same = all(r.get("generated") == first[0].get("generated") for r in rs)
         delta = 100.0 * (mean / ref_mean - 1.0) if ref_mean > 0 else float("nan")
+        ci = welch_ci95(ref_tps, tps) if label != labels[0] and ref_mean > 0 else None
+        if ci is None:
+            ci_text = "--"
+        else:
+            d, h = (100.0 * v / ref_mean for v in ci)
+            ci_text = f"[{d - h:+.2f}, {d + h:+.2f}]" + ("*" if abs(d) > h else " ")
         print(f"{label:<16} {mean:>10.2f} {lo:>9.2f} {hi:>9.2f} {sd:>7.2f} {delta:>+8.2f}% "
-              f"{pct:>7.1f} {launches:>9.1f}  {'yes' if same else 'NO'}")
+              f"{ci_text:>17} {pct:>7.1f} {launches:>9.1f}  {'yes' if same else 'NO'}")
     return 0
 
 

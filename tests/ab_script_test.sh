@@ -19,7 +19,8 @@ for label in base skip; do
   grep -qE "^$label +[0-9.]+ +[0-9.]+ +[0-9.]+ +[0-9.]+ +[+-][0-9.]+% .* yes$" <<<"$out" ||
     fail "no row for '$label' with identical tokens"
 done
-grep -qE "^base .* \+0\.00% " <<<"$out" || fail "the first configuration is not its own reference"
+grep -qE "^base .* \+0\.00% +-- " <<<"$out" || fail "the first configuration is not its own reference"
+grep -qE "^skip .* \[[+-][0-9.]+, [+-][0-9.]+\][* ] " <<<"$out" || fail "no confidence interval for 'skip'"
 
 out=$("$py" "$ab" --kiln "$kiln" --preset no-such-preset --reps 1 --args "$args" a: 2>&1)
 rc=$?
