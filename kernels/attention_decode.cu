@@ -584,17 +584,6 @@ detail::DecodeSplitKernel make_split() {
   return k;
 }
 
-template <int HD, bool RING>
-detail::DecodeSplitKernel by_group(int G) {
-  switch (G) {
-    case 1: return make_split<HD, 1, RING>();
-    case 2: return make_split<HD, 2, RING>();
-    case 4: return make_split<HD, 4, RING>();
-    case 8: return make_split<HD, 8, RING>();
-    default: return {};
-  }
-}
-
 // Resolves (hd, G, path) to the split kernel instantiation and its shared-memory size.
 detail::DecodeSplitKernel split_kernel(int hd, int G, DecodePath path) {
   detail::DecodeSplitKernel k;
@@ -605,10 +594,10 @@ detail::DecodeSplitKernel split_kernel(int hd, int G, DecodePath path) {
     return k;
   }
   const bool ring = path == DecodePath::SharedRing;
-  if (hd == 64) k = ring ? by_group<64, true>(G) : by_group<64, false>(G);
-  if (hd == 128) k = ring ? by_group<128, true>(G) : by_group<128, false>(G);
-  if (hd == 256) k = ring ? by_group<256, true>(G) : by_group<256, false>(G);
-  if (hd == 512) k = ring ? by_group<512, true>(G) : by_group<512, false>(G);
+  k = detail::dispatch_hd_group<detail::DecodeSplitKernel>(hd, G, [ring](auto h, auto g) {
+    constexpr int HD = decltype(h)::value, GG = decltype(g)::value;
+    return ring ? make_split<HD, GG, true>() : make_split<HD, GG, false>();
+  });
   KILN_REQUIRE(k.fn != nullptr, "attention_decode: GQA group ", G, " with head_dim ", hd,
                " not supported (group in {1, 2, 4, 8}, group * head_dim <= ",
                attn::kDecodeMaxGroupDims, ")");

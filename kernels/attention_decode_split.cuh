@@ -7,8 +7,32 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <type_traits>
 
 namespace kiln::detail {
+
+// The one place that maps a runtime (head_dim, GQA group) to compile-time instantiations: calls
+// f(std::integral_constant<int, HD>{}, std::integral_constant<int, G>{}) for HD in {64, 128, 256,
+// 512} and G in {1, 2, 4, 8}, and returns R{} (the "unsupported" value) for anything else.
+template <class R, class F>
+R dispatch_hd_group(int hd, int G, F&& f) {
+  auto by_group = [&](auto h) -> R {
+    switch (G) {
+      case 1: return f(h, std::integral_constant<int, 1>{});
+      case 2: return f(h, std::integral_constant<int, 2>{});
+      case 4: return f(h, std::integral_constant<int, 4>{});
+      case 8: return f(h, std::integral_constant<int, 8>{});
+      default: return R{};
+    }
+  };
+  switch (hd) {
+    case 64: return by_group(std::integral_constant<int, 64>{});
+    case 128: return by_group(std::integral_constant<int, 128>{});
+    case 256: return by_group(std::integral_constant<int, 256>{});
+    case 512: return by_group(std::integral_constant<int, 512>{});
+    default: return R{};
+  }
+}
 
 struct DecodeSplitKernel {
   const void* fn = nullptr;

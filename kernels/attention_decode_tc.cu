@@ -417,47 +417,17 @@ detail::DecodeSplitKernel make_tc() {
   return {reinterpret_cast<const void*>(attn_decode_tc_kernel<HD, G, false>), Tc<HD, G>::SMEM, launch_tc<HD, G>};
 }
 
-template <int HD>
-detail::DecodeSplitKernel by_group(int G) {
-  switch (G) {
-    case 1: return make_tc<HD, 1>();
-    case 2: return make_tc<HD, 2>();
-    case 4: return make_tc<HD, 4>();
-    case 8: return make_tc<HD, 8>();
-    default: return {};
-  }
-}
-template <int HD>
-detail::DecodeClusterLaunch cluster_by_group(int G) {
-  switch (G) {
-    case 1: return launch_tc_cluster<HD, 1>;
-    case 2: return launch_tc_cluster<HD, 2>;
-    case 4: return launch_tc_cluster<HD, 4>;
-    case 8: return launch_tc_cluster<HD, 8>;
-    default: return nullptr;
-  }
-}
-
 }  // namespace
 
 detail::DecodeSplitKernel detail::decode_split_tc(int hd, int G) {
-  switch (hd) {
-    case 64: return by_group<64>(G);
-    case 128: return by_group<128>(G);
-    case 256: return by_group<256>(G);
-    case 512: return by_group<512>(G);
-    default: return {};
-  }
+  return dispatch_hd_group<DecodeSplitKernel>(
+      hd, G, [](auto h, auto g) { return make_tc<decltype(h)::value, decltype(g)::value>(); });
 }
 
 detail::DecodeClusterLaunch detail::decode_cluster_tc(int hd, int G) {
-  switch (hd) {
-    case 64: return cluster_by_group<64>(G);
-    case 128: return cluster_by_group<128>(G);
-    case 256: return cluster_by_group<256>(G);
-    case 512: return cluster_by_group<512>(G);
-    default: return nullptr;
-  }
+  return dispatch_hd_group<DecodeClusterLaunch>(hd, G, [](auto h, auto g) -> DecodeClusterLaunch {
+    return launch_tc_cluster<decltype(h)::value, decltype(g)::value>;
+  });
 }
 
 }  // namespace kiln
