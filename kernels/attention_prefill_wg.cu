@@ -37,6 +37,8 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include "kernels/attention.cuh"
 #include "kernels/attention_prefill_wg.cuh"
@@ -110,7 +112,7 @@ template <class I>
 __global__ void __launch_bounds__(I::THREADS, 1)
     attn_prefill_wg_kernel(const float* __restrict__ q, int64_t q_stride, int T, const int32_t* __restrict__ pos,
                            const uint16_t* __restrict__ kc, const uint16_t* __restrict__ vc, int cap, int n_head,
-                           int n_head_kv, float scale_log2, int window, float* __restrict__ out) {
+                           int n_head_kv, float scale_log2, int window, float* __restrict__ out, int xorder) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int HD = I::HD, BC = I::BC, STAGES = I::STAGES;
   constexpr int CH = HD / 8, KS = BC / 16;
@@ -124,8 +126,12 @@ __global__ void __launch_bounds__(I::THREADS, 1)
   pdl_wait();
   const int tid = threadIdx.x, wg = tid / 128, wt = tid % 128, warp = wt / 32, lane = tid % 32;
   const int g = lane / 4, t = lane % 4;
-  const int qt = int(gridDim.x) - 1 - int(blockIdx.x);  // heaviest (latest) row tiles first
-  const int h = blockIdx.y, kh = h / (n_head / n_head_kv);
+  // Grid (n_head, row tiles): the hardware hands out CTAs in x-fastest order, so every head's
+  // heaviest (latest) row tile goes out before any head's next one -- longest first across the
+  // whole grid, not only within a head, which shortens the causal tail when the grid is several
+  // waves.
+  const int qt = xorder ? int(gridDim.y) - 1 - int(blockIdx.y) : int(gridDim.x) - 1 - int(blockIdx.x);
+  const int h = xorder ? blockIdx.x : blockIdx.y, kh = h / (n_head / n_head_kv);
   const int q0 = qt * I::ROWS, P0 = pos[0], rows = min(I::ROWS, T - q0);
   const int kv_hi = P0 + q0 + rows - 1;  // the CTA's key range [kv_lo, kv_hi]
   const int kv_lo = window > 0 ? max(0, P0 + q0 - window + 1) : 0;
@@ -427,9 +433,11 @@ void prefill_wg(const float* q, int64_t q_stride, int T, const int32_t* pos, con
       return true;
     }();
     (void)configured;
-    const dim3 grid(unsigned((T + I::ROWS - 1) / I::ROWS), unsigned(n_head));
+    static const int xorder = !(getenv("KILN_X_LPT") && std::string(getenv("KILN_X_LPT")) == "0");  // XXX experiment
+    const unsigned tiles = unsigned((T + I::ROWS - 1) / I::ROWS);
+    const dim3 grid = xorder ? dim3(unsigned(n_head), tiles) : dim3(tiles, unsigned(n_head));
     launch_pdl(kernel, grid, dim3(I::THREADS), size_t(I::SMEM), s, q, q_stride, T, pos, kc, vc, cap, n_head,
-               n_head_kv, scale_log2, window, out);
+               n_head_kv, scale_log2, window, out, xorder);
   });
 }
 
