@@ -169,7 +169,9 @@ void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
 // when MmaSync would split the keys (short prompts), else MmaSync.
 // Precision (contracts above): Split (default; Q and P as FP16 hi + lo pairs, FP32-accurate)
 // or Half (Q and P rounded to FP16 once: half the MMAs, ~1e-3 relative error). Both kernels
-// serve both.
+// serve both. Both hand out their CTAs longest row tile first across all heads (causal rows late
+// in the prompt attend to the most keys), so a grid of several waves ends on short tiles.
+// T <= 65535 * 64 = 4,194,240 per call (row tiles are a grid dimension); chunk longer prompts.
 enum class PrefillPath { Auto, MmaSync, Warpgroup };
 enum class PrefillPrecision { Split, Half };
 void attention_prefill(const float* q, int64_t q_stride, int T, const int32_t* pos,

@@ -34,8 +34,6 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
-#include <cstdlib>
-#include <string>
 
 #include "kernels/attention.cuh"
 #include "kernels/attention_prefill_wg.cuh"
@@ -109,7 +107,7 @@ __global__ void __launch_bounds__(Cfg<HD, DV, BC, G>::THREADS, (Cfg<HD, DV, BC, 
     attn_prefill_kernel(const float* __restrict__ q, int64_t q_stride, int T,
                         const int32_t* __restrict__ pos, const uint16_t* __restrict__ kc,
                         const uint16_t* __restrict__ vc, int cap, int n_head, int n_head_kv,
-                        float scale_log2, int window, int n_split, float* __restrict__ out, int xorder) {
+                        float scale_log2, int window, int n_split, float* __restrict__ out) {
   using C = Cfg<HD, DV, BC, G>;
   extern __shared__ __align__(128) unsigned char smem[];
   const uint32_t sQ = smem_u32(smem) + C::Q_OFFSET;
@@ -127,13 +125,11 @@ __global__ void __launch_bounds__(Cfg<HD, DV, BC, G>::THREADS, (Cfg<HD, DV, BC, 
   // Grid (HD / DV * n_split, n_head, row tiles): the hardware hands out CTAs (clusters) in
   // x-fastest order, so every head's heaviest (latest) row tile goes out before any head's next
   // one -- longest first across the whole grid, which shortens the causal tail of a multi-wave grid.
-  const int bx = xorder ? int(blockIdx.z) : int(blockIdx.x), bz = xorder ? int(blockIdx.x) : int(blockIdx.z);
-  const int n_qt = xorder ? int(gridDim.z) : int(gridDim.x);
-  const int qt = n_qt - 1 - bx;  // heaviest (latest) row tiles first
+  const int qt = int(gridDim.z) - 1 - int(blockIdx.z);  // heaviest (latest) row tiles first
   const int h = blockIdx.y;
   const int kh = h / (n_head / n_head_kv);
-  const int split = bz % n_split;  // the CTA's rank in its cluster (dims n_split x 1 x 1)
-  const int dv0 = bz / n_split * DV;
+  const int split = int(blockIdx.x) % n_split;  // the CTA's rank in its cluster (dims n_split x 1 x 1)
+  const int dv0 = int(blockIdx.x) / n_split * DV;
   const int q0 = qt * BR;
   const int P0 = pos[0];
   const int rows = min(BR, T - q0);
@@ -429,9 +425,7 @@ void launch_prefill(const float* q, int64_t q_stride, int T, const int32_t* pos,
   const int n_qt = (T + BR - 1) / BR;
   const int split = splits_for<HD, DV, BC, G, LO>(T, n_head, window);
   cudaLaunchConfig_t cfg = {};
-  static const int xorder = !(getenv("KILN_X_LPT") && std::string(getenv("KILN_X_LPT")) == "0");  // XXX experiment
-  cfg.gridDim = xorder ? dim3(unsigned(HD / DV * split), unsigned(n_head), unsigned(n_qt))
-                       : dim3(unsigned(n_qt), unsigned(n_head), unsigned(HD / DV * split));
+  cfg.gridDim = dim3(unsigned(HD / DV * split), unsigned(n_head), unsigned(n_qt));  // row tiles slowest: see the kernel
   cfg.blockDim = dim3(C::THREADS);
   cfg.dynamicSmemBytes = size_t(C::SMEM);
   cfg.stream = s;
@@ -439,13 +433,13 @@ void launch_prefill(const float* q, int64_t q_stride, int T, const int32_t* pos,
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = pdl_enabled() ? 1 : 0;
   attr[1].id = cudaLaunchAttributeClusterDimension;  // the CTAs sharing a row tile's keys
-  attr[1].val.clusterDim.x = xorder ? unsigned(split) : 1;
+  attr[1].val.clusterDim.x = unsigned(split);
   attr[1].val.clusterDim.y = 1;
-  attr[1].val.clusterDim.z = xorder ? 1 : unsigned(split);
+  attr[1].val.clusterDim.z = 1;
   cfg.attrs = attr;
   cfg.numAttrs = split > 1 ? 2 : 1;
   KILN_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, q, q_stride, T, pos, kc, vc, cap, n_head, n_head_kv, scale_log2,
-                                     window, split, out, xorder));
+                                     window, split, out));
 }
 
 // The instantiation per head_dim: <HD, DV, BC, G> (see Cfg).
@@ -493,6 +487,9 @@ void attention_prefill(const float* q, int64_t q_stride, int T, const int32_t* p
                "attention_prefill: n_head ", n_head, " not a multiple of n_head_kv ", n_head_kv);
   KILN_REQUIRE(T >= 0 && cap > 0 && cap <= INT32_MAX && window >= 0, "attention_prefill: T ", T,
                " cap ", cap, " window ", window);
+  // Row tiles are a grid dimension (y or z) of at most 65535 CTAs: at 64 rows, T <= 4,194,240.
+  KILN_REQUIRE(int64_t(T) <= int64_t(65535) * BR, "attention_prefill: T ", T, " above ", int64_t(65535) * BR,
+               " rows in one call (chunk the prompt)");
   if (q_stride == 0) q_stride = int64_t(n_head) * hd;
   KILN_REQUIRE(q_stride >= int64_t(n_head) * hd && q_stride % 4 == 0, "attention_prefill: q_stride ",
                q_stride, " must be >= ", int64_t(n_head) * hd, " and a multiple of 4");

@@ -29,7 +29,10 @@
 // rescale (session 20) 2143-2182 (28.3-28.8%). Half (no lo halves) 1567, with 128-key tiles 1455
 // (42.4%): the split costs 1.5x, not 2x. hd 256 (32-key tiles): lock-step 1825,
 // warp-specialized 1233 (25.0%), session 20 1150-1166; Half 780-796, with 48-key tiles 738
-// (40.9%). In the lock-step design, overlapping softmax with P.V was slower (3654 against
+// (40.9%). Grid order (session 28, H100, Half): with the row tile the slowest grid dimension
+// (every head's longest tile first, instead of one head's tiles longest first, then the next
+// head's), hd 128 T 2048 135.1 -> 113.0 us (28.5 -> 33.8% of cuBLAS), T 8192 1464.7 -> 1399.8
+// (42.0 -> 43.6%); hd 256 T 8192 742.2 -> 631.6 (41.4 -> 48.3%). In the lock-step design, overlapping softmax with P.V was slower (3654 against
 // 3521), as were a truncating P split and one warpgroup per CTA with two CTAs per SM (3324).
 // wgmma under a branch the compiler cannot prove warpgroup-uniform is serialized by ptxas
 // (warning C7520), so every consumer computes every tile of its CTA and the mask zeroes what its
@@ -37,8 +40,6 @@
 #include <cuda_fp16.h>
 
 #include <algorithm>
-#include <cstdlib>
-#include <string>
 
 #include "kernels/attention.cuh"
 #include "kernels/attention_prefill_wg.cuh"
@@ -112,7 +113,7 @@ template <class I>
 __global__ void __launch_bounds__(I::THREADS, 1)
     attn_prefill_wg_kernel(const float* __restrict__ q, int64_t q_stride, int T, const int32_t* __restrict__ pos,
                            const uint16_t* __restrict__ kc, const uint16_t* __restrict__ vc, int cap, int n_head,
-                           int n_head_kv, float scale_log2, int window, float* __restrict__ out, int xorder) {
+                           int n_head_kv, float scale_log2, int window, float* __restrict__ out) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int HD = I::HD, BC = I::BC, STAGES = I::STAGES;
   constexpr int CH = HD / 8, KS = BC / 16;
@@ -130,8 +131,8 @@ __global__ void __launch_bounds__(I::THREADS, 1)
   // heaviest (latest) row tile goes out before any head's next one -- longest first across the
   // whole grid, not only within a head, which shortens the causal tail when the grid is several
   // waves.
-  const int qt = xorder ? int(gridDim.y) - 1 - int(blockIdx.y) : int(gridDim.x) - 1 - int(blockIdx.x);
-  const int h = xorder ? blockIdx.x : blockIdx.y, kh = h / (n_head / n_head_kv);
+  const int qt = int(gridDim.y) - 1 - int(blockIdx.y);
+  const int h = blockIdx.x, kh = h / (n_head / n_head_kv);
   const int q0 = qt * I::ROWS, P0 = pos[0], rows = min(I::ROWS, T - q0);
   const int kv_hi = P0 + q0 + rows - 1;  // the CTA's key range [kv_lo, kv_hi]
   const int kv_lo = window > 0 ? max(0, P0 + q0 - window + 1) : 0;
@@ -433,11 +434,9 @@ void prefill_wg(const float* q, int64_t q_stride, int T, const int32_t* pos, con
       return true;
     }();
     (void)configured;
-    static const int xorder = !(getenv("KILN_X_LPT") && std::string(getenv("KILN_X_LPT")) == "0");  // XXX experiment
-    const unsigned tiles = unsigned((T + I::ROWS - 1) / I::ROWS);
-    const dim3 grid = xorder ? dim3(unsigned(n_head), tiles) : dim3(tiles, unsigned(n_head));
+    const dim3 grid(unsigned(n_head), unsigned((T + I::ROWS - 1) / I::ROWS));
     launch_pdl(kernel, grid, dim3(I::THREADS), size_t(I::SMEM), s, q, q_stride, T, pos, kc, vc, cap, n_head,
-               n_head_kv, scale_log2, window, out, xorder);
+               n_head_kv, scale_log2, window, out);
   });
 }
 

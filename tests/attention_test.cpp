@@ -284,6 +284,13 @@ TEST(AttentionShapes, HostValidationThrows) {
   EXPECT_THROW(attention_prefill(buf, 0, 4, pos, cache, cache, 16, 6, 4, 128, 1.f, 0, buf, nullptr), Error);
   EXPECT_THROW(attention_prefill(buf, 100, 4, pos, cache, cache, 16, 4, 1, 128, 1.f, 0, buf, nullptr), Error);
   EXPECT_THROW(attention_prefill(buf, 0, 4, pos, cache, cache, 16, 4, 1, 128, 1.f, -1, buf, nullptr), Error);
+  // more row tiles than a grid dimension holds (65535 tiles of 64 rows); the message tells which
+  try {
+    attention_prefill(buf, 0, 65535 * 64 + 1, pos, cache, cache, 16, 4, 1, 128, 1.f, 0, buf, nullptr);
+    ADD_FAILURE() << "T = 65535 * 64 + 1 accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("rows in one call"), std::string::npos) << e.what();
+  }
   EXPECT_THROW(attention_decode(buf, 0, cache, cache, 16, 4, 1, 96, 1.f, 0, pos, 4, buf, 1 << 20, buf, nullptr, nullptr), Error);
   EXPECT_THROW(attention_decode(buf, 0, cache, cache, 16, 4, 1, 128, 1.f, 0, pos, 4, buf, 16, buf, nullptr, nullptr), Error);
   EXPECT_THROW(attention_decode(buf, 0, cache, cache, 16, 4, 1, 128, 1.f, 0, pos, 0, buf, 1 << 20, buf, nullptr, nullptr), Error);
