@@ -120,14 +120,14 @@ def main():
                 os.remove(out)
 
     first = runs[labels[0]]
-    ref_mean = stats([r["decode_tok_per_s"] for r in first])[0]
+    ref_tps = [r["decode_tok_per_s"] for r in first]
+    ref_mean = stats(ref_tps)[0]
     r0 = first[0]
     copy = [r["copy_gb_per_s"] for rs in runs.values() for r in rs]
     print(f"ab: {r0.get('model', '?')} on {r0.get('device', '?')}, {args.reps} runs per configuration, "
           f"copy {min(copy):.0f}-{max(copy):.0f} GB/s")
     print(f"{'config':<16} {'tok/s mean':>10} {'min':>9} {'max':>9} {'sd':>7} {'vs first':>9} "
           f"{'95 % CI':>17} {'% copy':>7} {'launches':>9}  same tokens")
-    ref_tps = [r["decode_tok_per_s"] for r in first]
     for label in labels:
         rs = runs[label]
         tps = [r["decode_tok_per_s"] for r in rs]

@@ -122,9 +122,8 @@ __global__ void __launch_bounds__(Cfg<HD, DV, BC, G>::THREADS, (Cfg<HD, DV, BC, 
   pdl_wait();
   const int tid = threadIdx.x, lane = tid & 31;
   const int gtid = tid % (kWarps * 32), warp = gtid >> 5;  // thread and warp within the key group
-  // Grid (HD / DV * n_split, n_head, row tiles): the hardware hands out CTAs (clusters) in
-  // x-fastest order, so every head's heaviest (latest) row tile goes out before any head's next
-  // one -- longest first across the whole grid, which shortens the causal tail of a multi-wave grid.
+  // Grid (HD / DV * n_split, n_head, row tiles), CTAs (clusters) handed out x fastest: every
+  // head's heaviest row tile before any head's next one (attention.cuh: longest first).
   const int qt = int(gridDim.z) - 1 - int(blockIdx.z);  // heaviest (latest) row tiles first
   const int h = blockIdx.y;
   const int kh = h / (n_head / n_head_kv);

@@ -32,8 +32,8 @@
 // (40.9%). Grid order (session 28, H100, Half): with the row tile the slowest grid dimension
 // (every head's longest tile first, instead of one head's tiles longest first, then the next
 // head's), hd 128 T 2048 135.1 -> 113.0 us (28.5 -> 33.8% of cuBLAS), T 8192 1464.7 -> 1399.8
-// (42.0 -> 43.6%); hd 256 T 8192 742.2 -> 631.6 (41.4 -> 48.3%). In the lock-step design, overlapping softmax with P.V was slower (3654 against
-// 3521), as were a truncating P split and one warpgroup per CTA with two CTAs per SM (3324).
+// (42.0 -> 43.6%); hd 256 T 8192 742.2 -> 631.6 (41.4 -> 48.3%). In the lock-step design,
+// overlapping softmax with P.V was slower (3654 against 3521), as were a truncating P split and one warpgroup per CTA with two CTAs per SM (3324).
 // wgmma under a branch the compiler cannot prove warpgroup-uniform is serialized by ptxas
 // (warning C7520), so every consumer computes every tile of its CTA and the mask zeroes what its
 // rows do not see.
@@ -127,10 +127,8 @@ __global__ void __launch_bounds__(I::THREADS, 1)
   pdl_wait();
   const int tid = threadIdx.x, wg = tid / 128, wt = tid % 128, warp = wt / 32, lane = tid % 32;
   const int g = lane / 4, t = lane % 4;
-  // Grid (n_head, row tiles): the hardware hands out CTAs in x-fastest order, so every head's
-  // heaviest (latest) row tile goes out before any head's next one -- longest first across the
-  // whole grid, not only within a head, which shortens the causal tail when the grid is several
-  // waves.
+  // Grid (n_head, row tiles), CTAs handed out x fastest: every head's heaviest (latest) row
+  // tile before any head's next one (attention.cuh: longest first across the grid).
   const int qt = int(gridDim.y) - 1 - int(blockIdx.y);
   const int h = blockIdx.x, kh = h / (n_head / n_head_kv);
   const int q0 = qt * I::ROWS, P0 = pos[0], rows = min(I::ROWS, T - q0);
