@@ -165,8 +165,11 @@ void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
 // The kernel: MmaSync (mma.sync m16n8k16, every head_dim, key splits over a cluster for short
 // prompts) or Warpgroup (Hopper's wgmma, kernels/attention_prefill_wg.cu: sm_90a builds on
 // compute capability 9.0 devices, hd 128 and 256 -- attention_prefill_has_warpgroup). Both are
-// held to the same contract (above). Auto picks Warpgroup where it exists, except Split hd 256
-// when MmaSync would split the keys (short prompts), else MmaSync.
+// held to the same contract (above). Auto picks Warpgroup where it exists, else MmaSync. Both
+// split a row tile's keys over a cluster of up to 4 CTAs where that shortens the launch:
+// MmaSync while the split grid fits one wave (attn::prefill_splits), Warpgroup where a
+// list-scheduling model of the grid says so (attn::prefill_wg_splits: grids of about a wave,
+// whose longest causal row tile would otherwise set the time).
 // Precision (contracts above): Split (default; Q and P as FP16 hi + lo pairs, FP32-accurate)
 // or Half (Q and P rounded to FP16 once: half the MMAs, ~1e-3 relative error). Both kernels
 // serve both. Both hand out their CTAs longest row tile first across all heads (causal rows late
@@ -181,9 +184,10 @@ void attention_prefill(const float* q, int64_t q_stride, int T, const int32_t* p
                        PrefillPrecision precision = PrefillPrecision::Split);
 bool attention_prefill_has_warpgroup(int hd);
 // CTAs that share each row tile's keys in attention_prefill for this shape on the current device
-// (attn::prefill_splits; 1 = no split): lets tests check that both paths are covered.
+// with the kernel `path` resolves to (1 = no split): lets tests check that both are covered.
 int attention_prefill_splits(int T, int n_head, int hd, int window,
-                             PrefillPrecision precision = PrefillPrecision::Split);
+                             PrefillPrecision precision = PrefillPrecision::Split,
+                             PrefillPath path = PrefillPath::Auto);
 
 #if defined(__CUDACC__)
 namespace kvdev {

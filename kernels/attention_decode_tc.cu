@@ -392,23 +392,10 @@ void launch_tc_cluster(dim3 grid, cudaStream_t st, const float* q, const uint16_
     return true;
   }();
   (void)attr_set;
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = grid;
-  cfg.blockDim = dim3(W * 32);
-  cfg.dynamicSmemBytes = size_t(Tc<HD, G>::SMEM_CL);
-  cfg.stream = st;
-  cudaLaunchAttribute attr[2];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = pdl_enabled() ? 1 : 0;
-  attr[1].id = cudaLaunchAttributeClusterDimension;  // the splits of one kv head
-  attr[1].val.clusterDim.x = grid.x;
-  attr[1].val.clusterDim.y = 1;
-  attr[1].val.clusterDim.z = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = 2;
-  KILN_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, q, kc, vc, cap, n_head_kv, scale, window, pos, S, settled,
-                                     static_cast<float*>(nullptr), static_cast<float2*>(nullptr), out,
-                                     static_cast<BlockQ8_1*>(out_q)));
+  // one cluster per kv head: its grid.x splits
+  launch_pdl_cluster(kernel, grid, dim3(W * 32), size_t(Tc<HD, G>::SMEM_CL), st, grid.x, q, kc, vc, cap, n_head_kv,
+                     scale, window, pos, S, settled, static_cast<float*>(nullptr), static_cast<float2*>(nullptr),
+                     out, static_cast<BlockQ8_1*>(out_q));
 }
 
 template <int HD, int G>

@@ -31,6 +31,7 @@
 // FP16 K/V; the n term is the tensor cores' truncating F32 accumulation into O, one possible ulp
 // per mma step.
 #include <cooperative_groups.h>
+#include <cstdlib>
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -423,22 +424,10 @@ void launch_prefill(const float* q, int64_t q_stride, int T, const int32_t* pos,
   auto kernel = attn_prefill_kernel<HD, DV, BC, G, LO>;
   const int n_qt = (T + BR - 1) / BR;
   const int split = splits_for<HD, DV, BC, G, LO>(T, n_head, window);
-  cudaLaunchConfig_t cfg = {};
-  cfg.gridDim = dim3(unsigned(HD / DV * split), unsigned(n_head), unsigned(n_qt));  // row tiles slowest: see the kernel
-  cfg.blockDim = dim3(C::THREADS);
-  cfg.dynamicSmemBytes = size_t(C::SMEM);
-  cfg.stream = s;
-  cudaLaunchAttribute attr[2];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = pdl_enabled() ? 1 : 0;
-  attr[1].id = cudaLaunchAttributeClusterDimension;  // the CTAs sharing a row tile's keys
-  attr[1].val.clusterDim.x = unsigned(split);
-  attr[1].val.clusterDim.y = 1;
-  attr[1].val.clusterDim.z = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = split > 1 ? 2 : 1;
-  KILN_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, q, q_stride, T, pos, kc, vc, cap, n_head, n_head_kv, scale_log2,
-                                     window, split, out));
+  // grid: row tiles slowest (see the kernel); clusters: the CTAs sharing a row tile's keys
+  launch_pdl_cluster(kernel, dim3(unsigned(HD / DV * split), unsigned(n_head), unsigned(n_qt)), dim3(C::THREADS),
+                     size_t(C::SMEM), s, unsigned(split), q, q_stride, T, pos, kc, vc, cap, n_head, n_head_kv,
+                     scale_log2, window, split, out);
 }
 
 // The instantiation per head_dim: <HD, DV, BC, G> (see Cfg).
@@ -460,13 +449,21 @@ int with_instance(int hd, F f) {
   }
 }
 
+// Auto: the wgmma kernel wherever it exists (it splits keys too), else mma.sync.
+PrefillPath resolve(PrefillPath path, int hd) {
+  return path != PrefillPath::Auto ? path
+                                   : (detail::prefill_wg_supported(hd) ? PrefillPath::Warpgroup : PrefillPath::MmaSync);
+}
+
 }  // namespace
 
-int attention_prefill_splits(int T, int n_head, int hd, int window, PrefillPrecision precision) {
+int attention_prefill_splits(int T, int n_head, int hd, int window, PrefillPrecision precision, PrefillPath path) {
   KILN_REQUIRE(hd == 64 || hd == 128 || hd == 256 || hd == 512, "attention_prefill_splits: head_dim ", hd,
                " not in {64, 128, 256, 512}");
   KILN_REQUIRE(T >= 1 && n_head >= 1 && window >= 0, "attention_prefill_splits: T ", T, " n_head ", n_head,
                " window ", window);
+  if (resolve(path, hd) == PrefillPath::Warpgroup)
+    return detail::prefill_wg_splits(T, n_head, hd, window, precision == PrefillPrecision::Split);
   return with_instance(hd, [&](auto i) {
     using I = decltype(i);
     return precision == PrefillPrecision::Split ? splits_for<I::HD, I::DV, I::BC, I::G, true>(T, n_head, window)
@@ -501,12 +498,12 @@ void attention_prefill(const float* q, int64_t q_stride, int T, const int32_t* p
   if (T == 0) return;
   const float sl2 = scale * mmadev::kLog2e;
   const int c = int(cap);
-  // Auto: wgmma, except Split hd 256 prompts short enough that the mma.sync kernel splits their
-  // keys over a cluster (the wgmma kernel has no key split; H200, Gemma 4 sliding shape, T = 512:
-  // Split 33.6 us mma.sync against 37.7 us wgmma; Half 30.4 us against 28.5, session 20).
   const bool split = precision == PrefillPrecision::Split;
-  const bool auto_wg = wg && (hd == 128 || !split || attention_prefill_splits(T, n_head, hd, window, precision) == 1);
-  if (path == PrefillPath::Warpgroup || (path == PrefillPath::Auto && auto_wg)) {
+  if (std::getenv("KILN_X_AUTO_OLD") && path == PrefillPath::Auto)  // XXX experiment: session 28's Auto
+    path = wg && (hd == 128 || !split || attention_prefill_splits(T, n_head, hd, window, precision, PrefillPath::MmaSync) == 1)
+               ? PrefillPath::Warpgroup
+               : PrefillPath::MmaSync;
+  if (resolve(path, hd) == PrefillPath::Warpgroup) {
     detail::prefill_wg(q, q_stride, T, pos, k_cache, v_cache, c, n_head, n_head_kv, hd, sl2, window, split, out, s);
     return;
   }

@@ -37,9 +37,12 @@
 // wgmma under a branch the compiler cannot prove warpgroup-uniform is serialized by ptxas
 // (warning C7520), so every consumer computes every tile of its CTA and the mask zeroes what its
 // rows do not see.
+#include <cooperative_groups.h>
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <array>
+#include <cstdlib>
 
 #include "kernels/attention.cuh"
 #include "kernels/attention_prefill_wg.cuh"
@@ -52,6 +55,7 @@
 namespace kiln {
 namespace {
 
+namespace cg = cooperative_groups;
 using mmadev::split_half2;
 
 using smemdev::cp_async16;
@@ -113,7 +117,7 @@ template <class I>
 __global__ void __launch_bounds__(I::THREADS, 1)
     attn_prefill_wg_kernel(const float* __restrict__ q, int64_t q_stride, int T, const int32_t* __restrict__ pos,
                            const uint16_t* __restrict__ kc, const uint16_t* __restrict__ vc, int cap, int n_head,
-                           int n_head_kv, float scale_log2, int window, float* __restrict__ out) {
+                           int n_head_kv, float scale_log2, int window, int n_split, float* __restrict__ out) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int HD = I::HD, BC = I::BC, STAGES = I::STAGES;
   constexpr int CH = HD / 8, KS = BC / 16;
@@ -127,14 +131,24 @@ __global__ void __launch_bounds__(I::THREADS, 1)
   pdl_wait();
   const int tid = threadIdx.x, wg = tid / 128, wt = tid % 128, warp = wt / 32, lane = tid % 32;
   const int g = lane / 4, t = lane % 4;
-  // Grid (n_head, row tiles), CTAs handed out x fastest: every head's heaviest (latest) row
-  // tile before any head's next one (attention.cuh: longest first across the grid).
+  // Grid (n_split x n_head, row tiles), CTAs (clusters of n_split along x) handed out x
+  // fastest: every head's heaviest (latest) row tile before any head's next one (attention.cuh:
+  // longest first across the grid).
   const int qt = int(gridDim.y) - 1 - int(blockIdx.y);
-  const int h = blockIdx.x, kh = h / (n_head / n_head_kv);
+  const int rank = int(blockIdx.x) % n_split;  // the CTA's rank in its cluster
+  const int h = int(blockIdx.x) / n_split, kh = h / (n_head / n_head_kv);
   const int q0 = qt * I::ROWS, P0 = pos[0], rows = min(I::ROWS, T - q0);
-  const int kv_hi = P0 + q0 + rows - 1;  // the CTA's key range [kv_lo, kv_hi]
-  const int kv_lo = window > 0 ? max(0, P0 + q0 - window + 1) : 0;
-  const int n_tiles = (kv_hi - kv_lo + BC) / BC;
+  // The row tile's keys [tile_lo, tile_hi] are n_all key tiles; this CTA takes tiles [j0, j1)
+  // of them as its range [kv_lo, kv_hi]. An empty share (n_all < n_split) runs one tile with
+  // every key masked (kv_hi = kv_lo - 1: nothing loaded, m stays -inf, l and O 0): a CTA-uniform
+  // branch around the wgmma would serialize them all (C7520, see the top of the file).
+  const int tile_hi = P0 + q0 + rows - 1;
+  const int tile_lo = window > 0 ? max(0, P0 + q0 - window + 1) : 0;
+  const int n_all = (tile_hi - tile_lo + BC) / BC;
+  const int j0 = rank * n_all / n_split, j1 = (rank + 1) * n_all / n_split;
+  const int kv_lo = tile_lo + j0 * BC;
+  const int kv_hi = j1 > j0 ? min(tile_hi, tile_lo + j1 * BC - 1) : kv_lo - 1;
+  const int n_tiles = max(j1 - j0, 1);
   const uint32_t sKV = base + I::KV_OFFSET;
   if (tid == 0) {
     for (int st = 0; st < STAGES; ++st) {
@@ -184,6 +198,10 @@ __global__ void __launch_bounds__(I::THREADS, 1)
       // STAGES tiles are in flight. The consumers fence the async proxy after their wait.
       cp_async_commit();
       mbar_arrive_cp_async(full0 + 8 * st);
+    }
+    if (n_split > 1) {  // the merge's two cluster barriers count every thread of the cluster
+      cg::this_cluster().sync();
+      cg::this_cluster().sync();
     }
     return;
   }
@@ -369,6 +387,56 @@ __global__ void __launch_bounds__(I::THREADS, 1)
     lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 1);
     lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 2);
   }
+  // Key split: consumer warp cw (rows 16 cw .. of the CTA) of the cluster's CTA cw * n_split / 8
+  // owns its rows. Every other CTA's warp cw leaves its unnormalized O fragment, m and l in its
+  // shared memory (Q and the stages are free once both consumers' last P.V is done); after the
+  // cluster barrier the owner folds them into its registers in rank order, reading them through
+  // distributed shared memory:
+  //   O = sum_p 2^(m_p - M) O_p,  l = sum_p 2^(m_p - M) l_p,  M = max_p m_p
+  // (M = 0 when every m_p is -inf -- a padded row past T -- which leaves O = l = 0). The same
+  // lane reads the same offsets it would have written: [warp][value][lane], conflict-free.
+  const int cw = c * 4 + warp;
+  const bool owner = cw * n_split / 8 == rank;
+  if (n_split > 1) {
+    constexpr int PW = HD / 2 + 4;  // o, m[2], l[2] per lane
+    static_assert(8 * PW * 32 * 4 <= I::BAR_OFFSET, "the partials fit below the mbarriers");
+    float* const part = reinterpret_cast<float*>(smem);
+    bar_sync(5, 256);  // both consumers' wgmma are done reading Q and the stages
+    if (!owner) {
+      float* const w = part + cw * PW * 32 + lane;
+#pragma unroll
+      for (int i = 0; i < HD / 2; ++i) w[i * 32] = o[i];
+#pragma unroll
+      for (int r = 0; r < 2; ++r) w[(HD / 2 + r) * 32] = mrow[r], w[(HD / 2 + 2 + r) * 32] = lrow[r];
+    }
+    cg::cluster_group cluster = cg::this_cluster();
+    cluster.sync();  // partials visible cluster-wide
+    if (owner) {
+      float mx[2] = {mrow[0], mrow[1]};
+      for (int p = 0; p < n_split; ++p) {
+        const float* const w = cluster.map_shared_rank(part, p) + cw * PW * 32 + lane;
+        if (p != rank) mx[0] = fmaxf(mx[0], w[(HD / 2) * 32]), mx[1] = fmaxf(mx[1], w[(HD / 2 + 1) * 32]);
+      }
+      const float mu[2] = {mx[0] == -INFINITY ? 0.f : mx[0], mx[1] == -INFINITY ? 0.f : mx[1]};
+      const float f0 = exp2f(mrow[0] - mu[0]), f1 = exp2f(mrow[1] - mu[1]);
+#pragma unroll
+      for (int n = 0; n < HD / 8; ++n) o[4 * n] *= f0, o[4 * n + 1] *= f0, o[4 * n + 2] *= f1, o[4 * n + 3] *= f1;
+      lrow[0] *= f0, lrow[1] *= f1;
+      for (int p = 0; p < n_split; ++p) {
+        if (p == rank) continue;
+        const float* const w = cluster.map_shared_rank(part, p) + cw * PW * 32 + lane;
+        const float w0 = exp2f(w[(HD / 2) * 32] - mu[0]), w1 = exp2f(w[(HD / 2 + 1) * 32] - mu[1]);
+#pragma unroll
+        for (int n = 0; n < HD / 8; ++n) {
+          o[4 * n] += w0 * w[(4 * n) * 32], o[4 * n + 1] += w0 * w[(4 * n + 1) * 32];
+          o[4 * n + 2] += w1 * w[(4 * n + 2) * 32], o[4 * n + 3] += w1 * w[(4 * n + 3) * 32];
+        }
+        lrow[0] += w0 * w[(HD / 2 + 2) * 32], lrow[1] += w1 * w[(HD / 2 + 3) * 32];
+      }
+    }
+    cluster.sync();  // no CTA leaves while another still reads its shared memory
+  }
+  if (!owner) return;  // another CTA of the cluster stores these rows
   const float inv0 = lrow[0] > 0.f ? 1.f / lrow[0] : 0.f;
   const float inv1 = lrow[1] > 0.f ? 1.f / lrow[1] : 0.f;
   const int r0 = wq0 + warp * 16 + g;  // row within the CTA
@@ -390,11 +458,51 @@ __global__ void __launch_bounds__(I::THREADS, 1)
 // hd 256: 32-key tiles, 128 + 3 x 32 KiB (Half: Q_hi only, 48-key tiles, 64 + 3 x 48 KiB; T 8192
 // 781 -> 739 us, T 2048 87.8 -> 82.0; 4 stages of 32 keys measured the same as 3, 2 of 64 slower).
 template <class F>
-void with_instance(int hd, bool split, F f) {
-  if (hd == 128)
-    split ? f(Instance<128, 64, 3, true>{}) : f(Instance<128, 128, 3, true, false>{});
-  else
-    split ? f(Instance<256, 32, 3, false>{}) : f(Instance<256, 48, 3, false, false>{});
+auto with_instance(int hd, bool split, F f) {
+  if (hd == 128) return split ? f(Instance<128, 64, 3, true>{}) : f(Instance<128, 128, 3, true, false>{});
+  return split ? f(Instance<256, 32, 3, false>{}) : f(Instance<256, 48, 3, false, false>{});
+}
+
+// The instantiation's kernel, its shared memory opted in on first use.
+template <class I>
+auto configured_kernel() {
+  auto kernel = attn_prefill_wg_kernel<I>;
+  static const bool configured = [&] {  // once per instantiation
+    KILN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, I::SMEM));
+    return true;
+  }();
+  (void)configured;
+  return kernel;
+}
+
+// attn::prefill_wg_splits for this instantiation on the current device. Resident CTAs per split
+// count: one per SM unsplit; for clusters, cudaOccupancyMaxActiveClusters x s (a cluster's CTAs
+// share a GPC, so some SMs may stay idle). Once per instantiation.
+template <class I>
+int splits_for(int T, int n_head, int window) {
+  static const std::array<int, 3> slots = [] {
+    std::array<int, 3> r{sm_count(), sm_count(), sm_count()};
+    for (int i = 1; i < 3; ++i) {
+      const int cs = 1 << i;
+      cudaLaunchConfig_t cfg = {};
+      cfg.gridDim = dim3(unsigned(cs), 1, 1);
+      cfg.blockDim = dim3(I::THREADS);
+      cfg.dynamicSmemBytes = size_t(I::SMEM);
+      cudaLaunchAttribute attr[1];
+      attr[0].id = cudaLaunchAttributeClusterDimension;
+      attr[0].val.clusterDim.x = unsigned(cs);
+      attr[0].val.clusterDim.y = 1;
+      attr[0].val.clusterDim.z = 1;
+      cfg.attrs = attr;
+      cfg.numAttrs = 1;
+      int clusters = 0;
+      KILN_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&clusters, configured_kernel<I>(), &cfg));
+      r[size_t(i)] = std::max(clusters, 1) * cs;
+    }
+    return r;
+  }();
+  if (const char* e = std::getenv("KILN_X_WG_SPLIT")) return std::atoi(e);  // experiment knob (A/B only)
+  return attn::prefill_wg_splits(T, n_head, I::ROWS, I::BC, window, slots.data());
 }
 
 }  // namespace
@@ -419,6 +527,12 @@ bool prefill_wg_supported(int hd) {
 #endif
 }
 
+int prefill_wg_splits(int T, int n_head, int hd, int window, bool split) {
+  KILN_REQUIRE(prefill_wg_supported(hd), "attention_prefill: the wgmma path does not serve head_dim ", hd,
+               " on this device/build");
+  return with_instance(hd, split, [&](auto i) { return splits_for<decltype(i)>(T, n_head, window); });
+}
+
 void prefill_wg(const float* q, int64_t q_stride, int T, const int32_t* pos, const uint16_t* kc,
                 const uint16_t* vc, int cap, int n_head, int n_head_kv, int hd, float scale_log2, int window,
                 bool split, float* out, cudaStream_t s) {
@@ -426,15 +540,11 @@ void prefill_wg(const float* q, int64_t q_stride, int T, const int32_t* pos, con
                " on this device/build");
   with_instance(hd, split, [&](auto i) {
     using I = decltype(i);
-    auto kernel = attn_prefill_wg_kernel<I>;
-    static const bool configured = [&] {  // once per instantiation
-      KILN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, I::SMEM));
-      return true;
-    }();
-    (void)configured;
-    const dim3 grid(unsigned(n_head), unsigned((T + I::ROWS - 1) / I::ROWS));
-    launch_pdl(kernel, grid, dim3(I::THREADS), size_t(I::SMEM), s, q, q_stride, T, pos, kc, vc, cap, n_head,
-               n_head_kv, scale_log2, window, out);
+    const int n_split = splits_for<I>(T, n_head, window);
+    // (n_split x heads, row tiles): row tiles slowest, clusters of a row tile's n_split CTAs
+    const dim3 grid(unsigned(n_split * n_head), unsigned((T + I::ROWS - 1) / I::ROWS));
+    launch_pdl_cluster(configured_kernel<I>(), grid, dim3(I::THREADS), size_t(I::SMEM), s, unsigned(n_split), q,
+                       q_stride, T, pos, kc, vc, cap, n_head, n_head_kv, scale_log2, window, n_split, out);
   });
 }
 

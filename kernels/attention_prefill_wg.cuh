@@ -12,6 +12,10 @@ namespace kiln::detail {
 // compute capability 9.0 and the kernel has an instantiation for head_dim hd.
 bool prefill_wg_supported(int hd);
 
+// Key splits (CTAs per row tile, a cluster) prefill_wg launches for this shape here:
+// attn::prefill_wg_splits on this device's resident CTAs.
+int prefill_wg_splits(int T, int n_head, int hd, int window, bool split);
+
 // attention_prefill's arguments after its validation; scale_log2 = scale * log2(e); split:
 // PrefillPrecision::Split (else Half).
 void prefill_wg(const float* q, int64_t q_stride, int T, const int32_t* pos, const uint16_t* kc,

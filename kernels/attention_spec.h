@@ -4,6 +4,10 @@
 // kernels/attention.cuh and reference/attention.h alike.
 #pragma once
 
+#include <functional>
+#include <queue>
+#include <vector>
+
 #include "kernels/common/hd.h"
 
 namespace kiln::attn {
@@ -66,6 +70,54 @@ inline int prefill_splits(long long ctas, long long resident_ctas, int T, int wi
   int s = 1;
   while (s < kPrefillMaxSplit && ctas * s * 2 <= resident_ctas && 2LL * s * min_keys <= keys) s *= 2;
   return s;
+}
+
+// The warpgroup prefill kernel's key splits (kernels/attention_prefill_wg.cu): s in {1, 2, 4} CTAs
+// per (row tile, head), chosen by the makespan a list-scheduling model gives. A causal grid is
+// lopsided: the last row tile attends all T keys, the first only its own 128, so a grid of about
+// one wave (Gemma 4's 8 heads x 16 row tiles at T = 2048 on 132 SMs) lasts as long as its longest
+// tile -- twice the mean. Splitting every tile's keys s ways shortens that critical path while
+// adding s - 1 CTAs' fixed cost (staging Q, filling the pipeline: ~kPrefillCtaKeys keys' worth)
+// and the merge (kPrefillMergeKeys). Grids of several waves already balance longest first.
+constexpr int kPrefillCtaKeys = 64, kPrefillMergeKeys = 32;
+// Estimated finish time, in keys processed, of `n_head` heads x ceil(T / rows) row tiles (chunk
+// at position 0, the causal key range of each tile, or the window) split s ways into key tiles of
+// bc, the CTAs handed longest tile first (the grid order) to `slots` resident CTAs, each to the
+// first slot free. A share that is empty (fewer key tiles than s) still costs one tile: the CTA
+// runs one fully masked tile rather than branch around its wgmma (ptxas C7520).
+inline long long prefill_makespan(int T, int n_head, int rows, int bc, int window, int s, int slots) {
+  std::priority_queue<long long, std::vector<long long>, std::greater<long long>> free_at;
+  for (int i = 0; i < slots; ++i) free_at.push(0);
+  long long end = 0;
+  for (int qt = (T + rows - 1) / rows - 1; qt >= 0; --qt) {
+    const int hi = (qt + 1) * rows < T ? (qt + 1) * rows - 1 : T - 1;
+    const int lo = window > 0 && qt * rows - window + 1 > 0 ? qt * rows - window + 1 : 0;
+    const int n = (hi - lo + bc) / bc;
+    for (int h = 0; h < n_head; ++h)
+      for (int r = 0; r < s; ++r) {
+        const int share = (r + 1) * n / s - r * n / s;
+        const long long t = free_at.top() + (share > 0 ? share : 1) * bc + kPrefillCtaKeys +
+                            (s > 1 ? kPrefillMergeKeys : 0);
+        free_at.pop();
+        free_at.push(t);
+        end = t > end ? t : end;
+      }
+  }
+  return end;
+}
+// The split for that kernel: the smallest s whose makespan beats the smaller splits' by 5 %, and
+// none for grids of four waves or more (balanced already; the model is not run for them).
+// slots[i]: resident CTAs when they come in clusters of 2^i (i = 0, 1, 2).
+inline int prefill_wg_splits(int T, int n_head, int rows, int bc, int window, const int* slots) {
+  if (T < 1 || slots[0] < 1 || (long long)((T + rows - 1) / rows) * n_head >= 4LL * slots[0]) return 1;
+  int best = 1;
+  long long best_t = prefill_makespan(T, n_head, rows, bc, window, 1, slots[0]);
+  for (int s = 2, i = 1; s <= kPrefillMaxSplit; s *= 2, ++i) {
+    if (slots[i] < s) break;
+    const long long t = prefill_makespan(T, n_head, rows, bc, window, s, slots[i]);
+    if (t * 20 < best_t * 19) best = s, best_t = t;
+  }
+  return best;
 }
 
 }  // namespace kiln::attn

@@ -14,6 +14,7 @@
 #include <numeric>
 #include <random>
 #include <set>
+#include <tuple>
 #include <vector>
 
 #include "kernels/attention.cuh"
@@ -269,6 +270,44 @@ TEST(AttentionSpec, PrefillSplitsStayInOneWave) {
         EXPECT_LE(ctas * s, 132) << ctas << " " << T;
         EXPECT_LE(s * 64, T) << ctas << " " << T;
       }
+    }
+}
+
+// The warpgroup kernel's split model (attn::prefill_makespan, prefill_wg_splits), worked by hand:
+// T 256, 128-row tiles, 64-key tiles, one head. Row tile 1 holds keys 0..255 (4 key tiles), row
+// tile 0 keys 0..127 (2). A CTA costs its key tiles x 64 + kPrefillCtaKeys, + kPrefillMergeKeys
+// when split.
+TEST(AttentionSpec, PrefillWarpgroupSplitModel) {
+  static_assert(attn::kPrefillCtaKeys == 64 && attn::kPrefillMergeKeys == 32, "the hand-worked costs below");
+  // unsplit, 2 slots: 320 and 192 side by side
+  EXPECT_EQ(attn::prefill_makespan(256, 1, 128, 64, 0, 1, 2), 320);
+  // split 2: four CTAs of 224, 224, 160, 160 on 2 slots: 224 + 160 on each
+  EXPECT_EQ(attn::prefill_makespan(256, 1, 128, 64, 0, 2, 2), 384);
+  // ... on 4 slots, all at once
+  EXPECT_EQ(attn::prefill_makespan(256, 1, 128, 64, 0, 2, 4), 224);
+  // split 4: row tile 0's 2 key tiles leave two empty shares, each still one (masked) tile: 8 x 160
+  EXPECT_EQ(attn::prefill_makespan(256, 1, 128, 64, 0, 4, 4), 320);
+  // window 64: row tile 1 attends keys 65..255 (3 key tiles), row tile 0 keys 0..127 (2); one slot
+  EXPECT_EQ(attn::prefill_makespan(256, 1, 128, 64, 64, 1, 1), 3 * 64 + 64 + 2 * 64 + 64);
+  const int four[3] = {4, 4, 4};
+  EXPECT_EQ(attn::prefill_wg_splits(256, 1, 128, 64, 0, four), 2);  // 224 < 0.95 x 320; 4 gives 320
+  const int two[3] = {2, 2, 2};
+  EXPECT_EQ(attn::prefill_wg_splits(256, 1, 128, 64, 0, two), 1);  // 384 > 320
+  const int no_clusters[3] = {4, 1, 1};  // no cluster fits: never split
+  EXPECT_EQ(attn::prefill_wg_splits(256, 1, 128, 64, 0, no_clusters), 1);
+  // 132 SMs: Gemma 4's sliding shape at T 512 (8 heads x 4 row tiles, window 512, Split's 32-key
+  // tiles: 32 CTAs) splits 4 ways; its causal hd 256 shape at T 2048 (one wave of 128 CTAs whose
+  // longest tile is twice the mean) 2 ways; Qwen3 at T 2048 (512 CTAs) and any grid of four
+  // waves not at all.
+  const int h100[3] = {132, 132, 132};
+  EXPECT_EQ(attn::prefill_wg_splits(512, 8, 128, 32, 512, h100), 4);
+  EXPECT_EQ(attn::prefill_wg_splits(2048, 8, 128, 48, 0, h100), 2);
+  EXPECT_EQ(attn::prefill_wg_splits(2048, 32, 128, 128, 0, h100), 1);
+  EXPECT_EQ(attn::prefill_wg_splits(1 << 20, 1, 128, 64, 0, h100), 1);
+  for (int T : {1, 2, 127, 128, 129, 1000, 4097})
+    for (int heads : {1, 8, 32}) {
+      const int s = attn::prefill_wg_splits(T, heads, 128, 64, 0, h100);
+      EXPECT_TRUE(s == 1 || s == 2 || s == 4) << T << " " << heads;
     }
 }
 
@@ -784,9 +823,6 @@ struct PrefillCase {
   float scale;  // 0: 1/sqrt(hd) with q ~ N(0,1); else q scaled so scores ~ N(0, 2^2)
 };
 
-// Every case records the key split the mma.sync kernel ran with, per head_dim and precision:
-// WithinToleranceOfDouble checks that each ran both unsplit and split (cluster) launches.
-std::map<std::pair<int, PrefillPrecision>, std::set<int>> g_prefill_splits;
 const PrefillPrecision kPrecisions[] = {PrefillPrecision::Split, PrefillPrecision::Half};
 const char* prec_name(PrefillPrecision p) { return p == PrefillPrecision::Split ? "split" : "half"; }
 
@@ -798,10 +834,16 @@ std::vector<PrefillPath> prefill_paths(int hd) {
 }
 const char* path_name(PrefillPath p) { return p == PrefillPath::Warpgroup ? "wgmma" : "mma.sync"; }
 
+// Every case records the key split each kernel ran with, per head_dim and precision:
+// WithinToleranceOfDouble checks that each ran both unsplit and split (cluster) launches.
+std::map<std::tuple<int, PrefillPrecision, PrefillPath>, std::set<int>> g_prefill_splits;
+
 // Every path of prefill_paths(c.hd), in both precisions, against one oracle.
 void check_prefill(const PrefillCase& c, uint64_t seed) {
   for (PrefillPrecision prec : kPrecisions)
-    g_prefill_splits[{c.hd, prec}].insert(attention_prefill_splits(int(c.T), c.n_head, c.hd, c.window, prec));
+    for (PrefillPath path : prefill_paths(c.hd))
+      g_prefill_splits[{c.hd, prec, path}].insert(
+          attention_prefill_splits(int(c.T), c.n_head, c.hd, c.window, prec, path));
   const int row = c.n_head_kv * c.hd;
   const float scale = c.scale != 0 ? c.scale : 1.f / std::sqrt(float(c.hd));
   const float q_std = c.scale != 0 ? 2.f / (c.scale * std::sqrt(float(c.hd))) : 1.f;
@@ -854,11 +896,13 @@ TEST(GpuAttentionPrefill, WithinToleranceOfDouble) {
   check_prefill({700, 64, 63, 32, 8, 0.f}, seed++);    // hd 64, many heads, odd window
   check_prefill({300, 64, 1, 4, 1, 0.f}, seed++);      // window 1
   for (int hd : {64, 128, 256, 512})
-    for (PrefillPrecision prec : kPrecisions) {
-      const std::set<int>& sp = g_prefill_splits[{hd, prec}];
-      EXPECT_TRUE(sp.count(1)) << "hd " << hd << " " << prec_name(prec) << ": no case ran unsplit";
-      EXPECT_TRUE(sp.size() >= 2) << "hd " << hd << " " << prec_name(prec) << ": no case ran with a key split";
-    }
+    for (PrefillPrecision prec : kPrecisions)
+      for (PrefillPath path : prefill_paths(hd)) {
+        const std::set<int>& sp = g_prefill_splits[{hd, prec, path}];
+        EXPECT_TRUE(sp.count(1)) << path_name(path) << " hd " << hd << " " << prec_name(prec) << ": no case ran unsplit";
+        EXPECT_TRUE(sp.size() >= 2) << path_name(path) << " hd " << hd << " " << prec_name(prec)
+                                    << ": no case ran with a key split";
+      }
 }
 
 // An sm_90a build on a compute capability 9.0 device must take (and so test) the wgmma kernel:
