@@ -413,6 +413,10 @@ int splits_for(int T, int n_head, int window) {
     return std::max(o, 1);
   }();
   const int64_t ctas = int64_t((T + BR - 1) / BR) * n_head * (HD / DV);
+  if (std::getenv("KILN_X_MMA_MODEL")) {  // XXX experiment: the wgmma kernel's model for this one
+    const int sl[3] = {resident * sm_count(), resident * sm_count(), resident * sm_count()};
+    return attn::prefill_wg_splits(T, n_head * (HD / DV), BR, G * BC, window, sl);
+  }
   return attn::prefill_splits(ctas, int64_t(resident) * sm_count(), T, window, G * BC);
 }
 

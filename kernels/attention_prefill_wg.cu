@@ -117,7 +117,7 @@ template <class I>
 __global__ void __launch_bounds__(I::THREADS, 1)
     attn_prefill_wg_kernel(const float* __restrict__ q, int64_t q_stride, int T, const int32_t* __restrict__ pos,
                            const uint16_t* __restrict__ kc, const uint16_t* __restrict__ vc, int cap, int n_head,
-                           int n_head_kv, float scale_log2, int window, int n_split, float* __restrict__ out) {
+                           int n_head_kv, float scale_log2, int window, int n_split, float* __restrict__ out, int xq) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int HD = I::HD, BC = I::BC, STAGES = I::STAGES;
   constexpr int CH = HD / 8, KS = BC / 16;
@@ -211,6 +211,7 @@ __global__ void __launch_bounds__(I::THREADS, 1)
   const int wq0 = c * 64, wrows = min(64, rows - wq0);
   unsigned char* const qhi = smem + c * (I::LO ? 2 : 1) * I::Q_TILE;
   unsigned char* const qlo = qhi + I::Q_TILE;
+  if (xq) {  // XXX experiment: the rolled loop
   for (int i = wt; i < 64 * CH; i += 128) {
     const int r = i / CH, cc = i % CH;
     uint4 hi = make_uint4(0, 0, 0, 0), lo = make_uint4(0, 0, 0, 0);
@@ -225,6 +226,34 @@ __global__ void __launch_bounds__(I::THREADS, 1)
     }
     *reinterpret_cast<uint4*>(qhi + tile_off(r, cc, 64)) = hi;
     if constexpr (I::LO) *reinterpret_cast<uint4*>(qlo + tile_off(r, cc, 64)) = lo;
+  }
+  } else {
+  // Q's 64 rows x HD floats: every thread's loads go out before the first is used. (A rolled
+  // loop of load, split, store waited one global round trip per 32 bytes: 8 in a row for hd 128,
+  // 16 for hd 256, in every CTA's prologue, while the tensor cores idle.)
+  constexpr int QN = 64 * CH / 128;  // 32-byte pieces per thread
+  float4 qa[QN][2];
+#pragma unroll
+  for (int k = 0; k < QN; ++k) {
+    const int i = wt + 128 * k, r = i / CH, cc = i % CH;
+    qa[k][0] = qa[k][1] = make_float4(0.f, 0.f, 0.f, 0.f);
+    if (r < wrows) {
+      const float* src = q + int64_t(q0 + wq0 + r) * q_stride + int64_t(h) * HD + cc * 8;
+      qa[k][0] = *reinterpret_cast<const float4*>(src);
+      qa[k][1] = *reinterpret_cast<const float4*>(src + 4);
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < QN; ++k) {
+    const int i = wt + 128 * k, r = i / CH, cc = i % CH;
+    uint4 hi, lo;
+    split_half2(qa[k][0].x, qa[k][0].y, hi.x, lo.x);
+    split_half2(qa[k][0].z, qa[k][0].w, hi.y, lo.y);
+    split_half2(qa[k][1].x, qa[k][1].y, hi.z, lo.z);
+    split_half2(qa[k][1].z, qa[k][1].w, hi.w, lo.w);
+    *reinterpret_cast<uint4*>(qhi + tile_off(r, cc, 64)) = hi;
+    if constexpr (I::LO) *reinterpret_cast<uint4*>(qlo + tile_off(r, cc, 64)) = lo;
+  }
   }
   wgmma::fence_proxy_async();  // S reads Q_hi / Q_lo through the async proxy (hd 256)
   bar_sync(3 + c, 128);        // this consumer's Q tile is staged
@@ -544,7 +573,8 @@ void prefill_wg(const float* q, int64_t q_stride, int T, const int32_t* pos, con
     // (n_split x heads, row tiles): row tiles slowest, clusters of a row tile's n_split CTAs
     const dim3 grid(unsigned(n_split * n_head), unsigned((T + I::ROWS - 1) / I::ROWS));
     launch_pdl_cluster(configured_kernel<I>(), grid, dim3(I::THREADS), size_t(I::SMEM), s, unsigned(n_split), q,
-                       q_stride, T, pos, kc, vc, cap, n_head, n_head_kv, scale_log2, window, n_split, out);
+                       q_stride, T, pos, kc, vc, cap, n_head, n_head_kv, scale_log2, window, n_split, out,
+                       std::getenv("KILN_X_QROLL") ? 1 : 0);
   });
 }
 
