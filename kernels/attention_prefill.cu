@@ -108,7 +108,7 @@ __global__ void __launch_bounds__(Cfg<HD, DV, BC, G>::THREADS, (Cfg<HD, DV, BC, 
     attn_prefill_kernel(const float* __restrict__ q, int64_t q_stride, int T,
                         const int32_t* __restrict__ pos, const uint16_t* __restrict__ kc,
                         const uint16_t* __restrict__ vc, int cap, int n_head, int n_head_kv,
-                        float scale_log2, int window, int n_split, float* __restrict__ out) {
+                        float scale_log2, int window, int n_split, float* __restrict__ out, int xq) {
   using C = Cfg<HD, DV, BC, G>;
   extern __shared__ __align__(128) unsigned char smem[];
   const uint32_t sQ = smem_u32(smem) + C::Q_OFFSET;
@@ -169,8 +169,10 @@ __global__ void __launch_bounds__(Cfg<HD, DV, BC, G>::THREADS, (Cfg<HD, DV, BC, 
   if (t_begin < t_end) load_kv(t_begin, 0);
   cp_async_commit();
 
-  // Q: float -> FP16 hi + lo, 8 values (one 16-byte chunk of each tile) per step; rows past T
-  // are zero.
+  // Q: float -> FP16 hi + lo, 8 values (one 16-byte chunk of each tile) per piece; rows past T
+  // are zero (mmadev::stage_split).
+  static_assert(BR * C::QC % C::THREADS == 0, "Q's pieces: the same count per thread");
+  if (xq) {  // XXX experiment: the rolled loop
   for (int i = tid; i < BR * C::QC; i += C::THREADS) {
     const int r = i / C::QC, c = i % C::QC;
     uint4 hi = make_uint4(0, 0, 0, 0), lo = make_uint4(0, 0, 0, 0);
@@ -186,6 +188,18 @@ __global__ void __launch_bounds__(Cfg<HD, DV, BC, G>::THREADS, (Cfg<HD, DV, BC, 
     *reinterpret_cast<uint4*>(q_smem + swz(r, c, C::QC)) = hi;
     if constexpr (LO) *reinterpret_cast<uint4*>(qlo_smem + swz(r, c, C::QC)) = lo;
   }
+
+  } else
+  mmadev::stage_split<BR * C::QC / C::THREADS>(
+      tid, C::THREADS,
+      [&](int i) {
+        const int r = i / C::QC, c = i % C::QC;
+        return r < rows ? q + int64_t(q0 + r) * q_stride + int64_t(h) * HD + c * 8 : nullptr;
+      },
+      [&](int i, uint4 hi, uint4 lo) {
+        *reinterpret_cast<uint4*>(q_smem + swz(i / C::QC, i % C::QC, C::QC)) = hi;
+        if constexpr (LO) *reinterpret_cast<uint4*>(qlo_smem + swz(i / C::QC, i % C::QC, C::QC)) = lo;
+      });
 
   // hd <= 128: the warp's Q_hi and Q_lo fragments stay in registers for the whole key loop
   constexpr bool kQReg = C::Q_IN_REGS;
@@ -431,7 +445,7 @@ void launch_prefill(const float* q, int64_t q_stride, int T, const int32_t* pos,
   // grid: row tiles slowest (see the kernel); clusters: the CTAs sharing a row tile's keys
   launch_pdl_cluster(kernel, dim3(unsigned(HD / DV * split), unsigned(n_head), unsigned(n_qt)), dim3(C::THREADS),
                      size_t(C::SMEM), s, unsigned(split), q, q_stride, T, pos, kc, vc, cap, n_head, n_head_kv,
-                     scale_log2, window, split, out);
+                     scale_log2, window, split, out, std::getenv("KILN_X_QROLL") ? 1 : 0);
 }
 
 // The instantiation per head_dim: <HD, DV, BC, G> (see Cfg).

@@ -228,32 +228,17 @@ __global__ void __launch_bounds__(I::THREADS, 1)
     if constexpr (I::LO) *reinterpret_cast<uint4*>(qlo + tile_off(r, cc, 64)) = lo;
   }
   } else {
-  // Q's 64 rows x HD floats: every thread's loads go out before the first is used. (A rolled
-  // loop of load, split, store waited one global round trip per 32 bytes: 8 in a row for hd 128,
-  // 16 for hd 256, in every CTA's prologue, while the tensor cores idle.)
-  constexpr int QN = 64 * CH / 128;  // 32-byte pieces per thread
-  float4 qa[QN][2];
-#pragma unroll
-  for (int k = 0; k < QN; ++k) {
-    const int i = wt + 128 * k, r = i / CH, cc = i % CH;
-    qa[k][0] = qa[k][1] = make_float4(0.f, 0.f, 0.f, 0.f);
-    if (r < wrows) {
-      const float* src = q + int64_t(q0 + wq0 + r) * q_stride + int64_t(h) * HD + cc * 8;
-      qa[k][0] = *reinterpret_cast<const float4*>(src);
-      qa[k][1] = *reinterpret_cast<const float4*>(src + 4);
-    }
-  }
-#pragma unroll
-  for (int k = 0; k < QN; ++k) {
-    const int i = wt + 128 * k, r = i / CH, cc = i % CH;
-    uint4 hi, lo;
-    split_half2(qa[k][0].x, qa[k][0].y, hi.x, lo.x);
-    split_half2(qa[k][0].z, qa[k][0].w, hi.y, lo.y);
-    split_half2(qa[k][1].x, qa[k][1].y, hi.z, lo.z);
-    split_half2(qa[k][1].z, qa[k][1].w, hi.w, lo.w);
-    *reinterpret_cast<uint4*>(qhi + tile_off(r, cc, 64)) = hi;
-    if constexpr (I::LO) *reinterpret_cast<uint4*>(qlo + tile_off(r, cc, 64)) = lo;
-  }
+  // Q's 64 rows x HD floats, 64 * CH / 128 pieces per thread (mmadev::stage_split)
+  mmadev::stage_split<64 * CH / 128>(
+      wt, 128,
+      [&](int i) {
+        const int r = i / CH, cc = i % CH;
+        return r < wrows ? q + int64_t(q0 + wq0 + r) * q_stride + int64_t(h) * HD + cc * 8 : nullptr;
+      },
+      [&](int i, uint4 hi, uint4 lo) {
+        *reinterpret_cast<uint4*>(qhi + tile_off(i / CH, i % CH, 64)) = hi;
+        if constexpr (I::LO) *reinterpret_cast<uint4*>(qlo + tile_off(i / CH, i % CH, 64)) = lo;
+      });
   }
   wgmma::fence_proxy_async();  // S reads Q_hi / Q_lo through the async proxy (hd 256)
   bar_sync(3 + c, 128);        // this consumer's Q tile is staged

@@ -30,6 +30,36 @@ __device__ __forceinline__ void split_half2(float a, float b, uint32_t& hi, uint
   lo = *reinterpret_cast<const uint32_t*>(&l);
 }
 
+// Q's staging in the prefill kernels: N pieces of 8 floats per thread, piece k at index first +
+// k * step; src(index) gives its address (null: a row past T, zeros), store(index, hi, lo) puts
+// its split_half2 halves in shared memory. The loads go out in batches of up to 8 pieces before
+// any is converted: a load-convert-store loop waits one global round trip per piece (8-16 in a
+// row in every CTA's prologue while its tensor cores idle); 8 bounds the registers (64 floats).
+template <int N, class Src, class Store>
+__device__ __forceinline__ void stage_split(int first, int step, Src src, Store store) {
+  constexpr int B = N < 8 ? N : 8;
+  static_assert(N % B == 0, "whole batches");
+#pragma unroll
+  for (int b = 0; b < N; b += B) {
+    float4 v[B][2];
+#pragma unroll
+    for (int k = 0; k < B; ++k) {
+      const float* p = src(first + (b + k) * step);
+      v[k][0] = v[k][1] = make_float4(0.f, 0.f, 0.f, 0.f);
+      if (p) v[k][0] = *reinterpret_cast<const float4*>(p), v[k][1] = *reinterpret_cast<const float4*>(p + 4);
+    }
+#pragma unroll
+    for (int k = 0; k < B; ++k) {
+      uint4 hi, lo;
+      split_half2(v[k][0].x, v[k][0].y, hi.x, lo.x);
+      split_half2(v[k][0].z, v[k][0].w, hi.y, lo.y);
+      split_half2(v[k][1].x, v[k][1].y, hi.z, lo.z);
+      split_half2(v[k][1].z, v[k][1].w, hi.w, lo.w);
+      store(first + (b + k) * step, hi, lo);
+    }
+  }
+}
+
 // Transpose of an 8x8 FP16 matrix held as an MMA fragment (thread (g, t) = (lane / 4, lane % 4)
 // holds row g, columns 2t and 2t + 1): afterwards it holds row g of the transpose.
 __device__ __forceinline__ uint32_t transpose8x8(uint32_t x) {
