@@ -166,10 +166,10 @@ void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
 // prompts) or Warpgroup (Hopper's wgmma, kernels/attention_prefill_wg.cu: sm_90a builds on
 // compute capability 9.0 devices, hd 128 and 256 -- attention_prefill_has_warpgroup). Both are
 // held to the same contract (above). Auto picks Warpgroup where it exists, else MmaSync. Both
-// split a row tile's keys over a cluster of up to 4 CTAs where that shortens the launch:
-// MmaSync while the split grid fits one wave (attn::prefill_splits), Warpgroup where a
-// list-scheduling model of the grid says so (attn::prefill_wg_splits: grids of about a wave,
-// whose longest causal row tile would otherwise set the time).
+// split a row tile's keys over a cluster of CTAs (up to 4 for MmaSync, 2 for Warpgroup) where a
+// list-scheduling model of the grid says that shortens the launch (attn::prefill_splits: short
+// prompts and grids of about one wave, whose longest causal row tile would otherwise set the
+// time).
 // Precision (contracts above): Split (default; Q and P as FP16 hi + lo pairs, FP32-accurate)
 // or Half (Q and P rounded to FP16 once: half the MMAs, ~1e-3 relative error). Both kernels
 // serve both. Both hand out their CTAs longest row tile first across all heads (causal rows late

@@ -3,14 +3,13 @@
 // CTA = 64 query rows of one head x one slice of DV output dims (DV = hd for 64/128/256; hd 512
 // runs two CTAs per row tile, each computing the full 512-wide scores but only 256 output dims,
 // which keeps the accumulator in registers), in G key groups of 4 warps (16 rows per warp; the
-// groups walk different key tiles). Short prompts also split a row tile's keys over a cluster of
-// up to 4 CTAs (attn::prefill_splits); the parts' softmax states are merged at the end through
-// shared memory (within the CTA) and distributed shared memory (across the cluster). Key tiles
-// of BC positions stream through shared memory with cp.async (two stages per group); S = Q K^T
-// and O += P V use
-// mma.sync.m16n8k16 with FP16 operands and F32 accumulation. Softmax in the exp2 domain
-// (x = s * scale * log2 e), running max per row, fully masked rows use 0 as their reference so
-// no -inf - -inf = NaN arises; unwritten/out-of-range key rows are zero-filled, so garbage in the
+// groups walk different key tiles). Short prompts and grids of about one wave also split a row
+// tile's keys over a cluster of up to 4 CTAs (attn::prefill_splits); the parts' softmax states
+// are merged at the end through shared memory (within the CTA) and distributed shared memory
+// (across the cluster). Key tiles of BC positions stream through shared memory with cp.async
+// (two stages per group); S = Q K^T and O += P V use mma.sync.m16n8k16 with FP16 operands and
+// F32 accumulation. Softmax in the exp2 domain (x = s * scale * log2 e), running max per row,
+// fully masked rows use 0 as their reference so no -inf - -inf = NaN arises; unwritten/out-of-range key rows are zero-filled, so garbage in the
 // cache beyond the last position cannot reach P.V.
 //
 // Split precision. K and V are exact FP16 (the cache's storage), but Q and P are float: rounding
@@ -30,8 +29,8 @@
 // (3e-5 + (n / 8) * 2^-23) max_d |ref| (Half: 2e-3 + ...) vs the double reference on the same
 // FP16 K/V; the n term is the tensor cores' truncating F32 accumulation into O, one possible ulp
 // per mma step.
+#include <array>
 #include <cooperative_groups.h>
-#include <cstdlib>
 #include <cuda_fp16.h>
 
 #include <algorithm>
@@ -108,7 +107,7 @@ __global__ void __launch_bounds__(Cfg<HD, DV, BC, G>::THREADS, (Cfg<HD, DV, BC, 
     attn_prefill_kernel(const float* __restrict__ q, int64_t q_stride, int T,
                         const int32_t* __restrict__ pos, const uint16_t* __restrict__ kc,
                         const uint16_t* __restrict__ vc, int cap, int n_head, int n_head_kv,
-                        float scale_log2, int window, int n_split, float* __restrict__ out, int xq) {
+                        float scale_log2, int window, int n_split, float* __restrict__ out) {
   using C = Cfg<HD, DV, BC, G>;
   extern __shared__ __align__(128) unsigned char smem[];
   const uint32_t sQ = smem_u32(smem) + C::Q_OFFSET;
@@ -172,24 +171,6 @@ __global__ void __launch_bounds__(Cfg<HD, DV, BC, G>::THREADS, (Cfg<HD, DV, BC, 
   // Q: float -> FP16 hi + lo, 8 values (one 16-byte chunk of each tile) per piece; rows past T
   // are zero (mmadev::stage_split).
   static_assert(BR * C::QC % C::THREADS == 0, "Q's pieces: the same count per thread");
-  if (xq) {  // XXX experiment: the rolled loop
-  for (int i = tid; i < BR * C::QC; i += C::THREADS) {
-    const int r = i / C::QC, c = i % C::QC;
-    uint4 hi = make_uint4(0, 0, 0, 0), lo = make_uint4(0, 0, 0, 0);
-    if (r < rows) {
-      const float* src = q + int64_t(q0 + r) * q_stride + int64_t(h) * HD + c * 8;
-      const float4 a = *reinterpret_cast<const float4*>(src);
-      const float4 b = *reinterpret_cast<const float4*>(src + 4);
-      split_half2(a.x, a.y, hi.x, lo.x);
-      split_half2(a.z, a.w, hi.y, lo.y);
-      split_half2(b.x, b.y, hi.z, lo.z);
-      split_half2(b.z, b.w, hi.w, lo.w);
-    }
-    *reinterpret_cast<uint4*>(q_smem + swz(r, c, C::QC)) = hi;
-    if constexpr (LO) *reinterpret_cast<uint4*>(qlo_smem + swz(r, c, C::QC)) = lo;
-  }
-
-  } else
   mmadev::stage_split<BR * C::QC / C::THREADS>(
       tid, C::THREADS,
       [&](int i) {
@@ -415,23 +396,17 @@ __global__ void __launch_bounds__(Cfg<HD, DV, BC, G>::THREADS, (Cfg<HD, DV, BC, 
 }
 
 // The cluster size for a launch of T queries (attn::prefill_splits with this instantiation's
-// occupancy); configures the kernel's shared memory on first use.
+// geometry: BR rows, G x BC keys per step, HD / DV CTAs per head); opts the kernel's shared
+// memory in on first use.
 template <int HD, int DV, int BC, int G, bool LO>
 int splits_for(int T, int n_head, int window) {
   using C = Cfg<HD, DV, BC, G>;
-  static const int resident = [] {  // CTAs per SM (once per instantiation, not a stream operation)
+  static const std::array<int, 3> slots = [] {  // once per instantiation, not a stream operation
     auto kernel = attn_prefill_kernel<HD, DV, BC, G, LO>;
     KILN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, C::SMEM));
-    int o = 0;
-    KILN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o, kernel, C::THREADS, size_t(C::SMEM)));
-    return std::max(o, 1);
+    return resident_ctas_by_cluster(reinterpret_cast<const void*>(kernel), C::THREADS, size_t(C::SMEM));
   }();
-  const int64_t ctas = int64_t((T + BR - 1) / BR) * n_head * (HD / DV);
-  if (std::getenv("KILN_X_MMA_MODEL")) {  // XXX experiment: the wgmma kernel's model for this one
-    const int sl[3] = {resident * sm_count(), resident * sm_count(), resident * sm_count()};
-    return attn::prefill_wg_splits(T, n_head * (HD / DV), BR, G * BC, window, sl);
-  }
-  return attn::prefill_splits(ctas, int64_t(resident) * sm_count(), T, window, G * BC);
+  return attn::prefill_splits(T, n_head * (HD / DV), BR, G * BC, window, slots.data(), attn::kPrefillMaxSplit);
 }
 
 template <int HD, int DV, int BC, int G, bool LO>
@@ -445,7 +420,7 @@ void launch_prefill(const float* q, int64_t q_stride, int T, const int32_t* pos,
   // grid: row tiles slowest (see the kernel); clusters: the CTAs sharing a row tile's keys
   launch_pdl_cluster(kernel, dim3(unsigned(HD / DV * split), unsigned(n_head), unsigned(n_qt)), dim3(C::THREADS),
                      size_t(C::SMEM), s, unsigned(split), q, q_stride, T, pos, kc, vc, cap, n_head, n_head_kv,
-                     scale_log2, window, split, out, std::getenv("KILN_X_QROLL") ? 1 : 0);
+                     scale_log2, window, split, out);
 }
 
 // The instantiation per head_dim: <HD, DV, BC, G> (see Cfg).
@@ -517,10 +492,6 @@ void attention_prefill(const float* q, int64_t q_stride, int T, const int32_t* p
   const float sl2 = scale * mmadev::kLog2e;
   const int c = int(cap);
   const bool split = precision == PrefillPrecision::Split;
-  if (std::getenv("KILN_X_AUTO_OLD") && path == PrefillPath::Auto)  // XXX experiment: session 28's Auto
-    path = wg && (hd == 128 || !split || attention_prefill_splits(T, n_head, hd, window, precision, PrefillPath::MmaSync) == 1)
-               ? PrefillPath::Warpgroup
-               : PrefillPath::MmaSync;
   if (resolve(path, hd) == PrefillPath::Warpgroup) {
     detail::prefill_wg(q, q_stride, T, pos, k_cache, v_cache, c, n_head, n_head_kv, hd, sl2, window, split, out, s);
     return;

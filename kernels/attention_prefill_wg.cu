@@ -34,6 +34,14 @@
 // head's), hd 128 T 2048 135.1 -> 113.0 us (28.5 -> 33.8% of cuBLAS), T 8192 1464.7 -> 1399.8
 // (42.0 -> 43.6%); hd 256 T 8192 742.2 -> 631.6 (41.4 -> 48.3%). In the lock-step design,
 // overlapping softmax with P.V was slower (3654 against 3521), as were a truncating P split and one warpgroup per CTA with two CTAs per SM (3324).
+// Key splits (session 29): where attn::prefill_splits says so (at most 2; short prompts and
+// grids of about one wave), a cluster of 2 CTAs shares each row tile's key tiles and merges
+// through distributed shared memory (see the kernel's end). H100, T 2048 causal hd 256 (8
+// heads: one wave of 128 CTAs, the longest tile twice the mean): Split 118.8 -> 84.4 us, Half
+// 77.3 -> 59.7; Gemma 4's sliding shape at T 512: Split 34.8 -> 23.9, Half 25.9 -> 20.2.
+// Qwen3's 32 heads lose (hd 128 T 512 Split 19.2 -> 23.1), clusters of 4 lose everywhere.
+// Q staged with all its loads in flight (mmadev::stage_split, session 29): +1.3 to +15 % on
+// every bench row (a rolled loop waited one round trip per 32 bytes in every CTA's prologue).
 // wgmma under a branch the compiler cannot prove warpgroup-uniform is serialized by ptxas
 // (warning C7520), so every consumer computes every tile of its CTA and the mask zeroes what its
 // rows do not see.
@@ -42,7 +50,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cstdlib>
 
 #include "kernels/attention.cuh"
 #include "kernels/attention_prefill_wg.cuh"
@@ -117,7 +124,7 @@ template <class I>
 __global__ void __launch_bounds__(I::THREADS, 1)
     attn_prefill_wg_kernel(const float* __restrict__ q, int64_t q_stride, int T, const int32_t* __restrict__ pos,
                            const uint16_t* __restrict__ kc, const uint16_t* __restrict__ vc, int cap, int n_head,
-                           int n_head_kv, float scale_log2, int window, int n_split, float* __restrict__ out, int xq) {
+                           int n_head_kv, float scale_log2, int window, int n_split, float* __restrict__ out) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int HD = I::HD, BC = I::BC, STAGES = I::STAGES;
   constexpr int CH = HD / 8, KS = BC / 16;
@@ -211,23 +218,6 @@ __global__ void __launch_bounds__(I::THREADS, 1)
   const int wq0 = c * 64, wrows = min(64, rows - wq0);
   unsigned char* const qhi = smem + c * (I::LO ? 2 : 1) * I::Q_TILE;
   unsigned char* const qlo = qhi + I::Q_TILE;
-  if (xq) {  // XXX experiment: the rolled loop
-  for (int i = wt; i < 64 * CH; i += 128) {
-    const int r = i / CH, cc = i % CH;
-    uint4 hi = make_uint4(0, 0, 0, 0), lo = make_uint4(0, 0, 0, 0);
-    if (r < wrows) {
-      const float* src = q + int64_t(q0 + wq0 + r) * q_stride + int64_t(h) * HD + cc * 8;
-      const float4 a = *reinterpret_cast<const float4*>(src);
-      const float4 b = *reinterpret_cast<const float4*>(src + 4);
-      split_half2(a.x, a.y, hi.x, lo.x);
-      split_half2(a.z, a.w, hi.y, lo.y);
-      split_half2(b.x, b.y, hi.z, lo.z);
-      split_half2(b.z, b.w, hi.w, lo.w);
-    }
-    *reinterpret_cast<uint4*>(qhi + tile_off(r, cc, 64)) = hi;
-    if constexpr (I::LO) *reinterpret_cast<uint4*>(qlo + tile_off(r, cc, 64)) = lo;
-  }
-  } else {
   // Q's 64 rows x HD floats, 64 * CH / 128 pieces per thread (mmadev::stage_split)
   mmadev::stage_split<64 * CH / 128>(
       wt, 128,
@@ -239,7 +229,6 @@ __global__ void __launch_bounds__(I::THREADS, 1)
         *reinterpret_cast<uint4*>(qhi + tile_off(i / CH, i % CH, 64)) = hi;
         if constexpr (I::LO) *reinterpret_cast<uint4*>(qlo + tile_off(i / CH, i % CH, 64)) = lo;
       });
-  }
   wgmma::fence_proxy_async();  // S reads Q_hi / Q_lo through the async proxy (hd 256)
   bar_sync(3 + c, 128);        // this consumer's Q tile is staged
   const uint64_t dq_hi = wgmma::desc(smem_u32(qhi), 16, 1024), dq_lo = wgmma::desc(smem_u32(qlo), 16, 1024);
@@ -489,34 +478,14 @@ auto configured_kernel() {
   return kernel;
 }
 
-// attn::prefill_wg_splits for this instantiation on the current device. Resident CTAs per split
-// count: one per SM unsplit; for clusters, cudaOccupancyMaxActiveClusters x s (a cluster's CTAs
-// share a GPC, so some SMs may stay idle). Once per instantiation.
+// attn::prefill_splits for this instantiation on the current device, at most 2: clusters of 4
+// lost to 1 and 2 in every shape measured (H100, session 29: hd 128 T 512 56.5 us against 19.2
+// unsplit and 23.1 in pairs; hd 256 T 512 Split 30.1 against 33.7 and 23.2).
 template <class I>
 int splits_for(int T, int n_head, int window) {
-  static const std::array<int, 3> slots = [] {
-    std::array<int, 3> r{sm_count(), sm_count(), sm_count()};
-    for (int i = 1; i < 3; ++i) {
-      const int cs = 1 << i;
-      cudaLaunchConfig_t cfg = {};
-      cfg.gridDim = dim3(unsigned(cs), 1, 1);
-      cfg.blockDim = dim3(I::THREADS);
-      cfg.dynamicSmemBytes = size_t(I::SMEM);
-      cudaLaunchAttribute attr[1];
-      attr[0].id = cudaLaunchAttributeClusterDimension;
-      attr[0].val.clusterDim.x = unsigned(cs);
-      attr[0].val.clusterDim.y = 1;
-      attr[0].val.clusterDim.z = 1;
-      cfg.attrs = attr;
-      cfg.numAttrs = 1;
-      int clusters = 0;
-      KILN_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&clusters, configured_kernel<I>(), &cfg));
-      r[size_t(i)] = std::max(clusters, 1) * cs;
-    }
-    return r;
-  }();
-  if (const char* e = std::getenv("KILN_X_WG_SPLIT")) return std::atoi(e);  // experiment knob (A/B only)
-  return attn::prefill_wg_splits(T, n_head, I::ROWS, I::BC, window, slots.data());
+  static const std::array<int, 3> slots =
+      resident_ctas_by_cluster(reinterpret_cast<const void*>(configured_kernel<I>()), I::THREADS, size_t(I::SMEM));
+  return attn::prefill_splits(T, n_head, I::ROWS, I::BC, window, slots.data(), 2);
 }
 
 }  // namespace
@@ -558,8 +527,7 @@ void prefill_wg(const float* q, int64_t q_stride, int T, const int32_t* pos, con
     // (n_split x heads, row tiles): row tiles slowest, clusters of a row tile's n_split CTAs
     const dim3 grid(unsigned(n_split * n_head), unsigned((T + I::ROWS - 1) / I::ROWS));
     launch_pdl_cluster(configured_kernel<I>(), grid, dim3(I::THREADS), size_t(I::SMEM), s, unsigned(n_split), q,
-                       q_stride, T, pos, kc, vc, cap, n_head, n_head_kv, scale_log2, window, n_split, out,
-                       std::getenv("KILN_X_QROLL") ? 1 : 0);
+                       q_stride, T, pos, kc, vc, cap, n_head, n_head_kv, scale_log2, window, n_split, out);
   });
 }
 

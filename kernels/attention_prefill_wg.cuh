@@ -13,7 +13,7 @@ namespace kiln::detail {
 bool prefill_wg_supported(int hd);
 
 // Key splits (CTAs per row tile, a cluster) prefill_wg launches for this shape here:
-// attn::prefill_wg_splits on this device's resident CTAs.
+// attn::prefill_splits on this device's resident CTAs, at most 2.
 int prefill_wg_splits(int T, int n_head, int hd, int window, bool split);
 
 // attention_prefill's arguments after its validation; scale_log2 = scale * log2(e); split:

@@ -55,36 +55,24 @@ KILN_HD constexpr int decode_used_splits(long long n, int n_splits, int hd) {
   return n <= 0 ? 0 : int((n + decode_chunk(n, n_splits, hd) - 1) / decode_chunk(n, n_splits, hd));
 }
 
-// Prefill: up to kPrefillMaxSplit CTAs (a thread-block cluster) share one (row tile, head)'s key
-// tiles, each taking a contiguous share, and merge their partial softmax states through
-// distributed shared memory. A prompt of a few hundred tokens has only n_row_tiles x heads CTAs
-// (Gemma 4 at 512 tokens: 64 for hd 256, on 132 SMs), and the causal row tile at the bottom
-// holds every key: splitting shortens that critical path and fills idle SMs. Split only while
-// the grid still fits in one wave of resident CTAs -- a second wave costs more than the split
-// saves (H200, hd 512 at T = 512: 128 CTAs 106 us, split in 2: 126 us) -- and the heaviest row
-// tile (at least min(T, window) keys) gives every part at least `min_keys` keys. Depends on the
-// shape and the device only.
+// Prefill key splits, both kernels: s CTAs (a thread-block cluster) share one (row tile, head)'s
+// key tiles, each taking a contiguous share, and merge their partial softmax states through
+// distributed shared memory. A causal grid is lopsided -- the last row tile attends all T keys,
+// the first only its own -- so a grid of about one wave lasts as long as its longest tile (Gemma
+// 4's 8 heads x 16 row tiles at T = 2048 on 132 SMs: twice the mean), and a short prompt leaves
+// SMs idle. Splitting shortens that critical path but adds s - 1 CTAs' fixed cost (staging Q,
+// filling the pipeline) and a merge. prefill_splits picks s from a list-scheduling model of the
+// grid: each CTA costs its key tiles + kPrefillCtaTiles (+ kPrefillMergeTiles when split), the
+// CTAs go out longest row tile first (the grid order) to the first free of the resident slots.
+// The overheads are fitted to the wgmma kernel on an H100 (session 29): with them the model
+// picks the faster of 1 and 2 splits in all 12 measured shapes (hd 128 / 256, Split / Half,
+// T 512 / 2048, causal and window 512). The model depends on the shape and device only.
 constexpr int kPrefillMaxSplit = 4;
-inline int prefill_splits(long long ctas, long long resident_ctas, int T, int window, int min_keys) {
-  const long long keys = window > 0 && window < T ? window : T;
-  int s = 1;
-  while (s < kPrefillMaxSplit && ctas * s * 2 <= resident_ctas && 2LL * s * min_keys <= keys) s *= 2;
-  return s;
-}
-
-// The warpgroup prefill kernel's key splits (kernels/attention_prefill_wg.cu): s in {1, 2, 4} CTAs
-// per (row tile, head), chosen by the makespan a list-scheduling model gives. A causal grid is
-// lopsided: the last row tile attends all T keys, the first only its own 128, so a grid of about
-// one wave (Gemma 4's 8 heads x 16 row tiles at T = 2048 on 132 SMs) lasts as long as its longest
-// tile -- twice the mean. Splitting every tile's keys s ways shortens that critical path while
-// adding s - 1 CTAs' fixed cost (staging Q, filling the pipeline: ~kPrefillCtaKeys keys' worth)
-// and the merge (kPrefillMergeKeys). Grids of several waves already balance longest first.
-constexpr int kPrefillCtaKeys = 64, kPrefillMergeKeys = 32;
-// Estimated finish time, in keys processed, of `n_head` heads x ceil(T / rows) row tiles (chunk
-// at position 0, the causal key range of each tile, or the window) split s ways into key tiles of
-// bc, the CTAs handed longest tile first (the grid order) to `slots` resident CTAs, each to the
-// first slot free. A share that is empty (fewer key tiles than s) still costs one tile: the CTA
-// runs one fully masked tile rather than branch around its wgmma (ptxas C7520).
+constexpr int kPrefillCtaTiles = 2, kPrefillMergeTiles = 1;
+// Estimated finish time, in key tiles, of n_head x ceil(T / rows) row tiles (chunk at position
+// 0; each tile's causal key range, or the window) split s ways into key tiles of bc keys, on
+// `slots` resident CTAs. An empty share (fewer key tiles than s) still costs one tile: the
+// kernels run one fully masked tile rather than branch around their MMAs.
 inline long long prefill_makespan(int T, int n_head, int rows, int bc, int window, int s, int slots) {
   std::priority_queue<long long, std::vector<long long>, std::greater<long long>> free_at;
   for (int i = 0; i < slots; ++i) free_at.push(0);
@@ -96,8 +84,7 @@ inline long long prefill_makespan(int T, int n_head, int rows, int bc, int windo
     for (int h = 0; h < n_head; ++h)
       for (int r = 0; r < s; ++r) {
         const int share = (r + 1) * n / s - r * n / s;
-        const long long t = free_at.top() + (share > 0 ? share : 1) * bc + kPrefillCtaKeys +
-                            (s > 1 ? kPrefillMergeKeys : 0);
+        const long long t = free_at.top() + (share > 0 ? share : 1) + kPrefillCtaTiles + (s > 1 ? kPrefillMergeTiles : 0);
         free_at.pop();
         free_at.push(t);
         end = t > end ? t : end;
@@ -105,14 +92,15 @@ inline long long prefill_makespan(int T, int n_head, int rows, int bc, int windo
   }
   return end;
 }
-// The split for that kernel: the smallest s whose makespan beats the smaller splits' by 5 %, and
-// none for grids of four waves or more (balanced already; the model is not run for them).
-// slots[i]: resident CTAs when they come in clusters of 2^i (i = 0, 1, 2).
-inline int prefill_wg_splits(int T, int n_head, int rows, int bc, int window, const int* slots) {
+// The split: the smallest power of two up to max_split whose makespan beats every smaller one's
+// by 5 %; none for grids of four waves or more (balanced already; the model is not run for them)
+// or where a cluster of s does not fit. slots[i]: resident CTAs when they come in clusters of
+// 2^i (i = 0, 1, 2).
+inline int prefill_splits(int T, int n_head, int rows, int bc, int window, const int* slots, int max_split) {
   if (T < 1 || slots[0] < 1 || (long long)((T + rows - 1) / rows) * n_head >= 4LL * slots[0]) return 1;
   int best = 1;
   long long best_t = prefill_makespan(T, n_head, rows, bc, window, 1, slots[0]);
-  for (int s = 2, i = 1; s <= kPrefillMaxSplit; s *= 2, ++i) {
+  for (int s = 2, i = 1; s <= max_split && s <= kPrefillMaxSplit; s *= 2, ++i) {
     if (slots[i] < s) break;
     const long long t = prefill_makespan(T, n_head, rows, bc, window, s, slots[i]);
     if (t * 20 < best_t * 19) best = s, best_t = t;

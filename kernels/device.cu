@@ -30,6 +30,30 @@ int sm_count() {
   return v;
 }
 
+std::array<int, 3> resident_ctas_by_cluster(const void* kernel, int threads, size_t smem) {
+  std::array<int, 3> r{};
+  int per_sm = 0;
+  KILN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, threads, smem));
+  r[0] = per_sm * sm_count();
+  for (int i = 1; i < 3; ++i) {
+    cudaLaunchConfig_t cfg = {};
+    cfg.gridDim = dim3(1u << i);
+    cfg.blockDim = dim3(unsigned(threads));
+    cfg.dynamicSmemBytes = smem;
+    cudaLaunchAttribute attr[1];
+    attr[0].id = cudaLaunchAttributeClusterDimension;
+    attr[0].val.clusterDim.x = 1u << i;
+    attr[0].val.clusterDim.y = 1;
+    attr[0].val.clusterDim.z = 1;
+    cfg.attrs = attr;
+    cfg.numAttrs = 1;
+    int clusters = 0;
+    KILN_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg));
+    r[size_t(i)] = clusters << i;
+  }
+  return r;
+}
+
 DeviceProps device_props(int device) {
   cudaDeviceProp p{};
   KILN_CUDA_CHECK(cudaGetDeviceProperties(&p, device));

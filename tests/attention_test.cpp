@@ -248,67 +248,47 @@ TEST(AttentionSpec, DecodeSplitsCoverEveryPositionOnce) {
       }
 }
 
-// Prefill key splits (attn::prefill_splits): only while the split grid still fits one wave of
-// resident CTAs, never past kPrefillMaxSplit, and never so far that a part of the heaviest row
-// tile (min(T, window) keys) gets fewer than min_keys keys.
-TEST(AttentionSpec, PrefillSplitsStayInOneWave) {
-  // Gemma 4 sliding layers at T = 512 (8 row tiles x 8 heads, one CTA per SM on 132 SMs): 2.
-  EXPECT_EQ(attn::prefill_splits(64, 132, 512, 512, 64), 2);
-  EXPECT_EQ(attn::prefill_splits(128, 132, 512, 0, 32), 1);    // hd 512: already one full wave
-  EXPECT_EQ(attn::prefill_splits(256, 264, 512, 0, 64), 1);    // hd 128, two CTAs per SM
-  EXPECT_EQ(attn::prefill_splits(8, 132, 4096, 0, 64), attn::kPrefillMaxSplit);
-  EXPECT_EQ(attn::prefill_splits(8, 132, 100, 0, 64), 1);      // 100 keys: no two parts of 64
-  EXPECT_EQ(attn::prefill_splits(8, 132, 4096, 100, 64), 1);   // the window bounds the keys
-  EXPECT_EQ(attn::prefill_splits(8, 132, 4096, 200, 64), 2);   // 100 keys per part; 4 would give 50
-  EXPECT_EQ(attn::prefill_splits(8, 132, 4096, 256, 64), 4);
-  EXPECT_EQ(attn::prefill_splits(1, 1, 4096, 0, 64), 1);       // nothing resident to spare
-  for (long long ctas : {1, 7, 33, 66, 67, 500})
-    for (int T : {1, 64, 511, 4097}) {
-      const int s = attn::prefill_splits(ctas, 132, T, 0, 64);
-      EXPECT_TRUE(s == 1 || s == 2 || s == 4) << ctas << " " << T;
-      if (s > 1) {
-        EXPECT_LE(ctas * s, 132) << ctas << " " << T;
-        EXPECT_LE(s * 64, T) << ctas << " " << T;
-      }
-    }
-}
-
-// The warpgroup kernel's split model (attn::prefill_makespan, prefill_wg_splits), worked by hand:
-// T 256, 128-row tiles, 64-key tiles, one head. Row tile 1 holds keys 0..255 (4 key tiles), row
-// tile 0 keys 0..127 (2). A CTA costs its key tiles x 64 + kPrefillCtaKeys, + kPrefillMergeKeys
-// when split.
-TEST(AttentionSpec, PrefillWarpgroupSplitModel) {
-  static_assert(attn::kPrefillCtaKeys == 64 && attn::kPrefillMergeKeys == 32, "the hand-worked costs below");
-  // unsplit, 2 slots: 320 and 192 side by side
-  EXPECT_EQ(attn::prefill_makespan(256, 1, 128, 64, 0, 1, 2), 320);
-  // split 2: four CTAs of 224, 224, 160, 160 on 2 slots: 224 + 160 on each
-  EXPECT_EQ(attn::prefill_makespan(256, 1, 128, 64, 0, 2, 2), 384);
-  // ... on 4 slots, all at once
-  EXPECT_EQ(attn::prefill_makespan(256, 1, 128, 64, 0, 2, 4), 224);
-  // split 4: row tile 0's 2 key tiles leave two empty shares, each still one (masked) tile: 8 x 160
-  EXPECT_EQ(attn::prefill_makespan(256, 1, 128, 64, 0, 4, 4), 320);
+// Prefill key splits (attn::prefill_makespan, prefill_splits), worked by hand: T 256, 128-row
+// tiles, 64-key tiles, one head. Row tile 1 holds keys 0..255 (4 key tiles), row tile 0 keys
+// 0..127 (2). A CTA costs its key tiles + kPrefillCtaTiles (2), + kPrefillMergeTiles (1) when
+// split.
+TEST(AttentionSpec, PrefillSplitModel) {
+  static_assert(attn::kPrefillCtaTiles == 2 && attn::kPrefillMergeTiles == 1, "the hand-worked costs below");
+  EXPECT_EQ(attn::prefill_makespan(256, 1, 128, 64, 0, 1, 2), 6);  // 6 and 4 side by side
+  EXPECT_EQ(attn::prefill_makespan(256, 1, 128, 64, 0, 2, 2), 9);  // 5, 5, then 4, 4 after them
+  EXPECT_EQ(attn::prefill_makespan(256, 1, 128, 64, 0, 2, 4), 5);  // all four at once
+  // split 4: row tile 0's 2 key tiles leave two empty shares, each still one (masked) tile: 8 x 4
+  EXPECT_EQ(attn::prefill_makespan(256, 1, 128, 64, 0, 4, 4), 8);
   // window 64: row tile 1 attends keys 65..255 (3 key tiles), row tile 0 keys 0..127 (2); one slot
-  EXPECT_EQ(attn::prefill_makespan(256, 1, 128, 64, 64, 1, 1), 3 * 64 + 64 + 2 * 64 + 64);
-  const int four[3] = {4, 4, 4};
-  EXPECT_EQ(attn::prefill_wg_splits(256, 1, 128, 64, 0, four), 2);  // 224 < 0.95 x 320; 4 gives 320
-  const int two[3] = {2, 2, 2};
-  EXPECT_EQ(attn::prefill_wg_splits(256, 1, 128, 64, 0, two), 1);  // 384 > 320
-  const int no_clusters[3] = {4, 1, 1};  // no cluster fits: never split
-  EXPECT_EQ(attn::prefill_wg_splits(256, 1, 128, 64, 0, no_clusters), 1);
-  // 132 SMs: Gemma 4's sliding shape at T 512 (8 heads x 4 row tiles, window 512, Split's 32-key
-  // tiles: 32 CTAs) splits 4 ways; its causal hd 256 shape at T 2048 (one wave of 128 CTAs whose
-  // longest tile is twice the mean) 2 ways; Qwen3 at T 2048 (512 CTAs) and any grid of four
-  // waves not at all.
+  EXPECT_EQ(attn::prefill_makespan(256, 1, 128, 64, 64, 1, 1), (3 + 2) + (2 + 2));
+  const int four[3] = {4, 4, 4}, two[3] = {2, 2, 2}, no_clusters[3] = {4, 0, 0};
+  EXPECT_EQ(attn::prefill_splits(256, 1, 128, 64, 0, four, 4), 2);  // 5 < 0.95 x 6; 4 splits give 8
+  EXPECT_EQ(attn::prefill_splits(256, 1, 128, 64, 0, four, 1), 1);  // max_split 1
+  EXPECT_EQ(attn::prefill_splits(256, 1, 128, 64, 0, two, 4), 1);   // 9 > 6
+  EXPECT_EQ(attn::prefill_splits(256, 1, 128, 64, 0, no_clusters, 4), 1);
+  // 132 SMs, the wgmma kernel's measured shapes (session 29, H100), at most 2 splits: Gemma 4's
+  // sliding shape at T 512 (8 heads x 4 row tiles, window 512; Split's 32-key and Half's 48-key
+  // tiles) and its causal hd 256 shape at T 2048 (one wave of 128 CTAs, longest tile twice the
+  // mean) split; Qwen3's 32 heads at T 512 and 2048, and the windowed shape at 2048 (balanced
+  // tiles), do not; nor does any grid of four waves.
   const int h100[3] = {132, 132, 132};
-  EXPECT_EQ(attn::prefill_wg_splits(512, 8, 128, 32, 512, h100), 4);
-  EXPECT_EQ(attn::prefill_wg_splits(2048, 8, 128, 48, 0, h100), 2);
-  EXPECT_EQ(attn::prefill_wg_splits(2048, 32, 128, 128, 0, h100), 1);
-  EXPECT_EQ(attn::prefill_wg_splits(1 << 20, 1, 128, 64, 0, h100), 1);
+  EXPECT_EQ(attn::prefill_splits(512, 8, 128, 32, 512, h100, 2), 2);
+  EXPECT_EQ(attn::prefill_splits(512, 8, 128, 48, 512, h100, 2), 2);
+  EXPECT_EQ(attn::prefill_splits(2048, 8, 128, 48, 0, h100, 2), 2);
+  EXPECT_EQ(attn::prefill_splits(2048, 32, 128, 128, 0, h100, 2), 1);
+  EXPECT_EQ(attn::prefill_splits(512, 32, 128, 64, 0, h100, 2), 1);
+  EXPECT_EQ(attn::prefill_splits(2048, 8, 128, 48, 512, h100, 2), 1);
+  EXPECT_EQ(attn::prefill_splits(1 << 20, 1, 128, 64, 0, h100, 2), 1);
+  // the mma.sync kernel's hd 512 at T 512 (64-row tiles, 16 CTAs per row tile, 32 keys a step):
+  // 2 (measured 84.1 -> 67.8 us, session 29, H100)
+  EXPECT_EQ(attn::prefill_splits(512, 16, 64, 32, 0, h100, 4), 2);
   for (int T : {1, 2, 127, 128, 129, 1000, 4097})
-    for (int heads : {1, 8, 32}) {
-      const int s = attn::prefill_wg_splits(T, heads, 128, 64, 0, h100);
-      EXPECT_TRUE(s == 1 || s == 2 || s == 4) << T << " " << heads;
-    }
+    for (int heads : {1, 8, 32})
+      for (int mx : {1, 2, 4}) {
+        const int s = attn::prefill_splits(T, heads, 128, 64, 0, h100, mx);
+        EXPECT_TRUE(s == 1 || s == 2 || s == 4) << T << " " << heads;
+        EXPECT_LE(s, mx) << T << " " << heads;
+      }
 }
 
 TEST(AttentionShapes, HostValidationThrows) {

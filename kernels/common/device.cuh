@@ -5,6 +5,8 @@
 
 #include <cuda_runtime.h>
 
+#include <array>
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -190,5 +192,10 @@ DeviceProps device_props(int device = 0);
 // (device_props calls cudaGetDeviceProperties, ~1 ms -- a prefill's 42 attention launches paid
 // 40 ms for it once).
 int sm_count();
+// Resident CTAs of `kernel` (blocks of `threads`, `smem` dynamic shared memory, opted in by the
+// caller) on the current device when launched in clusters of 1, 2 and 4 CTAs along x: blocks
+// per SM x SMs, then cudaOccupancyMaxActiveClusters x cluster size (a cluster's CTAs share a
+// GPC, so some SMs may stay idle); 0 where a cluster that size cannot run.
+std::array<int, 3> resident_ctas_by_cluster(const void* kernel, int threads, size_t smem);
 
 }  // namespace kiln
