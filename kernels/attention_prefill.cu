@@ -9,8 +9,9 @@
 // (across the cluster). Key tiles of BC positions stream through shared memory with cp.async
 // (two stages per group); S = Q K^T and O += P V use mma.sync.m16n8k16 with FP16 operands and
 // F32 accumulation. Softmax in the exp2 domain (x = s * scale * log2 e), running max per row,
-// fully masked rows use 0 as their reference so no -inf - -inf = NaN arises; unwritten/out-of-range key rows are zero-filled, so garbage in the
-// cache beyond the last position cannot reach P.V.
+// fully masked rows use 0 as their reference so no -inf - -inf = NaN arises; unwritten and
+// out-of-range key rows are zero-filled, so garbage in the cache beyond the last position cannot
+// reach P.V.
 //
 // Split precision. K and V are exact FP16 (the cache's storage), but Q and P are float: rounding
 // them to FP16 operands (relative error 2^-11 each) was the kernel's dominant error, visible as a
