@@ -78,8 +78,9 @@
 // 135 us (28.6 %) / 82 us (23.5 %); mma.sync Split T = 8192 ~12 %. Short prompts: T = 512 hd 128
 // 19.6 us (wgmma); hd 256 window 512 33.6 us (mma.sync with key splits) against 37.7 us (wgmma,
 // no splits) -- until the wgmma kernel split keys too (session 29, H100: 23.9 us against 31.8 for
-// mma.sync split), so Auto takes it for every shape it serves. Below the 50 % target: the split doubles the MMA count, so
-// Split would need ~91 % of the tensor pipe for it; Half is the way there and is still short.
+// mma.sync split), so Auto takes it for every shape it serves. Below the 50 % target: the split
+// doubles the MMA count, so Split would need ~91 % of the tensor pipe for it; Half is the way
+// there and is still short.
 #pragma once
 
 #include <cuda_runtime.h>
