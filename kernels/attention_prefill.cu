@@ -420,8 +420,8 @@ void launch_prefill(const float* q, int64_t q_stride, int T, const int32_t* pos,
   const int split = splits_for<HD, DV, BC, G, LO>(T, n_head, window);
   // grid: row tiles slowest (see the kernel); clusters: the CTAs sharing a row tile's keys
   launch_pdl_cluster(kernel, dim3(unsigned(HD / DV * split), unsigned(n_head), unsigned(n_qt)), dim3(C::THREADS),
-                     size_t(C::SMEM), s, unsigned(split), q, q_stride, T, pos, kc, vc, cap, n_head, n_head_kv,
-                     scale_log2, window, split, out);
+                     size_t(C::SMEM), s, unsigned(split > 1 ? split : 0), q, q_stride, T, pos, kc, vc, cap, n_head,
+                     n_head_kv, scale_log2, window, split, out);
 }
 
 // The instantiation per head_dim: <HD, DV, BC, G> (see Cfg).

@@ -526,8 +526,9 @@ void prefill_wg(const float* q, int64_t q_stride, int T, const int32_t* pos, con
     const int n_split = splits_for<I>(T, n_head, window);
     // (n_split x heads, row tiles): row tiles slowest, clusters of a row tile's n_split CTAs
     const dim3 grid(unsigned(n_split * n_head), unsigned((T + I::ROWS - 1) / I::ROWS));
-    launch_pdl_cluster(configured_kernel<I>(), grid, dim3(I::THREADS), size_t(I::SMEM), s, unsigned(n_split), q,
-                       q_stride, T, pos, kc, vc, cap, n_head, n_head_kv, scale_log2, window, n_split, out);
+    launch_pdl_cluster(configured_kernel<I>(), grid, dim3(I::THREADS), size_t(I::SMEM), s,
+                       unsigned(n_split > 1 ? n_split : 0), q, q_stride, T, pos, kc, vc, cap, n_head, n_head_kv,
+                       scale_log2, window, n_split, out);
   });
 }
 

@@ -36,7 +36,8 @@ inline bool pdl_enabled() {
 }
 
 // kernel<<<grid, block, smem, s>>>(args...) with the programmatic-serialization attribute and,
-// for cluster_x > 1, thread-block clusters of cluster_x x 1 x 1 CTAs (grid.x a multiple of it).
+// for cluster_x > 0, thread-block clusters of cluster_x x 1 x 1 CTAs (grid.x a multiple of it;
+// 0: no cluster attribute).
 template <class... KArgs, class... Args>
 void launch_pdl_cluster(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
                         unsigned cluster_x, Args... args) {
@@ -53,14 +54,14 @@ void launch_pdl_cluster(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t 
   attr[1].val.clusterDim.y = 1;
   attr[1].val.clusterDim.z = 1;
   cfg.attrs = attr;
-  cfg.numAttrs = cluster_x > 1 ? 2 : 1;
+  cfg.numAttrs = cluster_x > 0 ? 2 : 1;
   KILN_CUDA_CHECK(cudaLaunchKernelEx(&cfg, kernel, static_cast<KArgs>(args)...));
 }
 
 // kernel<<<grid, block, smem, s>>>(args...) with the programmatic-serialization attribute.
 template <class... KArgs, class... Args>
 void launch_pdl(void (*kernel)(KArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t s, Args... args) {
-  launch_pdl_cluster(kernel, grid, block, smem, s, 1u, args...);
+  launch_pdl_cluster(kernel, grid, block, smem, s, 0u, args...);
 }
 
 }  // namespace kiln
