@@ -48,7 +48,10 @@ std::array<int, 3> resident_ctas_by_cluster(const void* kernel, int threads, siz
     cfg.attrs = attr;
     cfg.numAttrs = 1;
     int clusters = 0;
-    KILN_CUDA_CHECK(cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg));
+    if (cudaOccupancyMaxActiveClusters(&clusters, kernel, &cfg) != cudaSuccess) {
+      (void)cudaGetLastError();  // no clusters on this device (before sm_90): none resident
+      clusters = 0;
+    }
     r[size_t(i)] = clusters << i;
   }
   return r;
