@@ -297,40 +297,7 @@ __global__ void __launch_bounds__(I::THREADS, 1)
   auto softmax = [&](int j, float (&corr)[2]) {
     const int kb = kv_lo + j * BC;
     const bool full = kb + BC - 1 <= wpos_lo && kb + BC - 1 <= kv_hi && (window == 0 || wpos_hi - kb < window);
-    float mt[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-    for (int n = 0; n < BC / 8; ++n)
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        float x = s[4 * n + e] * scale_log2;
-        if (!full) {
-          const int kp = kb + n * 8 + 2 * t + (e & 1), qp = qpos0 + (e >> 1) * 8;
-          if (!(kp <= qp && kp <= kv_hi && (window == 0 || qp - kp < window))) x = -INFINITY;
-        }
-        s[4 * n + e] = x;
-        mt[e >> 1] = fmaxf(mt[e >> 1], x);
-      }
-    float muse[2];
-#pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      mt[r] = fmaxf(mt[r], __shfl_xor_sync(0xffffffffu, mt[r], 1));
-      mt[r] = fmaxf(mt[r], __shfl_xor_sync(0xffffffffu, mt[r], 2));
-      const float mn = fmaxf(mrow[r], mt[r]);
-      muse[r] = mn == -INFINITY ? 0.f : mn;
-      corr[r] = exp2f(mrow[r] - muse[r]);
-      muse[r] -= mmadev::kPScaleLog2;  // P = kPScale exp2(x - m)
-      mrow[r] = mn;
-    }
-    float ls[2] = {0.f, 0.f};
-#pragma unroll
-    for (int n = 0; n < BC / 8; ++n) {
-#pragma unroll
-      for (int e = 0; e < 4; ++e) s[4 * n + e] = exp2f(s[4 * n + e] - muse[e >> 1]);
-      ls[0] += s[4 * n] + s[4 * n + 1];
-      ls[1] += s[4 * n + 2] + s[4 * n + 3];
-    }
-    lrow[0] = lrow[0] * corr[0] + ls[0];
-    lrow[1] = lrow[1] * corr[1] + ls[1];
+    mmadev::online_softmax<BC / 8>(s, full, kb, qpos0, kv_hi, window, t, scale_log2, mrow, lrow, corr);
   };
   auto rescale_and_split = [&](const float (&corr)[2]) {
     if (!mmadev::warp_corr_is_one(corr)) {

@@ -303,6 +303,8 @@ TEST(AttentionShapes, HostValidationThrows) {
   EXPECT_THROW(attention_prefill(buf, 0, 4, pos, cache, cache, 16, 6, 4, 128, 1.f, 0, buf, nullptr), Error);
   EXPECT_THROW(attention_prefill(buf, 100, 4, pos, cache, cache, 16, 4, 1, 128, 1.f, 0, buf, nullptr), Error);
   EXPECT_THROW(attention_prefill(buf, 0, 4, pos, cache, cache, 16, 4, 1, 128, 1.f, -1, buf, nullptr), Error);
+  for (float bad : {0.f, -0.5f, INFINITY, NAN})  // a positive, finite scale (online_softmax)
+    EXPECT_THROW(attention_prefill(buf, 0, 4, pos, cache, cache, 16, 4, 1, 128, bad, 0, buf, nullptr), Error);
   // more row tiles than a grid dimension holds (65535 tiles of 64 rows); the message tells which
   try {
     attention_prefill(buf, 0, 65535 * 64 + 1, pos, cache, cache, 16, 4, 1, 128, 1.f, 0, buf, nullptr);

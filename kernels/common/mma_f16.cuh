@@ -5,7 +5,9 @@
 
 #include <cuda_fp16.h>
 
+#include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 namespace kiln::mmadev {
 
@@ -72,10 +74,87 @@ __device__ __forceinline__ uint32_t transpose8x8(uint32_t x) {
 // of its split stays out of FP16's subnormals down to 2^-40 in units of p (l carries the same
 // factor, which the final 1 / l cancels).
 constexpr float kPScale = 32768.f;
-constexpr float kPScaleLog2 = 15.f;  // prefill folds the factor into exp2's argument:
-// P = exp2(x - (m - kPScaleLog2)), one FADD per row instead of an FMUL per key
+constexpr float kPScaleLog2 = 15.f;  // prefill folds the factor into exp2's argument
+// (online_softmax: one FFMA per key forms scale s + kPScaleLog2 - m)
 static_assert(kPScale == float(1 << 15) && kPScaleLog2 == 15.f, "kPScale is 2^kPScaleLog2");
 constexpr float kLog2e = 1.4426950408889634f;  // scores to the exp2 domain
+
+// 2^x on the special-function unit alone. exp2f without -ftz (kiln builds without fast math)
+// compiles to MUFU.EX2 plus a range test and two predicated multiplies that keep subnormal
+// results: four instructions where one does. Results below 2^-126 flush to 0 here; in the
+// softmax those are probabilities 2^-141 below the row's largest, far under any contract.
+__device__ __forceinline__ float exp2_ftz(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// Element e of 8-column group n of an accumulator tile held flat (wgmma: [4 NB]) or per
+// m16n8 tile (mma.sync: [NB][4]).
+template <class A>
+__device__ __forceinline__ float& acc_at(A& a, int n, int e) {
+  if constexpr (std::rank_v<A> == 2) return a[n][e];
+  else return a[4 * n + e];
+}
+
+// Masked online softmax of one warp's score tile in place, for both prefill kernels. The tile
+// is NB groups of 8 key columns in the m16n8 accumulator layout: s(n, e) is row g + 8 (e >> 1),
+// key kb + 8 n + 2 t + (e & 1) (g = lane / 4, t = lane % 4; the thread's rows are at positions
+// qpos0 and qpos0 + 8). Raw scores q.k in; P = kPScale 2^(scale_log2 s - m) out, with m the
+// row's running max in the exp2 domain (mrow), l (lrow, this thread's columns only) updated and
+// corr = 2^(m_old - m_new), O's factor, returned. A key is kept iff it is at or before the
+// query, at most kv_hi, and inside the window; `full` says every key of the tile is kept for
+// every row of the warp (no mask work).
+// Per score: a max, one FFMA and one MUFU (was: a multiply, a max, a subtract and exp2f's four).
+// The max is taken over the raw scores and scaled once per row: for scale_log2 > 0 (the entry
+// points require it) rounding is monotone, so max(s) * c == max(round(s * c)) exactly. The FFMA
+// forms c s + (kPScaleLog2 - m) with one rounding, so the largest exponent is kPScaleLog2 plus at
+// most half an ulp of m plus the rounding of kPScaleLog2 - m: P < 2^15.5 < 65504 (FP16's
+// largest) while |m| < 2^22, i.e. |scale q.k| < 2.9e6 -- the old subtract-then-exp2 had the same
+// kind of limit (kPScaleLog2 - m rounds once |m| >= 2^24).
+// The scalars are taken by reference: by value, ptxas spilled 64-76 bytes of the wgmma kernel's
+// prologue scalars at hd 128 (the inlined body is the same; the allocation is not).
+template <int NB, class A>
+__device__ __forceinline__ void online_softmax(A& sa, const bool& full, const int& kb, const int& qpos0,
+                                               const int& kv_hi, const int& window, const int& t,
+                                               const float& scale_log2, float (&mrow)[2], float (&lrow)[2],
+                                               float (&corr)[2]) {
+  static_assert(sizeof(A) == 16 * NB, "NB groups of 4 floats");
+  float mt[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+  for (int n = 0; n < NB; ++n)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      float x = acc_at(sa, n, e);
+      if (!full) {
+        const int kp = kb + n * 8 + 2 * t + (e & 1), qp = qpos0 + (e >> 1) * 8;
+        if (!(kp <= qp && kp <= kv_hi && (window == 0 || qp - kp < window))) x = -INFINITY;
+      }
+      acc_at(sa, n, e) = x;
+      mt[e >> 1] = fmaxf(mt[e >> 1], x);
+    }
+  float nm[2];  // kPScaleLog2 - m: the FFMA's addend
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    mt[r] = fmaxf(mt[r], __shfl_xor_sync(0xffffffffu, mt[r], 1));
+    mt[r] = fmaxf(mt[r], __shfl_xor_sync(0xffffffffu, mt[r], 2));
+    const float mn = fmaxf(mrow[r], mt[r] * scale_log2);
+    nm[r] = mn == -INFINITY ? 0.f : mn;  // a row with every key masked so far: P = 0
+    corr[r] = exp2_ftz(mrow[r] - nm[r]);
+    nm[r] = kPScaleLog2 - nm[r];
+    mrow[r] = mn;
+  }
+  float ls[2] = {0.f, 0.f};
+#pragma unroll
+  for (int n = 0; n < NB; ++n) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) acc_at(sa, n, e) = exp2_ftz(fmaf(acc_at(sa, n, e), scale_log2, nm[e >> 1]));  // masked: -inf -> 0
+    ls[0] += acc_at(sa, n, 0) + acc_at(sa, n, 1);
+    ls[1] += acc_at(sa, n, 2) + acc_at(sa, n, 3);
+  }
+  lrow[0] = lrow[0] * corr[0] + ls[0];
+  lrow[1] = lrow[1] * corr[1] + ls[1];
+}
 
 // Whether O needs no rescaling this tile: no row of the warp moved its max (corr = exp2(0) = 1
 // exactly), so the warp skips its O multiplies together.
