@@ -47,7 +47,6 @@ using mmadev::transpose8x8;
 constexpr int W = attn::kDecodeWarps;
 constexpr int TP = 32;  // positions per warp tile
 using mmadev::kLog2e;
-using mmadev::kPScale;
 using detail::neg_inf;
 using detail::ring_row;
 constexpr float kLn2 = 0.6931471805599453f;
@@ -219,15 +218,18 @@ __global__ void __launch_bounds__(W * 32, 2)
     for (int mt = 0; mt < 2; ++mt)
 #pragma unroll
       for (int k = 0; k < 4; ++k) x[mt][k] = 16 * mt + g + 8 * (k >> 1) < nv ? sc[mt][k] * sl2 : neg_inf();
-    float corr[2];
+    // P = kPScale 2^(x - m) as one subtract of mo = m - kPScaleLog2 and the MUFU alone
+    // (mmadev::exp2_ftz; exp2f and a kPScale multiply took four instructions more per score)
+    float corr[2], mo[2];
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
       float mx = fmaxf(fmaxf(x[0][h], x[0][2 + h]), fmaxf(x[1][h], x[1][2 + h]));
 #pragma unroll
       for (int o2 = 4; o2 <= 16; o2 *= 2) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o2));
       const float mn = fmaxf(m[h], mx);  // finite: position 0 of the tile is valid
-      corr[h] = exp2f(m[h] - mn);
+      corr[h] = mmadev::exp2_ftz(m[h] - mn);
       m[h] = mn;
+      mo[h] = mn - mmadev::kPScaleLog2;
       l[h] = l[h] * corr[h];
     }
     uint32_t bh[2][2], bl[2][2];  // P^T's B fragments per k-step (= m-tile): hi, lo
@@ -236,7 +238,7 @@ __global__ void __launch_bounds__(W * 32, 2)
       float p[4];
 #pragma unroll
       for (int k = 0; k < 4; ++k) {
-        p[k] = exp2f(x[mt][k] - m[k & 1]) * kPScale;
+        p[k] = mmadev::exp2_ftz(x[mt][k] - mo[k & 1]);
         l[k & 1] = l[k & 1] + p[k];
       }
       uint32_t h0, l0, h1, l1;
