@@ -32,7 +32,7 @@
 //   n / 8 mma steps), vs ref::attention<double> on the same FP16 K/V; out_q bit-exact vs
 //   ref::quantize_q8_1 of the kernel's own float output.
 // - attention_prefill: tensor cores (mma.sync m16n8k16 or wgmma m64nNk16, FP16 operands, F32
-//   accumulate, ex2.approx in the online softmax), with Q and P split into FP16 hi + lo pairs
+//   accumulate, exp2 in the online softmax), with Q and P split into FP16 hi + lo pairs
 //   (attention_prefill.cu; attention_prefill_wg.cu does the same per 64-row warpgroup), so
 //   only the FP16 K/V storage is FP16 -- and the contract is stated against a reference holding
 //   exactly those values: per output row attending n keys,
@@ -43,9 +43,10 @@
 //     ~3x margin over a model of the kernel's arithmetic, which gives <= 1e-5): q and p after the
 //     split, 2^-22 relative each (2^-25 absolute for |q| < 2^-3, lo being an FP16 subnormal;
 //     scores are then off by <= 2^-22 sum_d |q_d k_d| + 2^-25 sum_d |k_d|); the score sum's
-//     2 * hd / 16 accumulation steps; x = s * scale * log2(e) - max in one FFMA, ~u |x|; ex2.approx
-//     (flushing results below 2^-126, probabilities 2^-141 under the row's largest), 2 ulp. K and
-//     V contribute nothing (exact operands, exact products).
+//     2 * hd / 16 accumulation steps; x = s * scale * log2(e) and x - max, ~u |x| each (the
+//     wgmma kernel: one FFMA, one rounding); exp2f, 2 ulp (the wgmma kernel and the tensor-core
+//     decode: ex2.approx.ftz, flushing results below 2^-126, probabilities 2^-141 under the row's
+//     largest). K and V contribute nothing (exact operands, exact products).
 //   * growing with the context: O accumulates n / 8 tensor-core steps (two mma per 16 keys).
 //     Tensor-core F32 accumulation is not IEEE: measured on V100/A100 (Fasi et al. 2021) it
 //     truncates (rounds toward zero) each step, a bias that adds up linearly, at most one ulp
@@ -66,7 +67,7 @@
 //   Key splits (two key groups per CTA for hd 256 / 512, clusters of CTAs for short prompts)
 //   only shorten each part's accumulation; the merge adds a handful of FP32 roundings per
 //   element (~1e-7), inside the 3e-5.
-// attention_prefill takes a positive, finite scale (its softmax scales each row's raw max once).
+// attention_prefill takes a positive, finite scale (the wgmma kernel scales each row's raw max once).
 // Every launch: never allocates, never synchronizes, validates shapes on the host (kiln::Error).
 //
 // Measured (H200, copy 4.25 TB/s, bench/attention_bench.cpp in graph replays, Q8_1 output on,

@@ -219,7 +219,8 @@ __global__ void __launch_bounds__(W * 32, 2)
 #pragma unroll
       for (int k = 0; k < 4; ++k) x[mt][k] = 16 * mt + g + 8 * (k >> 1) < nv ? sc[mt][k] * sl2 : neg_inf();
     // P = kPScale 2^(x - m) as one subtract of mo = m - kPScaleLog2 and the MUFU alone
-    // (mmadev::exp2_ftz; exp2f and a kPScale multiply took four instructions more per score)
+    // (mmadev::exp2_ftz; exp2f and a kPScale multiply took four instructions more per score;
+    // H100, session 30: -0.8 to +1.4 % across attention_bench's decode rows, run-to-run level)
     float corr[2], mo[2];
 #pragma unroll
     for (int h = 0; h < 2; ++h) {

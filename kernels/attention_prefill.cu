@@ -8,10 +8,10 @@
 // are merged at the end through shared memory (within the CTA) and distributed shared memory
 // (across the cluster). Key tiles of BC positions stream through shared memory with cp.async
 // (two stages per group); S = Q K^T and O += P V use mma.sync.m16n8k16 with FP16 operands and
-// F32 accumulation. Softmax in the exp2 domain (x = s * scale * log2 e; mmadev::online_softmax,
-// shared with the wgmma kernel), running max per row, fully masked rows use 0 as their reference
-// so no -inf - -inf = NaN arises; unwritten and out-of-range key rows are zero-filled, so garbage
-// in the cache beyond the last position cannot reach P.V.
+// F32 accumulation. Softmax in the exp2 domain (x = s * scale * log2 e), running max per row,
+// fully masked rows use 0 as their reference so no -inf - -inf = NaN arises; unwritten and
+// out-of-range key rows are zero-filled, so garbage in the cache beyond the last position cannot
+// reach P.V.
 //
 // Split precision. K and V are exact FP16 (the cache's storage), but Q and P are float: rounding
 // them to FP16 operands (relative error 2^-11 each) was the kernel's dominant error, visible as a
@@ -20,7 +20,7 @@
 // product is two mma into the same F32 accumulator: S = Q_hi K + Q_lo K, O += P_hi V + P_lo V.
 // x - (hi + lo) is then at most 2^-22 |x| (lo's own rounding), or 2^-25 absolute where lo falls
 // into FP16's subnormals; P is computed as 2^15 p (p <= 1, so <= 32768 < 65504; l carries the same
-// factor, which the final 1 / l cancels; < 2^15.5 with online_softmax's FFMA), which moves that floor to 2^-40 in units of p, so small
+// factor, which the final 1 / l cancels), which moves that floor to 2^-40 in units of p, so small
 // probabilities keep their relative accuracy. Cost: twice the mma, one more Q tile (hd >= 256:
 // shared memory; hd <= 128: registers, which costs hd 128 its third CTA per SM).
 // PrefillPrecision::Half instantiates the kernel with LO = false: Q and P rounded to FP16 once,
@@ -245,11 +245,49 @@ __global__ void __launch_bounds__(Cfg<HD, DV, BC, G>::THREADS, (Cfg<HD, DV, BC, 
       }
     }
 
-    // mask + online softmax (exp2 domain): sacc becomes P = 2^15 exp2(x - m) (see the file comment)
-    const bool full = kb + BC - 1 <= wq_lo && kb + BC - 1 <= kv_hi && (window == 0 || wq_hi - kb < window);
-    float corr[2];
-    const int t = lane & 3;
-    mmadev::online_softmax<BC / 8>(sacc, full, kb, qpos0, kv_hi, window, t, scale_log2, mrow, lrow, corr);
+    // mask + online softmax (exp2 domain). Not mmadev::online_softmax (the wgmma kernel's, one
+    // FFMA and ex2.approx.ftz per score): at 255 registers this kernel's hd 512 Split instance
+    // (Gemma 4's global layers) lost 5-7 % with it, with ex2.ftz alone, and with its FFMA form
+    // on exp2f (H100, session 30, T 2048 604.6 -> 634-646 us; hd 128 and Half gained 2-9 %).
+    const bool full = kb + BC - 1 <= wq_lo && kb + BC - 1 <= kv_hi &&
+                      (window == 0 || wq_hi - kb < window);
+    float mt[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+    for (int n = 0; n < BC / 8; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        float x = sacc[n][e] * scale_log2;
+        if (!full) {
+          const int kp = kb + n * 8 + (lane & 3) * 2 + (e & 1);
+          const int qp = qpos0 + (e >> 1) * 8;
+          if (!(kp <= qp && kp <= kv_hi && (window == 0 || qp - kp < window))) x = -INFINITY;
+        }
+        sacc[n][e] = x;
+        mt[e >> 1] = fmaxf(mt[e >> 1], x);
+      }
+    }
+    float corr[2], muse[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      mt[r] = fmaxf(mt[r], __shfl_xor_sync(0xffffffffu, mt[r], 1));
+      mt[r] = fmaxf(mt[r], __shfl_xor_sync(0xffffffffu, mt[r], 2));
+      const float mn = fmaxf(mrow[r], mt[r]);
+      muse[r] = mn == -INFINITY ? 0.f : mn;
+      corr[r] = exp2f(mrow[r] - muse[r]);
+      muse[r] -= mmadev::kPScaleLog2;
+      mrow[r] = mn;
+    }
+    // P = 2^15 exp2(x - m) (exact power-of-two factor, see the file comment), in place of S
+    float ls[2] = {0.f, 0.f};
+#pragma unroll
+    for (int n = 0; n < BC / 8; ++n) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) sacc[n][e] = exp2f(sacc[n][e] - muse[e >> 1]);
+      ls[0] += sacc[n][0] + sacc[n][1];
+      ls[1] += sacc[n][2] + sacc[n][3];
+    }
+    lrow[0] = lrow[0] * corr[0] + ls[0];
+    lrow[1] = lrow[1] * corr[1] + ls[1];
     if (!mmadev::warp_corr_is_one(corr)) {
 #pragma unroll
       for (int n = 0; n < DV / 8; ++n) {
@@ -443,8 +481,8 @@ void attention_prefill(const float* q, int64_t q_stride, int T, const int32_t* p
                "attention_prefill: n_head ", n_head, " not a multiple of n_head_kv ", n_head_kv);
   KILN_REQUIRE(T >= 0 && cap > 0 && cap <= INT32_MAX && window >= 0, "attention_prefill: T ", T,
                " cap ", cap, " window ", window);
-  // online_softmax takes each row's max over the raw scores and scales it once: that needs a
-  // positive, finite scale (also the only meaningful one).
+  // The wgmma kernel's online_softmax takes each row's max over the raw scores and scales it
+  // once: that needs a positive, finite scale (also the only meaningful one).
   KILN_REQUIRE(scale > 0.f && std::isfinite(scale), "attention_prefill: scale ", scale,
                " must be positive and finite");
   // Row tiles are a grid dimension (y or z) of at most 65535 CTAs: at 64 rows, T <= 4,194,240.

@@ -42,6 +42,10 @@
 // Qwen3's 32 heads lose (hd 128 T 512 Split 19.2 -> 23.1), clusters of 4 lose everywhere.
 // Q staged with all its loads in flight (mmadev::stage_split, session 29): +1.3 to +15 % on
 // every bench row (a rolled loop waited one round trip per 32 bytes in every CTA's prologue).
+// Softmax at one FFMA and one MUFU per score (mmadev::online_softmax, session 30; exp2f without
+// -ftz had added a range test and two multiplies, the scale one more): H100, same machine, Half
+// hd 128 / 256 T 8192 1357.4 -> 1254.4 / 618.5 -> 581.8 us (43.7 -> 48.3 / 48.0 -> 52.1 % of the
+// in-process cuBLAS BF16), T 2048 106.0 -> 97.8 / 59.8 -> 57.1; Split +1.0 to +6.0 %.
 // wgmma under a branch the compiler cannot prove warpgroup-uniform is serialized by ptxas
 // (warning C7520), so every consumer computes every tile of its CTA and the mask zeroes what its
 // rows do not see.

@@ -7,7 +7,6 @@
 
 #include <cmath>
 #include <cstdint>
-#include <type_traits>
 
 namespace kiln::mmadev {
 
@@ -75,7 +74,7 @@ __device__ __forceinline__ uint32_t transpose8x8(uint32_t x) {
 // factor, which the final 1 / l cancels).
 constexpr float kPScale = 32768.f;
 constexpr float kPScaleLog2 = 15.f;  // prefill folds the factor into exp2's argument
-// (online_softmax: one FFMA per key forms scale s + kPScaleLog2 - m)
+// (x - (m - kPScaleLog2); online_softmax: one FFMA per key forms scale s + kPScaleLog2 - m)
 static_assert(kPScale == float(1 << 15) && kPScaleLog2 == 15.f, "kPScale is 2^kPScaleLog2");
 constexpr float kLog2e = 1.4426950408889634f;  // scores to the exp2 domain
 
@@ -89,48 +88,40 @@ __device__ __forceinline__ float exp2_ftz(float x) {
   return y;
 }
 
-// Element e of 8-column group n of an accumulator tile held flat (wgmma: [4 NB]) or per
-// m16n8 tile (mma.sync: [NB][4]).
-template <class A>
-__device__ __forceinline__ float& acc_at(A& a, int n, int e) {
-  if constexpr (std::rank_v<A> == 2) return a[n][e];
-  else return a[4 * n + e];
-}
-
-// Masked online softmax of one warp's score tile in place, for both prefill kernels. The tile
-// is NB groups of 8 key columns in the m16n8 accumulator layout: s(n, e) is row g + 8 (e >> 1),
-// key kb + 8 n + 2 t + (e & 1) (g = lane / 4, t = lane % 4; the thread's rows are at positions
-// qpos0 and qpos0 + 8). Raw scores q.k in; P = kPScale 2^(scale_log2 s - m) out, with m the
-// row's running max in the exp2 domain (mrow), l (lrow, this thread's columns only) updated and
+// Masked online softmax of one consumer warp's score tile in place (the wgmma prefill kernel's;
+// attention_prefill.cu says why the mma.sync kernel keeps its own loop). The tile is NB groups
+// of 8 key columns in the m16n8 accumulator layout: s[4 n + e] is row g + 8 (e >> 1), key
+// kb + 8 n + 2 t + (e & 1) (g = lane / 4, t = lane % 4; the thread's rows are at positions qpos0
+// and qpos0 + 8). Raw scores q.k in; P = kPScale 2^(scale_log2 s - m) out, with m the row's
+// running max in the exp2 domain (mrow), l (lrow, this thread's columns only) updated and
 // corr = 2^(m_old - m_new), O's factor, returned. A key is kept iff it is at or before the
 // query, at most kv_hi, and inside the window; `full` says every key of the tile is kept for
 // every row of the warp (no mask work).
 // Per score: a max, one FFMA and one MUFU (was: a multiply, a max, a subtract and exp2f's four).
 // The max is taken over the raw scores and scaled once per row: for scale_log2 > 0 (the entry
-// points require it) rounding is monotone, so max(s) * c == max(round(s * c)) exactly. The FFMA
+// point requires it) rounding is monotone, so max(s) * c == max(round(s * c)) exactly. The FFMA
 // forms c s + (kPScaleLog2 - m) with one rounding, so the largest exponent is kPScaleLog2 plus at
 // most half an ulp of m plus the rounding of kPScaleLog2 - m: P < 2^15.5 < 65504 (FP16's
 // largest) while |m| < 2^22, i.e. |scale q.k| < 2.9e6 -- the old subtract-then-exp2 had the same
 // kind of limit (kPScaleLog2 - m rounds once |m| >= 2^24).
-// The scalars are taken by reference: by value, ptxas spilled 64-76 bytes of the wgmma kernel's
+// The scalars are taken by reference: by value, ptxas spilled 64-76 bytes of the kernel's
 // prologue scalars at hd 128 (the inlined body is the same; the allocation is not).
-template <int NB, class A>
-__device__ __forceinline__ void online_softmax(A& sa, const bool& full, const int& kb, const int& qpos0,
+template <int NB>
+__device__ __forceinline__ void online_softmax(float (&s)[4 * NB], const bool& full, const int& kb, const int& qpos0,
                                                const int& kv_hi, const int& window, const int& t,
                                                const float& scale_log2, float (&mrow)[2], float (&lrow)[2],
                                                float (&corr)[2]) {
-  static_assert(sizeof(A) == 16 * NB, "NB groups of 4 floats");
   float mt[2] = {-INFINITY, -INFINITY};
 #pragma unroll
   for (int n = 0; n < NB; ++n)
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
-      float x = acc_at(sa, n, e);
+      float x = s[4 * n + e];
       if (!full) {
         const int kp = kb + n * 8 + 2 * t + (e & 1), qp = qpos0 + (e >> 1) * 8;
         if (!(kp <= qp && kp <= kv_hi && (window == 0 || qp - kp < window))) x = -INFINITY;
       }
-      acc_at(sa, n, e) = x;
+      s[4 * n + e] = x;
       mt[e >> 1] = fmaxf(mt[e >> 1], x);
     }
   float nm[2];  // kPScaleLog2 - m: the FFMA's addend
@@ -148,9 +139,10 @@ __device__ __forceinline__ void online_softmax(A& sa, const bool& full, const in
 #pragma unroll
   for (int n = 0; n < NB; ++n) {
 #pragma unroll
-    for (int e = 0; e < 4; ++e) acc_at(sa, n, e) = exp2_ftz(fmaf(acc_at(sa, n, e), scale_log2, nm[e >> 1]));  // masked: -inf -> 0
-    ls[0] += acc_at(sa, n, 0) + acc_at(sa, n, 1);
-    ls[1] += acc_at(sa, n, 2) + acc_at(sa, n, 3);
+    for (int e = 0; e < 4; ++e)  // masked: -inf -> 0
+      s[4 * n + e] = exp2_ftz(fmaf(s[4 * n + e], scale_log2, nm[e >> 1]));
+    ls[0] += s[4 * n] + s[4 * n + 1];
+    ls[1] += s[4 * n + 2] + s[4 * n + 3];
   }
   lrow[0] = lrow[0] * corr[0] + ls[0];
   lrow[1] = lrow[1] * corr[1] + ls[1];
