@@ -30,11 +30,11 @@
 // (3e-5 + (n / 8) * 2^-23) max_d |ref| (Half: 2e-3 + ...) vs the double reference on the same
 // FP16 K/V; the n term is the tensor cores' truncating F32 accumulation into O, one possible ulp
 // per mma step.
-#include <array>
 #include <cooperative_groups.h>
 #include <cuda_fp16.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 
 #include "kernels/attention.cuh"

@@ -33,7 +33,8 @@
 // (every head's longest tile first, instead of one head's tiles longest first, then the next
 // head's), hd 128 T 2048 135.1 -> 113.0 us (28.5 -> 33.8% of cuBLAS), T 8192 1464.7 -> 1399.8
 // (42.0 -> 43.6%); hd 256 T 8192 742.2 -> 631.6 (41.4 -> 48.3%). In the lock-step design,
-// overlapping softmax with P.V was slower (3654 against 3521), as were a truncating P split and one warpgroup per CTA with two CTAs per SM (3324).
+// overlapping softmax with P.V was slower (3654 against 3521), as were a truncating P split and
+// one warpgroup per CTA with two CTAs per SM (3324).
 // Key splits (session 29): where attn::prefill_splits says so (at most 2; short prompts and
 // grids of about one wave), a cluster of 2 CTAs shares each row tile's key tiles and merges
 // through distributed shared memory (see the kernel's end). H100, T 2048 causal hd 256 (8

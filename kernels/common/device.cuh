@@ -6,7 +6,6 @@
 #include <cuda_runtime.h>
 
 #include <array>
-
 #include <cstddef>
 #include <cstdint>
 #include <string>
