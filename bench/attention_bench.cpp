@@ -136,6 +136,7 @@ void BM_prefill(benchmark::State& state) {
   for (int64_t t = 0; t < T; ++t) pairs += double(window ? std::min<int64_t>(t + 1, window) : t + 1);
   bench::report_flops(state, 4.0 * sh.n_head * sh.hd * pairs, sec, 8192, 8192, 8192);
   state.counters["splits"] = attention_prefill_splits(T, sh.n_head, sh.hd, window, precision, path);
+  state.counters["persistent"] = attention_prefill_persistent(T, sh.n_head, sh.hd, window, precision, path);
   state.SetLabel(std::string(sh.name) + (path == PrefillPath::MmaSync ? " mma.sync" : " wgmma") +
                  (precision == PrefillPrecision::Half ? " half" : ""));
 }

@@ -453,13 +453,16 @@ PrefillPath resolve(PrefillPath path, int hd) {
                                    : (detail::prefill_wg_supported(hd) ? PrefillPath::Warpgroup : PrefillPath::MmaSync);
 }
 
+// The shape queries' validation (attention_prefill_splits / _persistent).
+void check_query(const char* what, int T, int n_head, int hd, int window) {
+  KILN_REQUIRE(hd == 64 || hd == 128 || hd == 256 || hd == 512, what, ": head_dim ", hd, " not in {64, 128, 256, 512}");
+  KILN_REQUIRE(T >= 1 && n_head >= 1 && window >= 0, what, ": T ", T, " n_head ", n_head, " window ", window);
+}
+
 }  // namespace
 
 int attention_prefill_splits(int T, int n_head, int hd, int window, PrefillPrecision precision, PrefillPath path) {
-  KILN_REQUIRE(hd == 64 || hd == 128 || hd == 256 || hd == 512, "attention_prefill_splits: head_dim ", hd,
-               " not in {64, 128, 256, 512}");
-  KILN_REQUIRE(T >= 1 && n_head >= 1 && window >= 0, "attention_prefill_splits: T ", T, " n_head ", n_head,
-               " window ", window);
+  check_query("attention_prefill_splits", T, n_head, hd, window);
   if (resolve(path, hd) == PrefillPath::Warpgroup)
     return detail::prefill_wg_splits(T, n_head, hd, window, precision == PrefillPrecision::Split);
   return with_instance(hd, [&](auto i) {
@@ -467,6 +470,13 @@ int attention_prefill_splits(int T, int n_head, int hd, int window, PrefillPreci
     return precision == PrefillPrecision::Split ? splits_for<I::HD, I::DV, I::BC, I::G, true>(T, n_head, window)
                                                 : splits_for<I::HD, I::DV, I::BC, I::G, false>(T, n_head, window);
   });
+}
+
+bool attention_prefill_persistent(int T, int n_head, int hd, int window, PrefillPrecision precision,
+                                  PrefillPath path) {
+  check_query("attention_prefill_persistent", T, n_head, hd, window);
+  return resolve(path, hd) == PrefillPath::Warpgroup &&
+         detail::prefill_wg_persistent(T, n_head, hd, window, precision == PrefillPrecision::Split);
 }
 
 bool attention_prefill_has_warpgroup(int hd) { return detail::prefill_wg_supported(hd); }

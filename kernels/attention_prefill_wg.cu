@@ -55,6 +55,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdlib>
 
 #include "kernels/attention.cuh"
 #include "kernels/attention_prefill_wg.cuh"
@@ -129,7 +130,8 @@ template <class I>
 __global__ void __launch_bounds__(I::THREADS, 1)
     attn_prefill_wg_kernel(const float* __restrict__ q, int64_t q_stride, int T, const int32_t* __restrict__ pos,
                            const uint16_t* __restrict__ kc, const uint16_t* __restrict__ vc, int cap, int n_head,
-                           int n_head_kv, float scale_log2, int window, int n_split, float* __restrict__ out) {
+                           int n_head_kv, float scale_log2, int window, int n_split, int stride,
+                           float* __restrict__ out) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int HD = I::HD, BC = I::BC, STAGES = I::STAGES;
   constexpr int CH = HD / 8, KS = BC / 16;
@@ -143,24 +145,41 @@ __global__ void __launch_bounds__(I::THREADS, 1)
   pdl_wait();
   const int tid = threadIdx.x, wg = tid / 128, wt = tid % 128, warp = wt / 32, lane = tid % 32;
   const int g = lane / 4, t = lane % 4;
-  // Grid (n_split x n_head, row tiles), CTAs (clusters of n_split along x) handed out x
-  // fastest: every head's heaviest (latest) row tile before any head's next one (attention.cuh:
-  // longest first across the grid).
-  const int qt = int(gridDim.y) - 1 - int(blockIdx.y);
-  const int rank = int(blockIdx.x) % n_split;  // the CTA's rank in its cluster
-  const int h = int(blockIdx.x) / n_split, kh = h / (n_head / n_head_kv);
-  const int q0 = qt * I::ROWS, P0 = pos[0], rows = min(I::ROWS, T - q0);
-  // The row tile's keys [tile_lo, tile_hi] are n_all key tiles; this CTA takes tiles [j0, j1)
-  // of them as its range [kv_lo, kv_hi]. An empty share (n_all < n_split) runs one tile with
-  // every key masked (kv_hi = kv_lo - 1: nothing loaded, m stays -inf, l and O 0): a CTA-uniform
-  // branch around the wgmma would serialize them all (C7520, see the top of the file).
-  const int tile_hi = P0 + q0 + rows - 1;
-  const int tile_lo = window > 0 ? max(0, P0 + q0 - window + 1) : 0;
-  const int n_all = (tile_hi - tile_lo + BC) / BC;
-  const int j0 = rank * n_all / n_split, j1 = (rank + 1) * n_all / n_split;
-  const int kv_lo = tile_lo + j0 * BC;
-  const int kv_hi = j1 > j0 ? min(tile_hi, tile_lo + j1 * BC - 1) : kv_lo - 1;
-  const int n_tiles = max(j1 - j0, 1);
+  // Work items (head, row tile); item w = row-tile rank * n_head + head, so every head's
+  // heaviest (latest) row tile comes before any head's next one (attention.cuh: longest first).
+  // stride == 0: one item per CTA, grid (n_split x n_head, row tiles), CTAs (clusters of n_split
+  // along x) handed out x fastest. stride > 0 (persistent; n_split 1): the grid is `stride` CTAs,
+  // and CTA b takes item k stride + b in even rounds k and k stride + stride - 1 - b in odd ones
+  // (a snake: the longest of one round, then the shortest of the next), so its producer streams
+  // the next item's keys while the consumers finish the last one.
+  const int n_rt = (T + I::ROWS - 1) / I::ROWS, n_items = n_rt * n_head;
+  const int b = int(blockIdx.x), rank = stride ? 0 : b % n_split;  // rank: the CTA's in its cluster
+  const int n_rounds = stride ? (n_items + stride - 1) / stride : 1;
+  auto item_of = [&](int k) {
+    return stride ? k * stride + ((k & 1) ? stride - 1 - b : b) : int(blockIdx.y) * n_head + b / n_split;
+  };
+  const int P0 = pos[0];
+  struct Item {
+    int h, q0, rows, kv_lo, kv_hi, n_tiles;
+  };
+  auto item = [&](int w) {
+    Item it;
+    it.h = w % n_head;
+    it.q0 = (n_rt - 1 - w / n_head) * I::ROWS;
+    it.rows = min(I::ROWS, T - it.q0);
+    // The row tile's keys [tile_lo, tile_hi] are n_all key tiles; this CTA takes tiles [j0, j1)
+    // of them as its range [kv_lo, kv_hi]. An empty share (n_all < n_split) runs one tile with
+    // every key masked (kv_hi = kv_lo - 1: nothing loaded, m stays -inf, l and O 0): a CTA-uniform
+    // branch around the wgmma would serialize them all (C7520, see the top of the file).
+    const int tile_hi = P0 + it.q0 + it.rows - 1;
+    const int tile_lo = window > 0 ? max(0, P0 + it.q0 - window + 1) : 0;
+    const int n_all = (tile_hi - tile_lo + BC) / BC;
+    const int j0 = rank * n_all / n_split, j1 = (rank + 1) * n_all / n_split;
+    it.kv_lo = tile_lo + j0 * BC;
+    it.kv_hi = j1 > j0 ? min(tile_hi, tile_lo + j1 * BC - 1) : it.kv_lo - 1;
+    it.n_tiles = max(j1 - j0, 1);
+    return it;
+  };
   const uint32_t sKV = base + I::KV_OFFSET;
   if (tid == 0) {
     for (int st = 0; st < STAGES; ++st) {
@@ -173,8 +192,6 @@ __global__ void __launch_bounds__(I::THREADS, 1)
   if (wg == 0) {  // producer
     asm volatile("setmaxnreg.dec.sync.aligned.u32 56;\n");
     const int64_t rs = int64_t(n_head_kv) * HD;
-    const uint16_t* kbase = kc + int64_t(kh) * HD;
-    const uint16_t* vbase = vc + int64_t(kh) * HD;
     // This thread's rows r0 + 128 / CH * i of each tile, chunk wt % CH. The rows loaded span at
     // most cap positions (kv_lo..kv_hi fits the ring), so one conditional wrap replaces p % cap;
     // a tile whose rows would still pass the cache after it (a breach of that contract the host
@@ -182,10 +199,18 @@ __global__ void __launch_bounds__(I::THREADS, 1)
     // row here (the decode kernels' ring_row) cost 7 % at hd 128 (H200, T 8192: 2209 -> 2370 us),
     // a test per row a register (spills).
     const int r0 = wt / CH, cc = wt % CH;
-    for (int j = 0; j < n_tiles; ++j) {
-      const int st = j % STAGES;
-      if (j >= STAGES) {
-        mbar_wait(empty0 + 8 * st, uint32_t((j / STAGES - 1) & 1));
+    int jg = 0;  // tiles streamed so far, over all items: the ring's running index
+    for (int k = 0; k < n_rounds; ++k) {
+      const int w = item_of(k);
+      if (w >= n_items) continue;
+      const Item it = item(w);
+      const int kh = it.h / (n_head / n_head_kv), kv_lo = it.kv_lo, kv_hi = it.kv_hi;
+      const uint16_t* kbase = kc + int64_t(kh) * HD;
+      const uint16_t* vbase = vc + int64_t(kh) * HD;
+    for (int j = 0; j < it.n_tiles; ++j, ++jg) {
+      const int st = jg % STAGES;
+      if (jg >= STAGES) {
+        mbar_wait(empty0 + 8 * st, uint32_t((jg / STAGES - 1) & 1));
         // Tile j - STAGES's copies into this stage have landed (the consumers waited for them
         // before freeing it), so this returns at once; it tells racecheck so, which does not
         // follow cp.async completion through an mbarrier (else: write-after-write hazards).
@@ -211,6 +236,7 @@ __global__ void __launch_bounds__(I::THREADS, 1)
       cp_async_commit();
       mbar_arrive_cp_async(full0 + 8 * st);
     }
+    }
     if (n_split > 1) {  // the merge's two cluster barriers count every thread of the cluster
       cg::this_cluster().sync();
       cg::this_cluster().sync();
@@ -220,9 +246,19 @@ __global__ void __launch_bounds__(I::THREADS, 1)
 
   asm volatile("setmaxnreg.inc.sync.aligned.u32 224;\n");
   const int c = wg - 1;  // consumer 0 or 1: rows [64 c, 64 c + 64) of the CTA
-  const int wq0 = c * 64, wrows = min(64, rows - wq0);
+  const int wq0 = c * 64;
   unsigned char* const qhi = smem + c * (I::LO ? 2 : 1) * I::Q_TILE;
   unsigned char* const qlo = qhi + I::Q_TILE;
+  const uint64_t dq_hi = wgmma::desc(smem_u32(qhi), 16, 1024), dq_lo = wgmma::desc(smem_u32(qlo), 16, 1024);
+  int jg = 0;  // the ring index of the item's first tile (the producer's running count)
+  if (c == 1) bar_arrive(1, 256);  // opens consumer 0's first turn (the turns below)
+  for (int k = 0; k < n_rounds; ++k) {
+  const int w = item_of(k);
+  if (w >= n_items) continue;
+  const Item it = item(w);
+  const int h = it.h, q0 = it.q0, rows = it.rows, kv_lo = it.kv_lo, kv_hi = it.kv_hi, n_tiles = it.n_tiles;
+  const int wrows = min(64, rows - wq0);
+  if (k > 0) bar_sync(3 + c, 128);  // every warp of this consumer is done with the last item's Q
   // Q's 64 rows x HD floats, 64 * CH / 128 pieces per thread (mmadev::stage_split)
   mmadev::stage_split<64 * CH / 128>(
       wt, 128,
@@ -236,7 +272,6 @@ __global__ void __launch_bounds__(I::THREADS, 1)
       });
   wgmma::fence_proxy_async();  // S reads Q_hi / Q_lo through the async proxy (hd 256)
   bar_sync(3 + c, 128);        // this consumer's Q tile is staged
-  const uint64_t dq_hi = wgmma::desc(smem_u32(qhi), 16, 1024), dq_lo = wgmma::desc(smem_u32(qlo), 16, 1024);
   // QREG: the warp's Q_hi / Q_lo A fragments (rows 16 warp .., k-step ks: chunks 2 ks, 2 ks + 1)
   uint32_t qf[I::QREG ? HD / 16 : 1][4], qlf[I::QREG ? HD / 16 : 1][4];
   if constexpr (I::QREG) {
@@ -259,13 +294,17 @@ __global__ void __launch_bounds__(I::THREADS, 1)
   // Turns (FA3's ping-pong): consumer c issues on barrier 1 + c once the other has issued (256
   // threads: 128 bar.sync + 128 bar.arrive). A turn issues S(j) = Q K_j^T and P(j-1) V(j-1)
   // back to back, so the tensor cores are fed while the other consumer runs its softmax. Each
-  // consumer takes n_tiles + 1 turns; consumer 1 opens consumer 0's first and consumer 0 takes
-  // one extra sync after the loop, so both barriers end balanced. Every tile of the CTA is
+  // consumer takes n_tiles + 1 turns per item, so the turns alternate across items too; consumer
+  // 1 opens consumer 0's first (before the first item) and consumer 0 takes one extra sync after
+  // the last, so both barriers end balanced. (Per item instead, consumer 1 could open the next
+  // item's first turn before consumer 0's extra sync of the last had paired with consumer 1's
+  // final arrive: two arrives in one barrier generation.) Every tile of the CTA is
   // computed by both consumers, the mask zeroing what a consumer's rows do not see: one wgmma
   // under such a branch makes ptxas serialize every wgmma of the kernel (C7520; ptxas_guard).
-  auto stage_k = [&](int j) { return sKV + (j % STAGES) * I::STAGE; };
+  // Tile j of this item is the ring's tile jg + j.
+  auto stage_k = [&](int j) { return sKV + ((jg + j) % STAGES) * I::STAGE; };
   auto take = [&](int j) {  // wait until tile j's stage has landed
-    mbar_wait(full0 + 8 * (j % STAGES), uint32_t((j / STAGES) & 1));
+    mbar_wait(full0 + 8 * ((jg + j) % STAGES), uint32_t(((jg + j) / STAGES) & 1));
     wgmma::fence_proxy_async();  // cp.async wrote the stage through the generic proxy
   };
   auto issue_s = [&](int j) {  // S = Q_hi K^T + Q_lo K^T; k-step ks: atom ks / 4, + 32 bytes per step
@@ -296,7 +335,7 @@ __global__ void __launch_bounds__(I::THREADS, 1)
   };
   auto release = [&](int j) {  // this warp is done with tile j's stage
     __syncwarp();
-    if (lane == 0) mbar_arrive(empty0 + 8 * (j % STAGES));
+    if (lane == 0) mbar_arrive(empty0 + 8 * ((jg + j) % STAGES));
   };
   // Masked online softmax of S(j) in place (s becomes P * kPScale); returns o's correction.
   auto softmax = [&](int j, float (&corr)[2]) {
@@ -321,7 +360,6 @@ __global__ void __launch_bounds__(I::THREADS, 1)
     }
   };
 
-  if (c == 1) bar_arrive(1, 256);
   float corr[2];
   take(0);
   bar_sync(1 + c, 256);
@@ -355,7 +393,6 @@ __global__ void __launch_bounds__(I::THREADS, 1)
   wgmma::wait<0>();
   wgmma::pin(o);
   release(n_tiles - 1);
-  if (c == 0) bar_sync(1, 256);
 
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
@@ -411,7 +448,7 @@ __global__ void __launch_bounds__(I::THREADS, 1)
     }
     cluster.sync();  // no CTA leaves while another still reads its shared memory
   }
-  if (!owner) return;  // another CTA of the cluster stores these rows
+  if (owner) {  // else another CTA of the cluster stores these rows (no return: C7520)
   const float inv0 = lrow[0] > 0.f ? 1.f / lrow[0] : 0.f;
   const float inv1 = lrow[1] > 0.f ? 1.f / lrow[1] : 0.f;
   const int r0 = wq0 + warp * 16 + g;  // row within the CTA
@@ -423,6 +460,10 @@ __global__ void __launch_bounds__(I::THREADS, 1)
     if (r0 + 8 < rows)
       *reinterpret_cast<float2*>(orow0 + 8 * ostride + 8 * n) = make_float2(o[4 * n + 2] * inv1, o[4 * n + 3] * inv1);
   }
+  }
+  jg += n_tiles;
+  }
+  if (c == 0) bar_sync(1, 256);  // pairs with consumer 1's last arrive
 #else
   __trap();  // not built for sm_90a: prefill_wg_supported() keeps the host from launching it
 #endif
@@ -454,11 +495,35 @@ auto configured_kernel() {
 // lost to 1 and 2 in every shape measured (H100, session 29: hd 128 T 512 56.5 us against 19.2
 // unsplit and 23.1 in pairs; hd 256 T 512 Split 30.1 against 33.7 and 23.2).
 template <class I>
-int splits_for(int T, int n_head, int window) {
+const std::array<int, 3>& slots_of() {  // resident CTAs by cluster size 1, 2, 4 (once)
   static const std::array<int, 3> slots =
       resident_ctas_by_cluster(reinterpret_cast<const void*>(configured_kernel<I>()), I::THREADS, size_t(I::SMEM));
-  return attn::prefill_splits(T, n_head, I::ROWS, I::BC, window, slots.data(), 2);
+  return slots;
 }
+bool persist_enabled() {  // EXPERIMENT (session 30, remove before landing): KILN_X_WG_PERSIST=0 turns it off
+  static const bool on = [] {
+    const char* e = std::getenv("KILN_X_WG_PERSIST");
+    return !(e && e[0] == '0');
+  }();
+  return on;
+}
+
+// How prefill_wg launches a shape: its key split, and the persistent grid's CTA count (0: one
+// CTA per item). Unsplit grids of more than one wave run persistent: `resident` CTAs walk the
+// items (the kernel's top says in what order), each CTA's next item's keys loading behind its
+// last.
+struct Plan {
+  int n_split, stride;
+};
+template <class I>
+Plan plan_for(int T, int n_head, int window) {
+  const std::array<int, 3>& slots = slots_of<I>();
+  const int n_split = attn::prefill_splits(T, n_head, I::ROWS, I::BC, window, slots.data(), 2);
+  const int64_t ctas = int64_t(n_head) * ((T + I::ROWS - 1) / I::ROWS);
+  const bool persist = n_split == 1 && slots[0] > 0 && ctas > slots[0] && persist_enabled();
+  return {n_split, persist ? slots[0] : 0};
+}
+
 
 }  // namespace
 
@@ -485,7 +550,13 @@ bool prefill_wg_supported(int hd) {
 int prefill_wg_splits(int T, int n_head, int hd, int window, bool split) {
   KILN_REQUIRE(prefill_wg_supported(hd), "attention_prefill: the wgmma path does not serve head_dim ", hd,
                " on this device/build");
-  return with_instance(hd, split, [&](auto i) { return splits_for<decltype(i)>(T, n_head, window); });
+  return with_instance(hd, split, [&](auto i) { return plan_for<decltype(i)>(T, n_head, window).n_split; });
+}
+
+bool prefill_wg_persistent(int T, int n_head, int hd, int window, bool split) {
+  KILN_REQUIRE(prefill_wg_supported(hd), "attention_prefill: the wgmma path does not serve head_dim ", hd,
+               " on this device/build");
+  return with_instance(hd, split, [&](auto i) { return plan_for<decltype(i)>(T, n_head, window).stride > 0; });
 }
 
 void prefill_wg(const float* q, int64_t q_stride, int T, const int32_t* pos, const uint16_t* kc,
@@ -495,12 +566,14 @@ void prefill_wg(const float* q, int64_t q_stride, int T, const int32_t* pos, con
                " on this device/build");
   with_instance(hd, split, [&](auto i) {
     using I = decltype(i);
-    const int n_split = splits_for<I>(T, n_head, window);
-    // (n_split x heads, row tiles): row tiles slowest, clusters of a row tile's n_split CTAs
-    const dim3 grid(unsigned(n_split * n_head), unsigned((T + I::ROWS - 1) / I::ROWS));
+    const Plan plan = plan_for<I>(T, n_head, window);
+    // persistent: `stride` CTAs; else (n_split x heads, row tiles): row tiles slowest, clusters
+    // of a row tile's n_split CTAs
+    const dim3 grid = plan.stride ? dim3(unsigned(plan.stride))
+                                  : dim3(unsigned(plan.n_split * n_head), unsigned((T + I::ROWS - 1) / I::ROWS));
     launch_pdl_cluster(configured_kernel<I>(), grid, dim3(I::THREADS), size_t(I::SMEM), s,
-                       unsigned(n_split > 1 ? n_split : 0), q, q_stride, T, pos, kc, vc, cap, n_head, n_head_kv,
-                       scale_log2, window, n_split, out);
+                       unsigned(plan.n_split > 1 ? plan.n_split : 0), q, q_stride, T, pos, kc, vc, cap, n_head,
+                       n_head_kv, scale_log2, window, plan.n_split, plan.stride, out);
   });
 }
 

@@ -15,6 +15,8 @@ bool prefill_wg_supported(int hd);
 // Key splits (CTAs per row tile, a cluster) prefill_wg launches for this shape here:
 // attn::prefill_splits on this device's resident CTAs, at most 2.
 int prefill_wg_splits(int T, int n_head, int hd, int window, bool split);
+// Whether prefill_wg runs this shape persistent here (unsplit, more CTAs than resident slots).
+bool prefill_wg_persistent(int T, int n_head, int hd, int window, bool split);
 
 // attention_prefill's arguments after its validation; scale_log2 = scale * log2(e); split:
 // PrefillPrecision::Split (else Half).

@@ -819,13 +819,18 @@ const char* path_name(PrefillPath p) { return p == PrefillPath::Warpgroup ? "wgm
 // Every case records the key split each kernel ran with, per head_dim and precision:
 // WithinToleranceOfDouble checks that each ran both unsplit and split (cluster) launches.
 std::map<std::tuple<int, PrefillPrecision, PrefillPath>, std::set<int>> g_prefill_splits;
+// ... and whether the launch was persistent (the wgmma kernel: both kinds must run).
+std::map<std::tuple<int, PrefillPrecision, PrefillPath>, std::set<bool>> g_prefill_persistent;
 
 // Every path of prefill_paths(c.hd), in both precisions, against one oracle.
 void check_prefill(const PrefillCase& c, uint64_t seed) {
   for (PrefillPrecision prec : kPrecisions)
-    for (PrefillPath path : prefill_paths(c.hd))
+    for (PrefillPath path : prefill_paths(c.hd)) {
       g_prefill_splits[{c.hd, prec, path}].insert(
           attention_prefill_splits(int(c.T), c.n_head, c.hd, c.window, prec, path));
+      g_prefill_persistent[{c.hd, prec, path}].insert(
+          attention_prefill_persistent(int(c.T), c.n_head, c.hd, c.window, prec, path));
+    }
   const int row = c.n_head_kv * c.hd;
   const float scale = c.scale != 0 ? c.scale : 1.f / std::sqrt(float(c.hd));
   const float q_std = c.scale != 0 ? 2.f / (c.scale * std::sqrt(float(c.hd))) : 1.f;
@@ -877,6 +882,12 @@ TEST(GpuAttentionPrefill, WithinToleranceOfDouble) {
   check_prefill({1000, 64, 8, 2, 1, 1.f}, seed++);
   check_prefill({700, 64, 63, 32, 8, 0.f}, seed++);    // hd 64, many heads, odd window
   check_prefill({300, 64, 1, 4, 1, 0.f}, seed++);      // window 1
+  // More row tiles x heads than resident CTAs: the wgmma kernel runs persistent (each CTA several
+  // row tiles; a last round shorter than the grid; windows cutting tiles; GQA 4 and 8)
+  check_prefill({1500, 256, 512, 16, 4, 1.f}, seed++);
+  check_prefill({1100, 256, 0, 16, 2, 0.f}, seed++);
+  check_prefill({1100, 128, 100, 32, 4, 0.f}, seed++);
+  check_prefill({4097, 128, 0, 5, 1, 0.f}, seed++);
   for (int hd : {64, 128, 256, 512})
     for (PrefillPrecision prec : kPrecisions)
       for (PrefillPath path : prefill_paths(hd)) {
@@ -884,6 +895,10 @@ TEST(GpuAttentionPrefill, WithinToleranceOfDouble) {
         EXPECT_TRUE(sp.count(1)) << path_name(path) << " hd " << hd << " " << prec_name(prec) << ": no case ran unsplit";
         EXPECT_TRUE(sp.size() >= 2) << path_name(path) << " hd " << hd << " " << prec_name(prec)
                                     << ": no case ran with a key split";
+        if (path == PrefillPath::Warpgroup) {
+          EXPECT_EQ((g_prefill_persistent[{hd, prec, path}].size()), 2u)
+              << "wgmma hd " << hd << " " << prec_name(prec) << ": not both persistent and one-CTA-per-tile launches";
+        }
       }
 }
 
@@ -925,7 +940,9 @@ TEST(GpuAttentionPrefill, ChunkedWithOffsetsAndRing) {
   for (const C c : {C{256, 512, 2000, 300, 512 + 300 - 1}, C{128, 64, 777, 100, 163},
                     C{512, 0, 1500, 512, 1500}, C{128, 0, 4097, 1000, 4097},
                     C{64, 512, 2000, 300, 512 + 300 - 1}, C{64, 64, 777, 100, 163},
-                    C{64, 8, 48, 5, 8 + 5 - 1}, C{64, 8, 48, 1, 8}, C{64, 0, 1500, 512, 1500}}) {
+                    C{64, 8, 48, 5, 8 + 5 - 1}, C{64, 8, 48, 1, 8}, C{64, 0, 1500, 512, 1500},
+                    // chunks of 36 row tiles x 4 heads: the wgmma kernel runs them persistent
+                    C{128, 0, 9000, 4500, 9000}, C{256, 512, 9000, 4500, 512 + 4500 - 1}}) {
     const int n_head = 4, n_head_kv = 1, row = n_head_kv * c.hd;
     const float scale = 1.f / std::sqrt(float(c.hd));
     Inputs in = make_inputs(c.total, c.total, n_head, n_head_kv, c.hd, 7000 + c.total);
