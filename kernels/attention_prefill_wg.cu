@@ -55,7 +55,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cstdlib>
 
 #include "kernels/attention.cuh"
 #include "kernels/attention_prefill_wg.cuh"
@@ -500,13 +499,6 @@ const std::array<int, 3>& slots_of() {  // resident CTAs by cluster size 1, 2, 4
       resident_ctas_by_cluster(reinterpret_cast<const void*>(configured_kernel<I>()), I::THREADS, size_t(I::SMEM));
   return slots;
 }
-bool persist_enabled() {  // EXPERIMENT (session 30, remove before landing): KILN_X_WG_PERSIST=0 turns it off
-  static const bool on = [] {
-    const char* e = std::getenv("KILN_X_WG_PERSIST");
-    return !(e && e[0] == '0');
-  }();
-  return on;
-}
 
 // How prefill_wg launches a shape: its key split, and the persistent grid's CTA count (0: one
 // CTA per item). Unsplit grids of more than one wave run persistent: `resident` CTAs walk the
@@ -520,7 +512,7 @@ Plan plan_for(int T, int n_head, int window) {
   const std::array<int, 3>& slots = slots_of<I>();
   const int n_split = attn::prefill_splits(T, n_head, I::ROWS, I::BC, window, slots.data(), 2);
   const int64_t ctas = int64_t(n_head) * ((T + I::ROWS - 1) / I::ROWS);
-  const bool persist = n_split == 1 && slots[0] > 0 && ctas > slots[0] && persist_enabled();
+  const bool persist = n_split == 1 && slots[0] > 0 && ctas > slots[0];
   return {n_split, persist ? slots[0] : 0};
 }
 

@@ -888,6 +888,7 @@ TEST(GpuAttentionPrefill, WithinToleranceOfDouble) {
   check_prefill({1100, 256, 0, 16, 2, 0.f}, seed++);
   check_prefill({1100, 128, 100, 32, 4, 0.f}, seed++);
   check_prefill({4097, 128, 0, 5, 1, 0.f}, seed++);
+  check_prefill({4097, 256, 512, 8, 2, 1.f}, seed++);  // Split hd 256 splits the smaller ones
   for (int hd : {64, 128, 256, 512})
     for (PrefillPrecision prec : kPrecisions)
       for (PrefillPath path : prefill_paths(hd)) {
