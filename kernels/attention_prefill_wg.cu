@@ -16,9 +16,11 @@
 // and take turns on the tensor cores (ping-pong on two named barriers): a turn issues S of
 // tile j and P.V of tile j - 1 back to back, then the consumer runs tile j's softmax while the
 // other one's turn keeps the tensor cores busy. setmaxnreg moves registers from the producer
-// (56) to the consumers (224). Q's hi and lo tiles are staged in shared memory once; hd 128
-// holds their A fragments in registers (QREG), hd 256 (twice the fragments) reads them from
-// shared memory in every S.
+// (56) to the consumers (224). hd 128 holds Q's A fragments in registers (QREG): the producer
+// streams the row tile's Q (float rows) through the ring ahead of its key tiles, so a CTA that
+// walks several row tiles (persistent grids) has the next tile's Q landed when its consumers
+// finish the last. hd 256 (twice the fragments) stages Q's hi and lo tiles in shared memory of
+// their own and reads them in every S.
 //
 // Measured (H200, attention_bench, T = 8192 causal, us): hd 128 mma.sync 5491; one kernel
 // with every warpgroup loading and computing in step (a CTA barrier per tile): 64-key tiles, Q
@@ -73,7 +75,6 @@ using mmadev::split_half2;
 using smemdev::cp_async16;
 using smemdev::cp_async_commit;
 using smemdev::cp_async_wait;
-using smemdev::ldsm_x4;
 using smemdev::smem_u32;
 
 // Device code only where wgmma exists (sm_90a device passes); elsewhere the kernel is a trap.
@@ -83,10 +84,20 @@ using smemdev::smem_u32;
 __device__ __forceinline__ uint32_t tile_off(int r, int c, int rows) {
   return uint32_t((c >> 3) * rows * 128 + r * 128 + (((c & 7) ^ (r & 7)) << 4));
 }
+// Byte offset of 16-byte chunk c (4 floats) of row r of Q's float rows in a ring entry (QREG):
+// 32-byte units XOR-swizzled by r % 4, so each half warp's float2 reads of an A fragment (rows g,
+// columns 2t .. 2t + 1 of one unit) hit four different 32-byte units of one 128-byte line.
+template <int HD>
+__device__ __forceinline__ uint32_t qrow_off(int r, int c) {
+  return uint32_t(r * HD * 4 + ((((c >> 1) ^ (r & 3)) << 5) | ((c & 1) << 4)));
+}
 #endif
 
-// One instantiation: head_dim, keys per tile, K/V stages, whether Q's A fragments live in
+// One instantiation: head_dim, keys per tile, ring stages, whether Q's A fragments live in
 // registers, and LO: false drops the lo halves of Q and P (PrefillPrecision::Half: half the MMAs).
+// QREG: the producer streams each row tile's Q as float rows through the ring ahead of its key
+// tiles (QE entries of ROWS / QE rows), and the consumers build their fragments from them; else
+// the consumers stage Q_hi [, Q_lo] in FP16 in a region of their own, which S reads every tile.
 template <int HD_, int BC_, int STAGES_, bool QREG_, bool LO_ = true>
 struct Instance {
   static constexpr int HD = HD_, BC = BC_, STAGES = STAGES_;
@@ -94,12 +105,15 @@ struct Instance {
   static constexpr int THREADS = 384, ROWS = 128;  // producer + 2 consumer warpgroups of 64 rows
   static constexpr int Q_TILE = 64 * HD * 2;       // bytes of one consumer's Q_hi (or Q_lo)
   static constexpr int KV_TILE = BC * HD * 2, STAGE = 2 * KV_TILE;  // K then V
-  static constexpr int KV_OFFSET = 2 * (LO ? 2 : 1) * Q_TILE;  // per consumer: Q_hi [, Q_lo]
+  static constexpr int QE = QREG ? ROWS * HD * 4 / STAGE : 0;      // Q's ring entries per row tile
+  static constexpr int KV_OFFSET = QREG ? 0 : 2 * (LO ? 2 : 1) * Q_TILE;  // per consumer: Q_hi [, Q_lo]
   static constexpr int BAR_OFFSET = KV_OFFSET + STAGES * STAGE;     // full[STAGES], empty[STAGES]
   static constexpr int SMEM = BAR_OFFSET + 2 * STAGES * 8 + 1024;   // + alignment of the atoms
   static_assert(HD % 64 == 0 && BC % 16 == 0 && STAGES >= 2, "whole swizzle atoms, k-steps, a ring");
   static_assert(128 % (HD / 8) == 0 && BC % (128 / (HD / 8)) == 0, "the producer's row passes");
   static_assert(!QREG || HD <= 128, "Q_hi + Q_lo fragments: hd / 2 registers per thread");
+  static_assert(!QREG || (ROWS * HD * 4 % STAGE == 0 && QE <= STAGES && (ROWS / (QREG ? QE : 1)) % 64 == 0),
+                "Q's float rows fill whole entries, all in the ring at once, a consumer's rows in one");
   static_assert(SMEM <= 227 * 1024, "dynamic shared memory per block");
 };
 
@@ -198,43 +212,69 @@ __global__ void __launch_bounds__(I::THREADS, 1)
     // row here (the decode kernels' ring_row) cost 7 % at hd 128 (H200, T 8192: 2209 -> 2370 us),
     // a test per row a register (spills).
     const int r0 = wt / CH, cc = wt % CH;
-    int jg = 0;  // tiles streamed so far, over all items: the ring's running index
-    for (int k = 0; k < n_rounds; ++k) {
-      const int w = item_of(k);
-      if (w >= n_items) continue;
-      const Item it = item(w);
-      const int kh = it.h / (n_head / n_head_kv), kv_lo = it.kv_lo, kv_hi = it.kv_hi;
-      const uint16_t* kbase = kc + int64_t(kh) * HD;
-      const uint16_t* vbase = vc + int64_t(kh) * HD;
-    for (int j = 0; j < it.n_tiles; ++j, ++jg) {
+    int jg = 0;  // entries streamed so far, over all items: the ring's running index
+    auto acquire = [&]() {  // the stage of entry jg, once the consumers have freed it
       const int st = jg % STAGES;
       if (jg >= STAGES) {
         mbar_wait(empty0 + 8 * st, uint32_t((jg / STAGES - 1) & 1));
-        // Tile j - STAGES's copies into this stage have landed (the consumers waited for them
+        // Entry jg - STAGES's copies into this stage have landed (the consumers waited for them
         // before freeing it), so this returns at once; it tells racecheck so, which does not
         // follow cp.async completion through an mbarrier (else: write-after-write hazards).
         cp_async_wait<STAGES - 1>();
       }
-      const int kb = kv_lo + j * BC;
-      const int ring0 = kb % cap;
-      // rows kb .. last are loaded; one wrap keeps them in the cache iff ring0 + last - kb < 2 cap
-      const int last = min(kb + BC - 1, kv_hi);
-      const int lim = ring0 + (last - kb) < 2 * cap ? kv_hi : kb - 1;
-      const uint32_t sK = sKV + st * I::STAGE, sV = sK + I::KV_TILE;
-#pragma unroll
-      for (int r = r0; r < BC; r += 128 / CH) {
-        int pr = ring0 + r;
-        pr = pr >= cap ? pr - cap : pr;
-        const bool ok = kb + r <= lim;
-        const int64_t row = ok ? int64_t(pr) * rs + cc * 8 : 0;
-        cp_async16(sK + tile_off(r, cc, BC), kbase + row, ok);
-        cp_async16(sV + tile_off(r, cc, BC), vbase + row, ok);
-      }
-      // The stage's full barrier counts this thread once its copies land; no wait here, so
-      // STAGES tiles are in flight. The consumers fence the async proxy after their wait.
+      return st;
+    };
+    // The stage's full barrier counts this thread once its copies land; no wait here, so
+    // STAGES entries are in flight. The consumers fence the async proxy after their wait.
+    auto hand_over = [&](int st) {
       cp_async_commit();
       mbar_arrive_cp_async(full0 + 8 * st);
-    }
+      ++jg;
+    };
+    for (int k = 0; k < n_rounds; ++k) {
+      const int w = item_of(k);
+      if (w >= n_items) continue;
+      const Item it = item(w);
+      if constexpr (I::QREG) {  // Q's float rows first: QE entries of QR rows (rows past T zero)
+        // This thread's chunk wt % QC of rows wt / QC + RP n (the swizzle is the same in all)
+        constexpr int QR = I::ROWS / I::QE, QC = HD / 4, RP = 128 / QC;
+        static_assert(RP % 4 == 0 && QR % RP == 0, "one swizzle for all of a thread's rows");
+        const int rq = wt / QC;
+        const float* const src = q + int64_t(it.q0 + rq) * q_stride + int64_t(it.h) * HD + (wt % QC) * 4;
+        const uint32_t dst = sKV + qrow_off<HD>(rq, wt % QC);
+        for (int e = 0; e < I::QE; ++e) {
+          const int st = acquire();
+#pragma unroll 1  // unrolled, ptxas kept every pass's address live and spilled (both QREG instances)
+          for (int n = 0; n < QR / RP; ++n) {
+            const int r = e * QR + RP * n;  // + rq: the row in the tile
+            const bool ok = r + rq < it.rows;
+            cp_async16(dst + st * I::STAGE + RP * n * HD * 4, src + (ok ? int64_t(r) * q_stride : 0), ok);
+          }
+          hand_over(st);
+        }
+      }
+      const int kh = it.h / (n_head / n_head_kv), kv_lo = it.kv_lo, kv_hi = it.kv_hi;
+      const uint16_t* kbase = kc + int64_t(kh) * HD;
+      const uint16_t* vbase = vc + int64_t(kh) * HD;
+      for (int j = 0; j < it.n_tiles; ++j) {
+        const int st = acquire();
+        const int kb = kv_lo + j * BC;
+        const int ring0 = kb % cap;
+        // rows kb .. last are loaded; one wrap keeps them in the cache iff ring0 + last - kb < 2 cap
+        const int last = min(kb + BC - 1, kv_hi);
+        const int lim = ring0 + (last - kb) < 2 * cap ? kv_hi : kb - 1;
+        const uint32_t sK = sKV + st * I::STAGE, sV = sK + I::KV_TILE;
+#pragma unroll
+        for (int r = r0; r < BC; r += 128 / CH) {
+          int pr = ring0 + r;
+          pr = pr >= cap ? pr - cap : pr;
+          const bool ok = kb + r <= lim;
+          const int64_t row = ok ? int64_t(pr) * rs + cc * 8 : 0;
+          cp_async16(sK + tile_off(r, cc, BC), kbase + row, ok);
+          cp_async16(sV + tile_off(r, cc, BC), vbase + row, ok);
+        }
+        hand_over(st);
+      }
     }
     if (n_split > 1) {  // the merge's two cluster barriers count every thread of the cluster
       cg::this_cluster().sync();
@@ -246,221 +286,249 @@ __global__ void __launch_bounds__(I::THREADS, 1)
   asm volatile("setmaxnreg.inc.sync.aligned.u32 224;\n");
   const int c = wg - 1;  // consumer 0 or 1: rows [64 c, 64 c + 64) of the CTA
   const int wq0 = c * 64;
-  unsigned char* const qhi = smem + c * (I::LO ? 2 : 1) * I::Q_TILE;
+  unsigned char* const qhi = smem + c * (I::LO ? 2 : 1) * I::Q_TILE;  // !QREG
   unsigned char* const qlo = qhi + I::Q_TILE;
   const uint64_t dq_hi = wgmma::desc(smem_u32(qhi), 16, 1024), dq_lo = wgmma::desc(smem_u32(qlo), 16, 1024);
-  int jg = 0;  // the ring index of the item's first tile (the producer's running count)
+  int jg = 0;  // the ring index of the item's first entry (the producer's running count)
   if (c == 1) bar_arrive(1, 256);  // opens consumer 0's first turn (the turns below)
   for (int k = 0; k < n_rounds; ++k) {
-  const int w = item_of(k);
-  if (w >= n_items) continue;
-  const Item it = item(w);
-  const int h = it.h, q0 = it.q0, rows = it.rows, kv_lo = it.kv_lo, kv_hi = it.kv_hi, n_tiles = it.n_tiles;
-  const int wrows = min(64, rows - wq0);
-  if (k > 0) bar_sync(3 + c, 128);  // every warp of this consumer is done with the last item's Q
-  // Q's 64 rows x HD floats, 64 * CH / 128 pieces per thread (mmadev::stage_split)
-  mmadev::stage_split<64 * CH / 128>(
-      wt, 128,
-      [&](int i) {
-        const int r = i / CH, cc = i % CH;
-        return r < wrows ? q + int64_t(q0 + wq0 + r) * q_stride + int64_t(h) * HD + cc * 8 : nullptr;
-      },
-      [&](int i, uint4 hi, uint4 lo) {
-        *reinterpret_cast<uint4*>(qhi + tile_off(i / CH, i % CH, 64)) = hi;
-        if constexpr (I::LO) *reinterpret_cast<uint4*>(qlo + tile_off(i / CH, i % CH, 64)) = lo;
-      });
-  wgmma::fence_proxy_async();  // S reads Q_hi / Q_lo through the async proxy (hd 256)
-  bar_sync(3 + c, 128);        // this consumer's Q tile is staged
-  // QREG: the warp's Q_hi / Q_lo A fragments (rows 16 warp .., k-step ks: chunks 2 ks, 2 ks + 1)
-  uint32_t qf[I::QREG ? HD / 16 : 1][4], qlf[I::QREG ? HD / 16 : 1][4];
-  if constexpr (I::QREG) {
+    const int w = item_of(k);
+    if (w >= n_items) continue;
+    const Item it = item(w);
+    const int h = it.h, q0 = it.q0, rows = it.rows, kv_lo = it.kv_lo, kv_hi = it.kv_hi, n_tiles = it.n_tiles;
+    // QREG: the warp's Q_hi / Q_lo A fragments (rows 16 warp .., k-step ks), from the item's
+    // first QE ring entries: thread (g, t) holds rows g, g + 8 x columns 16 ks + 2 t (+ 1) and
+    // 16 ks + 8 + 2 t (+ 1), as ldmatrix would give them. Each warp waits for every entry and frees
+    // every entry (the empty barriers count all 8 warps: freeing one not waited for could count in
+    // its previous phase).
+    uint32_t qf[I::QREG ? HD / 16 : 1][4], qlf[I::QREG ? HD / 16 : 1][4];
+    int jt = jg;  // the ring index of the item's first key tile
+    if constexpr (I::QREG) {
+      constexpr int QR = I::ROWS / I::QE;
+      for (int e = 0; e < I::QE; ++e) mbar_wait(full0 + 8 * ((jg + e) % STAGES), uint32_t(((jg + e) / STAGES) & 1));
+      const int e = wq0 / QR, r = wq0 - e * QR + warp * 16 + g;  // this thread's rows r, r + 8 of the entry
+      // Row r's columns 16 ks + 8 (x >> 1) + 2 t, + 1 for fragment register x (row + 8 (x & 1)):
+      // unit 2 ks + (x >> 1) of qrow_off, written here as compile-time offsets from one pointer
+      // and a per-thread swizzle (32 addresses computed per item stayed live across the item loop
+      // and spilled).
+      const unsigned char* const sq = smem + I::KV_OFFSET + ((jg + e) % STAGES) * I::STAGE + r * HD * 4 + 8 * t;
 #pragma unroll
-    for (int ks = 0; ks < HD / 16; ++ks) {
-      const uint32_t off = tile_off(warp * 16 + (lane & 7) + ((lane >> 3) & 1) * 8, 2 * ks + (lane >> 4), 64);
-      ldsm_x4(qf[ks], smem_u32(qhi) + off);
-      if constexpr (I::LO) ldsm_x4(qlf[ks], smem_u32(qlo) + off);
-    }
-  }
-
-  float o[HD / 2], s[BC / 2];
+      for (int ks = 0; ks < HD / 16; ++ks) {
 #pragma unroll
-  for (int i = 0; i < HD / 2; ++i) o[i] = 0.f;
-  float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
-  const int qpos0 = P0 + q0 + wq0 + warp * 16 + g;
-  const int wpos_lo = P0 + q0 + wq0, wpos_hi = wpos_lo + 63;
-  uint32_t ph[KS][4], pl[KS][4];
-
-  // Turns (FA3's ping-pong): consumer c issues on barrier 1 + c once the other has issued (256
-  // threads: 128 bar.sync + 128 bar.arrive). A turn issues S(j) = Q K_j^T and P(j-1) V(j-1)
-  // back to back, so the tensor cores are fed while the other consumer runs its softmax. Each
-  // consumer takes n_tiles + 1 turns per item, so the turns alternate across items too; consumer
-  // 1 opens consumer 0's first (before the first item) and consumer 0 takes one extra sync after
-  // the last, so both barriers end balanced. (Per item instead, consumer 1 could open the next
-  // item's first turn before consumer 0's extra sync of the last had paired with consumer 1's
-  // final arrive: two arrives in one barrier generation.) Every tile of the CTA is
-  // computed by both consumers, the mask zeroing what a consumer's rows do not see: one wgmma
-  // under such a branch makes ptxas serialize every wgmma of the kernel (C7520; ptxas_guard).
-  // Tile j of this item is the ring's tile jg + j.
-  auto stage_k = [&](int j) { return sKV + ((jg + j) % STAGES) * I::STAGE; };
-  auto take = [&](int j) {  // wait until tile j's stage has landed
-    mbar_wait(full0 + 8 * ((jg + j) % STAGES), uint32_t(((jg + j) / STAGES) & 1));
-    wgmma::fence_proxy_async();  // cp.async wrote the stage through the generic proxy
-  };
-  auto issue_s = [&](int j) {  // S = Q_hi K^T + Q_lo K^T; k-step ks: atom ks / 4, + 32 bytes per step
-    const uint64_t dk = wgmma::desc(stage_k(j), 16, 1024);
-#pragma unroll
-    for (int ks = 0; ks < HD / 16; ++ks) {
-      const uint32_t qo = uint32_t((ks >> 2) * 64 * 128 + (ks & 3) * 32);
-      const uint64_t ko = uint64_t(((ks >> 2) * BC * 128 + (ks & 3) * 32) >> 4);
-      if constexpr (I::QREG) {
-        wgmma::rs_kmajor(s, qf[ks], dk + ko, ks > 0);
-        if constexpr (I::LO) wgmma::rs_kmajor(s, qlf[ks], dk + ko, 1);
-      } else {
-        wgmma::ss(s, wgmma::advance(dq_hi, qo), dk + ko, ks > 0);
-        if constexpr (I::LO) wgmma::ss(s, wgmma::advance(dq_lo, qo), dk + ko, 1);
+        for (int x = 0; x < 4; ++x) {
+          const int u = 2 * ks + (x >> 1);
+          const float2 v =
+              *reinterpret_cast<const float2*>(sq + 8 * (x & 1) * HD * 4 + (u >> 2) * 128 + (((u & 3) ^ (r & 3)) << 5));
+          if constexpr (I::LO) {
+            split_half2(v.x, v.y, qf[ks][x], qlf[ks][x]);
+          } else {
+            const __half2 hv = __floats2half2_rn(v.x, v.y);
+            qf[ks][x] = *reinterpret_cast<const uint32_t*>(&hv);
+          }
+        }
       }
+      __syncwarp();
+      if (lane == 0)
+        for (int e2 = 0; e2 < I::QE; ++e2) mbar_arrive(empty0 + 8 * ((jg + e2) % STAGES));
+      jt = jg + I::QE;
+    } else {
+      const int wrows = min(64, rows - wq0);
+      if (k > 0) bar_sync(3 + c, 128);  // every warp of this consumer is done with the last item's Q
+      // Q's 64 rows x HD floats, 64 * CH / 128 pieces per thread (mmadev::stage_split)
+      mmadev::stage_split<64 * CH / 128>(
+          wt, 128,
+          [&](int i) {
+            const int r = i / CH, cc = i % CH;
+            return r < wrows ? q + int64_t(q0 + wq0 + r) * q_stride + int64_t(h) * HD + cc * 8 : nullptr;
+          },
+          [&](int i, uint4 hi, uint4 lo) {
+            *reinterpret_cast<uint4*>(qhi + tile_off(i / CH, i % CH, 64)) = hi;
+            if constexpr (I::LO) *reinterpret_cast<uint4*>(qlo + tile_off(i / CH, i % CH, 64)) = lo;
+          });
+      wgmma::fence_proxy_async();  // S reads Q_hi / Q_lo through the async proxy
+      bar_sync(3 + c, 128);        // this consumer's Q tile is staged
     }
-    wgmma::commit();
-  };
-  auto issue_pv = [&](int j) {  // V tile MN-major: 16 keys per k-step (2048 bytes), LBO = next 64 dims
-    const uint64_t dv = wgmma::desc(stage_k(j) + I::KV_TILE, BC * 128, 1024);
-#pragma unroll
-    for (int kk = 0; kk < KS; ++kk) {
-      const uint64_t vo = uint64_t((kk * 16 * 128) >> 4);
-      wgmma::rs(o, ph[kk], dv + vo, 1);
-      if constexpr (I::LO) wgmma::rs(o, pl[kk], dv + vo, 1);
-    }
-    wgmma::commit();
-  };
-  auto release = [&](int j) {  // this warp is done with tile j's stage
-    __syncwarp();
-    if (lane == 0) mbar_arrive(empty0 + 8 * ((jg + j) % STAGES));
-  };
-  // Masked online softmax of S(j) in place (s becomes P * kPScale); returns o's correction.
-  auto softmax = [&](int j, float (&corr)[2]) {
-    const int kb = kv_lo + j * BC;
-    const bool full = kb + BC - 1 <= wpos_lo && kb + BC - 1 <= kv_hi && (window == 0 || wpos_hi - kb < window);
-    mmadev::online_softmax<BC / 8>(s, full, kb, qpos0, kv_hi, window, t, scale_log2, mrow, lrow, corr);
-  };
-  auto rescale_and_split = [&](const float (&corr)[2]) {
-    if (!mmadev::warp_corr_is_one(corr)) {
-#pragma unroll
-      for (int n = 0; n < HD / 8; ++n) {
-        o[4 * n] *= corr[0], o[4 * n + 1] *= corr[0];
-        o[4 * n + 2] *= corr[1], o[4 * n + 3] *= corr[1];
-      }
-    }
-#pragma unroll
-    for (int kk = 0; kk < KS; ++kk) {
-      split_half2(s[8 * kk], s[8 * kk + 1], ph[kk][0], pl[kk][0]);
-      split_half2(s[8 * kk + 2], s[8 * kk + 3], ph[kk][1], pl[kk][1]);
-      split_half2(s[8 * kk + 4], s[8 * kk + 5], ph[kk][2], pl[kk][2]);
-      split_half2(s[8 * kk + 6], s[8 * kk + 7], ph[kk][3], pl[kk][3]);
-    }
-  };
 
-  float corr[2];
-  take(0);
-  bar_sync(1 + c, 256);
-  wgmma::fence();
-  issue_s(0);
-  bar_arrive(2 - c, 256);
-  wgmma::wait<0>();
-  wgmma::pin(s);
-  softmax(0, corr);
-  rescale_and_split(corr);
-#pragma unroll 1
-  for (int j = 1; j < n_tiles; ++j) {
-    take(j);
-    bar_sync(1 + c, 256);
-    wgmma::fence();
-    issue_s(j);
-    issue_pv(j - 1);
-    bar_arrive(2 - c, 256);
-    wgmma::wait<1>();  // S(j)
-    wgmma::pin(s);
-    softmax(j, corr);
-    wgmma::wait<0>();  // P(j-1) V(j-1): o may be rescaled, tile j - 1's stage is free
-    wgmma::pin(o);
-    release(j - 1);
-    rescale_and_split(corr);
-  }
-  bar_sync(1 + c, 256);
-  wgmma::fence();
-  issue_pv(n_tiles - 1);
-  bar_arrive(2 - c, 256);
-  wgmma::wait<0>();
-  wgmma::pin(o);
-  release(n_tiles - 1);
+    float o[HD / 2], s[BC / 2];
+#pragma unroll
+    for (int i = 0; i < HD / 2; ++i) o[i] = 0.f;
+    float mrow[2] = {-INFINITY, -INFINITY}, lrow[2] = {0.f, 0.f};
+    const int qpos0 = P0 + q0 + wq0 + warp * 16 + g;
+    const int wpos_lo = P0 + q0 + wq0, wpos_hi = wpos_lo + 63;
+    uint32_t ph[KS][4], pl[KS][4];
 
+    // Turns (FA3's ping-pong): consumer c issues on barrier 1 + c once the other has issued (256
+    // threads: 128 bar.sync + 128 bar.arrive). A turn issues S(j) = Q K_j^T and P(j-1) V(j-1)
+    // back to back, so the tensor cores are fed while the other consumer runs its softmax. Each
+    // consumer takes n_tiles + 1 turns per item, so the turns alternate across items too; consumer
+    // 1 opens consumer 0's first (before the first item) and consumer 0 takes one extra sync after
+    // the last, so both barriers end balanced. (Per item instead, consumer 1 could open the next
+    // item's first turn before consumer 0's extra sync of the last had paired with consumer 1's
+    // final arrive: two arrives in one barrier generation.) Every tile of the CTA is
+    // computed by both consumers, the mask zeroing what a consumer's rows do not see: one wgmma
+    // under such a branch makes ptxas serialize every wgmma of the kernel (C7520; ptxas_guard).
+    // Key tile j of this item is the ring's entry jt + j.
+    auto stage_k = [&](int j) { return sKV + ((jt + j) % STAGES) * I::STAGE; };
+    auto take = [&](int j) {  // wait until tile j's stage has landed
+      mbar_wait(full0 + 8 * ((jt + j) % STAGES), uint32_t(((jt + j) / STAGES) & 1));
+      wgmma::fence_proxy_async();  // cp.async wrote the stage through the generic proxy
+    };
+    auto issue_s = [&](int j) {  // S = Q_hi K^T + Q_lo K^T; k-step ks: atom ks / 4, + 32 bytes per step
+      const uint64_t dk = wgmma::desc(stage_k(j), 16, 1024);
 #pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 1);
-    lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 2);
-  }
-  // Key split: consumer warp cw (rows 16 cw .. of the CTA) of the cluster's CTA cw * n_split / 8
-  // owns its rows. Every other CTA's warp cw leaves its unnormalized O fragment, m and l in its
-  // shared memory (Q and the stages are free once both consumers' last P.V is done); after the
-  // cluster barrier the owner folds them into its registers in rank order, reading them through
-  // distributed shared memory:
-  //   O = sum_p 2^(m_p - M) O_p,  l = sum_p 2^(m_p - M) l_p,  M = max_p m_p
-  // (M = 0 when every m_p is -inf -- a padded row past T -- which leaves O = l = 0). The same
-  // lane reads the same offsets it would have written: [warp][value][lane], conflict-free.
-  const int cw = c * 4 + warp;
-  const bool owner = cw * n_split / 8 == rank;
-  if (n_split > 1) {
-    constexpr int PW = HD / 2 + 4;  // o, m[2], l[2] per lane
-    static_assert(8 * PW * 32 * 4 <= I::BAR_OFFSET, "the partials fit below the mbarriers");
-    float* const part = reinterpret_cast<float*>(smem);
-    bar_sync(5, 256);  // both consumers' wgmma are done reading Q and the stages
-    if (!owner) {
-      float* const w = part + cw * PW * 32 + lane;
-#pragma unroll
-      for (int i = 0; i < HD / 2; ++i) w[i * 32] = o[i];
-#pragma unroll
-      for (int r = 0; r < 2; ++r) w[(HD / 2 + r) * 32] = mrow[r], w[(HD / 2 + 2 + r) * 32] = lrow[r];
-    }
-    cg::cluster_group cluster = cg::this_cluster();
-    cluster.sync();  // partials visible cluster-wide
-    if (owner) {
-      float mx[2] = {mrow[0], mrow[1]};
-      for (int p = 0; p < n_split; ++p) {
-        const float* const w = cluster.map_shared_rank(part, p) + cw * PW * 32 + lane;
-        if (p != rank) mx[0] = fmaxf(mx[0], w[(HD / 2) * 32]), mx[1] = fmaxf(mx[1], w[(HD / 2 + 1) * 32]);
+      for (int ks = 0; ks < HD / 16; ++ks) {
+        const uint32_t qo = uint32_t((ks >> 2) * 64 * 128 + (ks & 3) * 32);
+        const uint64_t ko = uint64_t(((ks >> 2) * BC * 128 + (ks & 3) * 32) >> 4);
+        if constexpr (I::QREG) {
+          wgmma::rs_kmajor(s, qf[ks], dk + ko, ks > 0);
+          if constexpr (I::LO) wgmma::rs_kmajor(s, qlf[ks], dk + ko, 1);
+        } else {
+          wgmma::ss(s, wgmma::advance(dq_hi, qo), dk + ko, ks > 0);
+          if constexpr (I::LO) wgmma::ss(s, wgmma::advance(dq_lo, qo), dk + ko, 1);
+        }
       }
-      const float mu[2] = {mx[0] == -INFINITY ? 0.f : mx[0], mx[1] == -INFINITY ? 0.f : mx[1]};
-      const float f0 = exp2f(mrow[0] - mu[0]), f1 = exp2f(mrow[1] - mu[1]);
+      wgmma::commit();
+    };
+    auto issue_pv = [&](int j) {  // V tile MN-major: 16 keys per k-step (2048 bytes), LBO = next 64 dims
+      const uint64_t dv = wgmma::desc(stage_k(j) + I::KV_TILE, BC * 128, 1024);
 #pragma unroll
-      for (int n = 0; n < HD / 8; ++n) o[4 * n] *= f0, o[4 * n + 1] *= f0, o[4 * n + 2] *= f1, o[4 * n + 3] *= f1;
-      lrow[0] *= f0, lrow[1] *= f1;
-      for (int p = 0; p < n_split; ++p) {
-        if (p == rank) continue;
-        const float* const w = cluster.map_shared_rank(part, p) + cw * PW * 32 + lane;
-        const float w0 = exp2f(w[(HD / 2) * 32] - mu[0]), w1 = exp2f(w[(HD / 2 + 1) * 32] - mu[1]);
+      for (int kk = 0; kk < KS; ++kk) {
+        const uint64_t vo = uint64_t((kk * 16 * 128) >> 4);
+        wgmma::rs(o, ph[kk], dv + vo, 1);
+        if constexpr (I::LO) wgmma::rs(o, pl[kk], dv + vo, 1);
+      }
+      wgmma::commit();
+    };
+    auto release = [&](int j) {  // this warp is done with tile j's stage
+      __syncwarp();
+      if (lane == 0) mbar_arrive(empty0 + 8 * ((jt + j) % STAGES));
+    };
+    // Masked online softmax of S(j) in place (s becomes P * kPScale); returns o's correction.
+    auto softmax = [&](int j, float(&corr)[2]) {
+      const int kb = kv_lo + j * BC;
+      const bool full = kb + BC - 1 <= wpos_lo && kb + BC - 1 <= kv_hi && (window == 0 || wpos_hi - kb < window);
+      mmadev::online_softmax<BC / 8>(s, full, kb, qpos0, kv_hi, window, t, scale_log2, mrow, lrow, corr);
+    };
+    auto rescale_and_split = [&](const float(&corr)[2]) {
+      if (!mmadev::warp_corr_is_one(corr)) {
 #pragma unroll
         for (int n = 0; n < HD / 8; ++n) {
-          o[4 * n] += w0 * w[(4 * n) * 32], o[4 * n + 1] += w0 * w[(4 * n + 1) * 32];
-          o[4 * n + 2] += w1 * w[(4 * n + 2) * 32], o[4 * n + 3] += w1 * w[(4 * n + 3) * 32];
+          o[4 * n] *= corr[0], o[4 * n + 1] *= corr[0];
+          o[4 * n + 2] *= corr[1], o[4 * n + 3] *= corr[1];
         }
-        lrow[0] += w0 * w[(HD / 2 + 2) * 32], lrow[1] += w1 * w[(HD / 2 + 3) * 32];
+      }
+#pragma unroll
+      for (int kk = 0; kk < KS; ++kk) {
+        split_half2(s[8 * kk], s[8 * kk + 1], ph[kk][0], pl[kk][0]);
+        split_half2(s[8 * kk + 2], s[8 * kk + 3], ph[kk][1], pl[kk][1]);
+        split_half2(s[8 * kk + 4], s[8 * kk + 5], ph[kk][2], pl[kk][2]);
+        split_half2(s[8 * kk + 6], s[8 * kk + 7], ph[kk][3], pl[kk][3]);
+      }
+    };
+
+    float corr[2];
+    take(0);
+    bar_sync(1 + c, 256);
+    wgmma::fence();
+    issue_s(0);
+    bar_arrive(2 - c, 256);
+    wgmma::wait<0>();
+    wgmma::pin(s);
+    softmax(0, corr);
+    rescale_and_split(corr);
+#pragma unroll 1
+    for (int j = 1; j < n_tiles; ++j) {
+      take(j);
+      bar_sync(1 + c, 256);
+      wgmma::fence();
+      issue_s(j);
+      issue_pv(j - 1);
+      bar_arrive(2 - c, 256);
+      wgmma::wait<1>();  // S(j)
+      wgmma::pin(s);
+      softmax(j, corr);
+      wgmma::wait<0>();  // P(j-1) V(j-1): o may be rescaled, tile j - 1's stage is free
+      wgmma::pin(o);
+      release(j - 1);
+      rescale_and_split(corr);
+    }
+    bar_sync(1 + c, 256);
+    wgmma::fence();
+    issue_pv(n_tiles - 1);
+    bar_arrive(2 - c, 256);
+    wgmma::wait<0>();
+    wgmma::pin(o);
+    release(n_tiles - 1);
+
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 1);
+      lrow[r] += __shfl_xor_sync(0xffffffffu, lrow[r], 2);
+    }
+    // Key split: consumer warp cw (rows 16 cw .. of the CTA) of the cluster's CTA cw * n_split / 8
+    // owns its rows. Every other CTA's warp cw leaves its unnormalized O fragment, m and l in its
+    // shared memory (Q and the stages are free once both consumers' last P.V is done); after the
+    // cluster barrier the owner folds them into its registers in rank order, reading them through
+    // distributed shared memory:
+    //   O = sum_p 2^(m_p - M) O_p,  l = sum_p 2^(m_p - M) l_p,  M = max_p m_p
+    // (M = 0 when every m_p is -inf -- a padded row past T -- which leaves O = l = 0). The same
+    // lane reads the same offsets it would have written: [warp][value][lane], conflict-free.
+    const int cw = c * 4 + warp;
+    const bool owner = cw * n_split / 8 == rank;
+    if (n_split > 1) {
+      constexpr int PW = HD / 2 + 4;  // o, m[2], l[2] per lane
+      static_assert(8 * PW * 32 * 4 <= I::BAR_OFFSET, "the partials fit below the mbarriers");
+      float* const part = reinterpret_cast<float*>(smem);
+      bar_sync(5, 256);  // both consumers' wgmma are done reading Q and the stages
+      if (!owner) {
+        float* const w = part + cw * PW * 32 + lane;
+#pragma unroll
+        for (int i = 0; i < HD / 2; ++i) w[i * 32] = o[i];
+#pragma unroll
+        for (int r = 0; r < 2; ++r) w[(HD / 2 + r) * 32] = mrow[r], w[(HD / 2 + 2 + r) * 32] = lrow[r];
+      }
+      cg::cluster_group cluster = cg::this_cluster();
+      cluster.sync();  // partials visible cluster-wide
+      if (owner) {
+        float mx[2] = {mrow[0], mrow[1]};
+        for (int p = 0; p < n_split; ++p) {
+          const float* const w = cluster.map_shared_rank(part, p) + cw * PW * 32 + lane;
+          if (p != rank) mx[0] = fmaxf(mx[0], w[(HD / 2) * 32]), mx[1] = fmaxf(mx[1], w[(HD / 2 + 1) * 32]);
+        }
+        const float mu[2] = {mx[0] == -INFINITY ? 0.f : mx[0], mx[1] == -INFINITY ? 0.f : mx[1]};
+        const float f0 = exp2f(mrow[0] - mu[0]), f1 = exp2f(mrow[1] - mu[1]);
+#pragma unroll
+        for (int n = 0; n < HD / 8; ++n) o[4 * n] *= f0, o[4 * n + 1] *= f0, o[4 * n + 2] *= f1, o[4 * n + 3] *= f1;
+        lrow[0] *= f0, lrow[1] *= f1;
+        for (int p = 0; p < n_split; ++p) {
+          if (p == rank) continue;
+          const float* const w = cluster.map_shared_rank(part, p) + cw * PW * 32 + lane;
+          const float w0 = exp2f(w[(HD / 2) * 32] - mu[0]), w1 = exp2f(w[(HD / 2 + 1) * 32] - mu[1]);
+#pragma unroll
+          for (int n = 0; n < HD / 8; ++n) {
+            o[4 * n] += w0 * w[(4 * n) * 32], o[4 * n + 1] += w0 * w[(4 * n + 1) * 32];
+            o[4 * n + 2] += w1 * w[(4 * n + 2) * 32], o[4 * n + 3] += w1 * w[(4 * n + 3) * 32];
+          }
+          lrow[0] += w0 * w[(HD / 2 + 2) * 32], lrow[1] += w1 * w[(HD / 2 + 3) * 32];
+        }
+      }
+      cluster.sync();  // no CTA leaves while another still reads its shared memory
+    }
+    if (owner) {  // else another CTA of the cluster stores these rows (no return: C7520)
+      const float inv0 = lrow[0] > 0.f ? 1.f / lrow[0] : 0.f;
+      const float inv1 = lrow[1] > 0.f ? 1.f / lrow[1] : 0.f;
+      const int r0 = wq0 + warp * 16 + g;  // row within the CTA
+      const int64_t ostride = int64_t(n_head) * HD;
+      float* const orow0 = out + int64_t(q0 + r0) * ostride + int64_t(h) * HD + 2 * t;
+#pragma unroll
+      for (int n = 0; n < HD / 8; ++n) {
+        if (r0 < rows) *reinterpret_cast<float2*>(orow0 + 8 * n) = make_float2(o[4 * n] * inv0, o[4 * n + 1] * inv0);
+        if (r0 + 8 < rows)
+          *reinterpret_cast<float2*>(orow0 + 8 * ostride + 8 * n) =
+              make_float2(o[4 * n + 2] * inv1, o[4 * n + 3] * inv1);
       }
     }
-    cluster.sync();  // no CTA leaves while another still reads its shared memory
-  }
-  if (owner) {  // else another CTA of the cluster stores these rows (no return: C7520)
-  const float inv0 = lrow[0] > 0.f ? 1.f / lrow[0] : 0.f;
-  const float inv1 = lrow[1] > 0.f ? 1.f / lrow[1] : 0.f;
-  const int r0 = wq0 + warp * 16 + g;  // row within the CTA
-  const int64_t ostride = int64_t(n_head) * HD;
-  float* const orow0 = out + int64_t(q0 + r0) * ostride + int64_t(h) * HD + 2 * t;
-#pragma unroll
-  for (int n = 0; n < HD / 8; ++n) {
-    if (r0 < rows) *reinterpret_cast<float2*>(orow0 + 8 * n) = make_float2(o[4 * n] * inv0, o[4 * n + 1] * inv0);
-    if (r0 + 8 < rows)
-      *reinterpret_cast<float2*>(orow0 + 8 * ostride + 8 * n) = make_float2(o[4 * n + 2] * inv1, o[4 * n + 3] * inv1);
-  }
-  }
-  jg += n_tiles;
+    jg = jt + n_tiles;
   }
   if (c == 0) bar_sync(1, 256);  // pairs with consumer 1's last arrive
 #else
@@ -468,13 +536,14 @@ __global__ void __launch_bounds__(I::THREADS, 1)
 #endif
 }
 
-// hd 128: 64-key tiles, Q in registers, 64 + 3 x 32 KiB (Half: 128-key tiles, which the freed
-// lo registers allow, 32 + 3 x 64 KiB; H200, T 8192 causal: 1567 -> 1452 us, T 2048 147 -> 134);
+// hd 128: 64-key tiles, Q in registers, 5 x 32 KiB, Q's float rows two of the entries (Half:
+// 128-key tiles, which the freed lo registers allow, 3 x 64 KiB, Q one entry; H200, T 8192 causal,
+// with Q in a region of its own: 1567 -> 1452 us, T 2048 147 -> 134);
 // hd 256: 32-key tiles, 128 + 3 x 32 KiB (Half: Q_hi only, 48-key tiles, 64 + 3 x 48 KiB; T 8192
 // 781 -> 739 us, T 2048 87.8 -> 82.0; 4 stages of 32 keys measured the same as 3, 2 of 64 slower).
 template <class F>
 auto with_instance(int hd, bool split, F f) {
-  if (hd == 128) return split ? f(Instance<128, 64, 3, true>{}) : f(Instance<128, 128, 3, true, false>{});
+  if (hd == 128) return split ? f(Instance<128, 64, 5, true>{}) : f(Instance<128, 128, 3, true, false>{});
   return split ? f(Instance<256, 32, 3, false>{}) : f(Instance<256, 48, 3, false, false>{});
 }
 

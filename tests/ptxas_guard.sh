@@ -27,12 +27,12 @@ compile() {
   fi
 }
 
-anchor='    issue_s(j);'
+anchor='      issue_s(j);'
 if [ "$(grep -cxF "$anchor" "$f")" != 1 ]; then
   echo "ptxas_guard: the canary's anchor line '$anchor' is not in $f exactly once: update the canary"
   exit 1
 fi
-sed "s/^    issue_s(j);\$/    if (wrows > 0) issue_s(j);/" "$f" >"$tmp/canary.cu"
+sed "s/^      issue_s(j);\$/      if (wq0 < rows) issue_s(j);/" "$f" >"$tmp/canary.cu"
 compile "$tmp/canary.cu"
 if ! grep -q "C7520" "$tmp/log"; then
   echo "ptxas_guard: the canary (S issued under a branch) drew no C7520 from this nvcc; the guard"
