@@ -179,9 +179,9 @@ void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
 // or Half (Q and P rounded to FP16 once: half the MMAs, ~1e-3 relative error). Both kernels
 // serve both. Both hand out their CTAs longest row tile first across all heads (causal rows late
 // in the prompt attend to the most keys), so a grid of several waves ends on short tiles.
-// Warpgroup runs an unsplit grid of more than one wave persistent: one CTA per resident slot,
-// each walking row tiles, its producer loading the next tile's keys while its consumers finish
-// the last (attention_prefill_persistent).
+// Warpgroup runs an unsplit head_dim 128 grid of more than one wave persistent: one CTA per
+// resident slot, each walking row tiles, its producer loading the next tile's Q and keys while
+// its consumers finish the last (attention_prefill_persistent).
 // T <= 65535 * 64 = 4,194,240 per call (row tiles are a grid dimension); chunk longer prompts.
 enum class PrefillPath { Auto, MmaSync, Warpgroup };
 enum class PrefillPrecision { Split, Half };

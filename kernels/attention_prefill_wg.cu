@@ -143,7 +143,7 @@ template <class I>
 __global__ void __launch_bounds__(I::THREADS, 1)
     attn_prefill_wg_kernel(const float* __restrict__ q, int64_t q_stride, int T, const int32_t* __restrict__ pos,
                            const uint16_t* __restrict__ kc, const uint16_t* __restrict__ vc, int cap, int n_head,
-                           int n_head_kv, float scale_log2, int window, int n_split, int stride,
+                           int n_head_kv, float scale_log2, int window, int n_split, int persist_stride,
                            float* __restrict__ out) {
 #if defined(__CUDA_ARCH_FEAT_SM90_ALL)
   constexpr int HD = I::HD, BC = I::BC, STAGES = I::STAGES;
@@ -164,7 +164,9 @@ __global__ void __launch_bounds__(I::THREADS, 1)
   // along x) handed out x fastest. stride > 0 (persistent; n_split 1): the grid is `stride` CTAs,
   // and CTA b takes item k stride + b in even rounds k and k stride + stride - 1 - b in odd ones
   // (a snake: the longest of one round, then the shortest of the next), so its producer streams
-  // the next item's keys while the consumers finish the last one.
+  // the next item's keys and Q while the consumers finish the last one. Only QREG instances run
+  // persistent (plan_for): a compile-time 0 gives the others the one-item code.
+  const int stride = I::QREG ? persist_stride : 0;
   const int n_rt = (T + I::ROWS - 1) / I::ROWS, n_items = n_rt * n_head;
   const int b = int(blockIdx.x), rank = stride ? 0 : b % n_split;  // rank: the CTA's in its cluster
   const int n_rounds = stride ? (n_items + stride - 1) / stride : 1;
@@ -570,9 +572,13 @@ const std::array<int, 3>& slots_of() {  // resident CTAs by cluster size 1, 2, 4
 }
 
 // How prefill_wg launches a shape: its key split, and the persistent grid's CTA count (0: one
-// CTA per item). Unsplit grids of more than one wave run persistent: `resident` CTAs walk the
-// items (the kernel's top says in what order), each CTA's next item's keys loading behind its
-// last.
+// CTA per item). Unsplit hd 128 (QREG) grids of more than one wave run persistent: `resident`
+// CTAs walk the items (the kernel's top says in what order), each CTA's next item's Q and keys
+// loading behind its last. H100, against one CTA per item, us: hd 128 Half T 2048 97.1 -> 93.3,
+// T 8192 1249.2 -> 1213.9; Split 142.8 -> 136.9, 1945.4 -> 1856.4 (session 31, with the Q ring;
+// session 30 without it: +1.0 to +2.3 %). hd 256 (Q staged by the consumers, S reading it from
+// shared memory) gained at most 0.5 % (session 30), and the item loop cost its one-item launches
+// 1-3.6 % (session 31), so it keeps those.
 struct Plan {
   int n_split, stride;
 };
@@ -581,10 +587,9 @@ Plan plan_for(int T, int n_head, int window) {
   const std::array<int, 3>& slots = slots_of<I>();
   const int n_split = attn::prefill_splits(T, n_head, I::ROWS, I::BC, window, slots.data(), 2);
   const int64_t ctas = int64_t(n_head) * ((T + I::ROWS - 1) / I::ROWS);
-  const bool persist = n_split == 1 && slots[0] > 0 && ctas > slots[0];
+  const bool persist = I::QREG && n_split == 1 && slots[0] > 0 && ctas > slots[0];
   return {n_split, persist ? slots[0] : 0};
 }
-
 
 }  // namespace
 
