@@ -335,7 +335,6 @@ __global__ void __launch_bounds__(I::THREADS, 1)
       jt = jg + I::QE;
     } else {
       const int wrows = min(64, rows - wq0);
-      if (k > 0) bar_sync(3 + c, 128);  // every warp of this consumer is done with the last item's Q
       // Q's 64 rows x HD floats, 64 * CH / 128 pieces per thread (mmadev::stage_split)
       mmadev::stage_split<64 * CH / 128>(
           wt, 128,
