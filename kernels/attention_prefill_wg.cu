@@ -107,6 +107,12 @@ struct Instance {
   static constexpr int KV_TILE = BC * HD * 2, STAGE = 2 * KV_TILE;  // K then V
   static constexpr int QE = QREG ? ROWS * HD * 4 / STAGE : 0;      // Q's ring entries per row tile
   static constexpr int KV_OFFSET = QREG ? 0 : 2 * (LO ? 2 : 1) * Q_TILE;  // per consumer: Q_hi [, Q_lo]
+  // Arrivals that free a stage: every consumer thread where threads read the ring with plain
+  // loads (Q's rows: racecheck follows each reading thread's own arrive, not a warp's __syncwarp
+  // and one lane's arrive, and reported the one-lane form as races; H100, session 31, same speed
+  // within one pass), else one per consumer warp (the stages are read by wgmma only).
+  static constexpr bool THREAD_RELEASE = QREG;
+  static constexpr int RELEASES = THREAD_RELEASE ? 256 : 8;
   static constexpr int BAR_OFFSET = KV_OFFSET + STAGES * STAGE;     // full[STAGES], empty[STAGES]
   static constexpr int SMEM = BAR_OFFSET + 2 * STAGES * 8 + 1024;   // + alignment of the atoms
   static_assert(HD % 64 == 0 && BC % 16 == 0 && STAGES >= 2, "whole swizzle atoms, k-steps, a ring");
@@ -199,7 +205,7 @@ __global__ void __launch_bounds__(I::THREADS, 1)
   if (tid == 0) {
     for (int st = 0; st < STAGES; ++st) {
       mbar_init(full0 + 8 * st, 128);  // every producer thread, once its copies have landed
-      mbar_init(empty0 + 8 * st, 8);   // every consumer warp, once its P.V has read the stage
+      mbar_init(empty0 + 8 * st, I::RELEASES);  // consumers done reading the stage (Instance)
     }
   }
   __syncthreads();
@@ -300,9 +306,9 @@ __global__ void __launch_bounds__(I::THREADS, 1)
     const int h = it.h, q0 = it.q0, rows = it.rows, kv_lo = it.kv_lo, kv_hi = it.kv_hi, n_tiles = it.n_tiles;
     // QREG: the warp's Q_hi / Q_lo A fragments (rows 16 warp .., k-step ks), from the item's
     // first QE ring entries: thread (g, t) holds rows g, g + 8 x columns 16 ks + 2 t (+ 1) and
-    // 16 ks + 8 + 2 t (+ 1), as ldmatrix would give them. Each warp waits for every entry and frees
-    // every entry (the empty barriers count all 8 warps: freeing one not waited for could count in
-    // its previous phase).
+    // 16 ks + 8 + 2 t (+ 1), as ldmatrix would give them. Each thread waits for every entry and
+    // frees every entry (the empty barriers count every consumer thread: freeing one not waited
+    // for could count in its previous phase).
     uint32_t qf[I::QREG ? HD / 16 : 1][4], qlf[I::QREG ? HD / 16 : 1][4];
     int jt = jg;  // the ring index of the item's first key tile
     if constexpr (I::QREG) {
@@ -329,9 +335,7 @@ __global__ void __launch_bounds__(I::THREADS, 1)
           }
         }
       }
-      __syncwarp();
-      if (lane == 0)
-        for (int e2 = 0; e2 < I::QE; ++e2) mbar_arrive(empty0 + 8 * ((jg + e2) % STAGES));
+      for (int e2 = 0; e2 < I::QE; ++e2) mbar_arrive(empty0 + 8 * ((jg + e2) % STAGES));  // THREAD_RELEASE
       jt = jg + I::QE;
     } else {
       const int wrows = min(64, rows - wq0);
@@ -400,9 +404,13 @@ __global__ void __launch_bounds__(I::THREADS, 1)
       }
       wgmma::commit();
     };
-    auto release = [&](int j) {  // this warp is done with tile j's stage
-      __syncwarp();
-      if (lane == 0) mbar_arrive(empty0 + 8 * ((jt + j) % STAGES));
+    auto release = [&](int j) {  // this thread / warp is done with tile j's stage
+      if constexpr (I::THREAD_RELEASE) {
+        mbar_arrive(empty0 + 8 * ((jt + j) % STAGES));
+      } else {
+        __syncwarp();
+        if (lane == 0) mbar_arrive(empty0 + 8 * ((jt + j) % STAGES));
+      }
     };
     // Masked online softmax of S(j) in place (s becomes P * kPScale); returns o's correction.
     auto softmax = [&](int j, float(&corr)[2]) {
