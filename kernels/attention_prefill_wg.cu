@@ -327,12 +327,7 @@ __global__ void __launch_bounds__(I::THREADS, 1)
           const int u = 2 * ks + (x >> 1);
           const float2 v =
               *reinterpret_cast<const float2*>(sq + 8 * (x & 1) * HD * 4 + (u >> 2) * 128 + (((u & 3) ^ (r & 3)) << 5));
-          if constexpr (I::LO) {
-            split_half2(v.x, v.y, qf[ks][x], qlf[ks][x]);
-          } else {
-            const __half2 hv = __floats2half2_rn(v.x, v.y);
-            qf[ks][x] = *reinterpret_cast<const uint32_t*>(&hv);
-          }
+          split_half2(v.x, v.y, qf[ks][x], qlf[ks][x]);  // Half never reads qlf: its lo is dead code
         }
       }
       for (int e2 = 0; e2 < I::QE; ++e2) mbar_arrive(empty0 + 8 * ((jg + e2) % STAGES));  // THREAD_RELEASE

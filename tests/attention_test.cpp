@@ -873,6 +873,8 @@ void check_prefill(const PrefillCase& c, uint64_t seed) {
 
 TEST(GpuAttentionPrefill, WithinToleranceOfDouble) {
   KILN_REQUIRE_GPU();
+  g_prefill_splits.clear();
+  g_prefill_persistent.clear();
   uint64_t seed = 5000;
   for (int64_t T : {1, 2, 511, 512, 513, 4097})
     for (int hd : {64, 128, 256, 512})
@@ -919,6 +921,25 @@ TEST(GpuAttentionPrefill, PersistentGrid) {
       EXPECT_FALSE((g_prefill_persistent[{256, prec, PrefillPath::Warpgroup}].count(true)))
           << "wgmma hd 256 " << prec_name(prec) << ": ran persistent";
     }
+}
+
+// Key splits (clusters merging partial softmax states through distributed shared memory) on every
+// kernel, head_dim and precision, at shapes small enough for racecheck: short prompts over few
+// heads are one partial wave, where attn::prefill_splits splits (hd 128 Half's 128-key tiles need
+// 1024 keys: at 300 the longest row tile has 3 key tiles, which 2 CTAs do not finish sooner).
+TEST(GpuAttentionPrefill, KeySplitMerge) {
+  KILN_REQUIRE_GPU();
+  g_prefill_splits.clear();
+  uint64_t seed = 5600;
+  for (int hd : {64, 128, 256, 512}) check_prefill({hd == 128 ? 1024 : 300, hd, 0, 4, 1, 0.f}, seed++);
+  check_prefill({300, 256, 100, 8, 2, 1.f, 8}, seed++);  // window, GQA 4, strided Q rows
+  for (int hd : {64, 128, 256, 512})
+    for (PrefillPrecision prec : kPrecisions)
+      for (PrefillPath path : prefill_paths(hd)) {
+        const std::set<int>& sp = g_prefill_splits[{hd, prec, path}];
+        EXPECT_TRUE(!sp.empty() && *sp.rbegin() > 1)
+            << path_name(path) << " hd " << hd << " " << prec_name(prec) << ": no case ran with a key split";
+      }
 }
 
 // An sm_90a build on a compute capability 9.0 device must take (and so test) the wgmma kernel:
