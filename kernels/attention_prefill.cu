@@ -369,12 +369,10 @@ __global__ void __launch_bounds__(Cfg<HD, DV, BC, G>::THREADS, (Cfg<HD, DV, BC, 
   }
   namespace cg = cooperative_groups;
   cg::cluster_group cluster = cg::this_cluster();
-  // The merge reads this CTA's partials in another thread mapping than they were written in. The
-  // cluster barrier alone orders that, but CUDA 13.0's racecheck counts only a CTA barrier
-  // between a CTA's own threads (session 31: 6 reported races with cluster.sync() alone), so the
-  // CTA barrier comes first in every launch; it costs one bar.sync per CTA.
-  __syncthreads();
-  if (n_split > 1) cluster.sync();  // partials visible cluster-wide
+  if (n_split > 1)
+    cluster.sync();  // partials visible cluster-wide
+  else
+    __syncthreads();
   auto at = [&](float* p, int t) { return n_split > 1 ? cluster.map_shared_rank(p, t) : p; };
   const int mr0 = split * BR / n_split, mr1 = (split + 1) * BR / n_split;
   for (int i = tid; i < (mr1 - mr0) * (DV / 4); i += C::THREADS) {
