@@ -44,8 +44,8 @@ __device__ __forceinline__ Best block_best(Best b, Best* red) {
 
 template <bool VEC>
 __global__ void __launch_bounds__(kThreads) softcap_argmax_kernel(SoftcapArgmaxOp op, int64_t seg) {
-  pdl_trigger();
-  pdl_wait();  // every input may come from the previous kernel
+  if (!op.pos) pdl_trigger();  // a step's end serializes the stream (header)
+  pdl_wait();                  // every input may come from the previous kernel
   __shared__ Best red[kThreads / 32];
   __shared__ bool last;
   const int64_t r = blockIdx.y;
@@ -91,7 +91,10 @@ __global__ void __launch_bounds__(kThreads) softcap_argmax_kernel(SoftcapArgmaxO
   __syncthreads();  // red reuse
   c = block_best(c, red);
   if (threadIdx.x == 0) {
-    op.idx[r] = c.i == INT32_MAX ? -1 : c.i;
+    const int32_t id = c.i == INT32_MAX ? -1 : c.i;
+    op.idx[r] = id;
+    if (op.feed) *op.feed = id;
+    if (op.pos) *op.pos += 1;
     *cnt = 0u;  // ready for the next launch / graph replay
   }
 }
@@ -105,6 +108,8 @@ void softcap_argmax(const SoftcapArgmaxOp& op, cudaStream_t stream) {
   KILN_REQUIRE(op.n > 0 && op.n < (int64_t(1) << 31) - 1 && op.rows >= 0 && op.rows <= 65535,
                "softcap_argmax: bad shape rows=", op.rows, " n=", op.n);
   KILN_REQUIRE(op.logits && op.idx && op.workspace, "softcap_argmax: logits, idx and workspace are required");
+  KILN_REQUIRE(op.rows == 1 || (!op.feed && !op.pos), "softcap_argmax: feed and pos need rows == 1, got rows=",
+               op.rows);
   if (op.rows == 0) return;
   // ~4096 elements per block (16 per thread), at most kMaxBlocks blocks per row.
   int64_t nb = (op.n + 4095) / 4096;

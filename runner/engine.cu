@@ -23,12 +23,6 @@ __global__ void synth_fill_kernel(SynthSpec spec, uint64_t nblocks, int block_by
     synth_block(spec, b, dst + b * uint64_t(block_bytes));
 }
 
-// End of a decode step: the step's argmax becomes the next input, the position advances.
-__global__ void advance_kernel(int32_t* ids, int32_t* pos, const int32_t* next) {
-  ids[0] = next[0];
-  pos[0] += 1;
-}
-
 // Start decoding after a prefill: input token = the prefill's last argmax, at position `p`.
 __global__ void set_decode_input_kernel(int32_t* ids, int32_t* pos, const int32_t* next, int32_t p) {
   ids[0] = next[0];
@@ -408,12 +402,27 @@ void Engine::set_token(int32_t token) {
   stream_.sync();
 }
 
-void Engine::enqueue_decode_step() {
-  step(1, true);
-  op("advance", [&] {
-    advance_kernel<<<1, 1, 0, stream_>>>(a_.ids, a_.pos, a_.next);
-    KILN_CUDA_CHECK_LAUNCH();
+void Engine::enqueue_decode_step() { step(1, true); }
+
+void Engine::output_argmax(const Tensor& tied, int T, bool decode) {
+  const int rows = (decode || opt_.all_logits) ? T : 1;
+  const size_t off = size_t(T - rows), d = size_t(cfg_.d_model);
+  const Tensor& out = cfg_.tied_output ? tied : t("output.weight");
+  matmul(out, a_.xn + off * d, a_.xq + off * (d / 32), rows, a_.logits, Epilogue::Store);
+  op("softcap_argmax", [&] {
+    SoftcapArgmaxOp o;
+    o.logits = a_.logits;
+    o.rows = rows;
+    o.n = cfg_.n_vocab;
+    o.cap = cfg_.final_softcap;
+    o.capped = a_.capped;
+    o.idx = a_.next;  // row r's argmax at next[r]
+    o.workspace = a_.argmax_ws;
+    if (decode) o.feed = a_.ids, o.pos = a_.pos;  // T = 1: the next step's input and position
+    softcap_argmax(o, stream_);
   });
+  if (rows > 1)  // the decode input after a prefill is the last row's argmax (set_decode_input_kernel)
+    KILN_CUDA_CHECK(cudaMemcpyAsync(a_.next, a_.next + rows - 1, 4, cudaMemcpyDeviceToDevice, stream_));
 }
 
 void Engine::capture_decode_graph() {

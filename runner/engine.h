@@ -2,7 +2,7 @@
 // from a GGUF file, or filled on the device from a synthetic preset), FP16 KV caches, one
 // activation arena sized at load, RoPE tables, batched prefill in chunks, and a decode step
 // captured ONCE into a CUDA graph that reads its token id and position from device memory (the
-// step's own argmax feeds the next step; a one-thread kernel advances the position).
+// step's own argmax feeds the next step and advances the position).
 //
 // Model-specific code is only the layer composition: runner/gemma4.cu and runner/qwen3.cu, each
 // one function `step(T)` that enqueues the launches for T tokens at positions d_pos[0..T).
@@ -129,6 +129,11 @@ class Engine {
   void matmul(const Tensor& w, const float* x, const BlockQ8_1* xq, int T, float* y, Epilogue ep);
   void matmul_multi(const Tensor* const* ws, float* const* ys, int count, const float* x, const BlockQ8_1* xq,
                     int T);
+  // A step's end, both families: output projection of xn (`tied`: token_embd when the model has
+  // no output.weight), softcap (if the model has one) and argmax into next[]; prefill keeps only
+  // the last row unless every position's logits are wanted. Decode's argmax also writes the next
+  // input token and advances the position (softcap_argmax's feed / pos).
+  void output_argmax(const Tensor& tied, int T, bool decode);
 
   ModelConfig cfg_;
   EngineOptions opt_;

@@ -1,15 +1,16 @@
 // Gemma 4 on the GPU: one forward step for T tokens at positions d_pos[0..T), composed from
 // kiln's kernels. Read top to bottom; the CPU spec is reference/gemma4.cpp.
 //
-// Kernels per decode token (T = 1; E4B: 552 at contexts up to 1024, counted from the captured
+// Kernels per decode token (T = 1; E4B: 551 at contexts up to 1024, counted from the captured
 // graph): 3 before the layers (embed + fused layer-0 attn norm, PLE projection, ple_proj_norm);
 // per layer 13 (6 matvec launches, attention, 6 others): Q/K/V matvecs in one launch,
 // head_norm_dual with RoPE and (own KV only) the KV-cache append, attention (the merge, which
 // writes the o-proj's Q8_1 input, fused into the split kernel through a thread-block cluster
 // while attention_decode_splits picks <= 16 splits -- DecodeMerge; above that a second launch,
-// 594 per token), o-proj, post-attn norm + residual + ffn norm, gate/up, GeGLU, down, post-FFN norm +
+// 593 per token), o-proj, post-attn norm + residual + ffn norm, gate/up, GeGLU, down, post-FFN norm +
 // residual, PLE gate matvec, PLE GELU-mul, PLE proj, post-PLE norm + residual +
-// layer_output_scale + next attn norm; then output projection, softcap/argmax, advance.
+// layer_output_scale + next attn norm; then output projection and softcap/argmax (which also
+// advances the position).
 #include <cmath>
 
 #include "kernels/attention.cuh"
@@ -19,7 +20,6 @@
 #include "kernels/ple_proj_norm.cuh"
 #include "kernels/quantize_q8_1.cuh"
 #include "kernels/rmsnorm.cuh"
-#include "kernels/softcap_argmax.cuh"
 #include "runner/engine.h"
 
 namespace kiln {
@@ -226,25 +226,7 @@ void Gemma4::step(Engine& e, int T, bool decode) {
     });
   }
 
-  // Output projection (tied: token_embd), softcap and argmax. Prefill keeps only the last row
-  // unless every position's logits are wanted.
-  const int rows = (decode || e.opt_.all_logits) ? T : 1;
-  const size_t off = size_t(T - rows);
-  const Engine::Tensor& out = c.tied_output ? embd : e.t("output.weight");
-  e.matmul(out, a.xn + off * size_t(d), a.xq + off * size_t(d / 32), rows, a.logits, Epilogue::Store);
-  e.op("softcap_argmax", [&] {
-    SoftcapArgmaxOp op;
-    op.logits = a.logits;
-    op.rows = rows;
-    op.n = c.n_vocab;
-    op.cap = c.final_softcap;
-    op.capped = a.capped;
-    op.idx = a.next;  // row r's argmax at next[r]
-    op.workspace = a.argmax_ws;
-    softcap_argmax(op, s);
-  });
-  if (rows > 1)  // the decode input is the last row's argmax
-    KILN_CUDA_CHECK(cudaMemcpyAsync(a.next, a.next + rows - 1, 4, cudaMemcpyDeviceToDevice, s));
+  e.output_argmax(embd, T, decode);  // output projection (tied: token_embd), softcap, argmax
 }
 
 }  // namespace kiln

@@ -1,12 +1,12 @@
 // Qwen3 on the GPU: one forward step for T tokens at positions d_pos[0..T), composed from kiln's
 // kernels. Read top to bottom; the CPU spec is reference/qwen3.cpp.
 //
-// Kernels per decode token (T = 1; 8B: 364, counted from the captured graph): embed (+ layer-0
+// Kernels per decode token (T = 1; 8B: 363, counted from the captured graph): embed (+ layer-0
 // norm), then per layer 10: Q/K/V matvecs in one launch, head_norm_dual (RoPE and the KV-cache
 // append fused), attention (split + merge: 2; the merge writes the o-proj's Q8_1 input; 8 kv
 // heads keep the merge launch: attention_decode_splits, DecodeMerge), o-proj
 // with the residual add fused, ffn norm, gate/up, SwiGLU, down with the residual add fused, next
-// norm; then output projection, argmax, advance.
+// norm; then output projection and argmax (which also advances the position).
 #include <cmath>
 
 #include "kernels/attention.cuh"
@@ -15,7 +15,6 @@
 #include "kernels/head_norm_dual.cuh"
 #include "kernels/quantize_q8_1.cuh"
 #include "kernels/rmsnorm.cuh"
-#include "kernels/softcap_argmax.cuh"
 #include "runner/engine.h"
 
 namespace kiln {
@@ -135,22 +134,7 @@ void Qwen3::step(Engine& e, int T, bool decode) {
     norm(il + 1 < L ? e.t(blk(il + 1, "attn_norm")).f32() : e.t("output_norm.weight").f32());
   }
 
-  const int rows = (decode || e.opt_.all_logits) ? T : 1;
-  const size_t off = size_t(T - rows);
-  const Engine::Tensor& out = c.tied_output ? embd : e.t("output.weight");
-  e.matmul(out, a.xn + off * size_t(d), a.xq + off * size_t(d / 32), rows, a.logits, Epilogue::Store);
-  e.op("argmax", [&] {
-    SoftcapArgmaxOp op;
-    op.logits = a.logits;
-    op.rows = rows;
-    op.n = c.n_vocab;
-    op.cap = c.final_softcap;
-    op.capped = a.capped;
-    op.idx = a.next;
-    op.workspace = a.argmax_ws;
-    softcap_argmax(op, s);
-  });
-  if (rows > 1) KILN_CUDA_CHECK(cudaMemcpyAsync(a.next, a.next + rows - 1, 4, cudaMemcpyDeviceToDevice, s));
+  e.output_argmax(embd, T, decode);
 }
 
 }  // namespace kiln

@@ -6,10 +6,9 @@ namespace kiln {
 
 const std::set<std::string>& runner_op_names() {
   static const std::set<std::string> names = {
-      "advance",        "argmax",        "attention_decode",  "attention_prefill", "embed",
-      "gelu_tanh_mul",  "gelu_tanh_mul_strided", "gemm_n_f", "gemm_n_q8_1",      "gemm_n_q8_1_multi",
-      "gemm_n_tc",      "head_norm_dual", "ple_proj_norm",    "quantize_q8_1",     "rmsnorm",
-      "silu_mul",       "softcap_argmax"};
+      "attention_decode", "attention_prefill", "embed",          "gelu_tanh_mul",  "gelu_tanh_mul_strided",
+      "gemm_n_f",         "gemm_n_q8_1",       "gemm_n_q8_1_multi", "gemm_n_tc",     "head_norm_dual",
+      "ple_proj_norm",    "quantize_q8_1",     "rmsnorm",         "silu_mul",       "softcap_argmax"};
   return names;
 }
 

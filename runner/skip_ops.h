@@ -3,7 +3,8 @@
 // and the profiled step alike), so the decode time it prints, next to a normal run's, is what
 // those launches cost inside the graph -- a figure the per-kernel event split (which times each
 // launch in isolation, launch gaps included) cannot give. The outputs are then not the model's:
-// the run report says so. Names are the ones the per-kernel table prints.
+// the run report says so (left out, softcap_argmax no longer advances decode's position either:
+// every step reruns one position). Names are the ones the per-kernel table prints.
 #pragma once
 
 #include <set>

@@ -438,7 +438,7 @@ TEST(SkipOps, RejectsAnUnknownName) {
     parse_skip_ops("rmsnorm,rmsnrom");
     FAIL() << "no error for an unknown op";
   } catch (const Error& e) {
-    EXPECT_THAT(e.what(), StartsWith("KILN_SKIP_OPS: unknown op 'rmsnrom' (ops: advance, argmax, "));
+    EXPECT_THAT(e.what(), StartsWith("KILN_SKIP_OPS: unknown op 'rmsnrom' (ops: attention_decode, attention_prefill, "));
   }
 }
 
@@ -446,7 +446,7 @@ TEST(GpuCli, UnknownSkippedOp) {
   KILN_REQUIRE_GPU();
   const CliResult r = kiln_env("KILN_SKIP_OPS=rmsnrom", "run --backend gpu --preset qwen3-tiny --prompt-tokens 4 --gen 2");
   EXPECT_EQ(r.code, 1) << r.err;
-  EXPECT_THAT(r.first_err(), StartsWith("kiln run: error: KILN_SKIP_OPS: unknown op 'rmsnrom' (ops: advance, "));
+  EXPECT_THAT(r.first_err(), StartsWith("kiln run: error: KILN_SKIP_OPS: unknown op 'rmsnrom' (ops: attention_decode, "));
 }
 
 // GPU: a model whose weights do not fit in device memory is refused before anything is allocated.

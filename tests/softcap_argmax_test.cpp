@@ -62,6 +62,13 @@ TEST(SoftcapArgmaxApi, RejectsBadArguments) {
   op.workspace = &f;
   op.n = 0;
   EXPECT_THROW(softcap_argmax(op, nullptr), Error);
+  op.n = 10;
+  op.rows = 2;
+  op.pos = &i;
+  EXPECT_THROW(softcap_argmax(op, nullptr), Error);  // feed / pos: one row only
+  op.pos = nullptr;
+  op.feed = &i;
+  EXPECT_THROW(softcap_argmax(op, nullptr), Error);
 }
 
 void run_sa(int64_t rows, int64_t n, float cap, bool with_capped, int misalign, uint64_t seed, bool plant_tie,
@@ -121,6 +128,40 @@ TEST(GpuSoftcapArgmax, BitExactGemma4Vocab) {
   run_sa(1, 262144, 30.f, false, 0, 2, true, 2);
   run_sa(3, 262144, 30.f, true, 0, 3, true);
   run_sa(17, 151936, 0.f, false, 0, 4, true);  // Qwen3 vocab, no softcap
+}
+
+// A decode step's end: every launch also writes the winner to *feed and adds one to *pos (the
+// runner's next input token and position), repeated launches as graph replays do.
+TEST(GpuSoftcapArgmax, FeedsAndAdvancesTheStep) {
+  KILN_REQUIRE_GPU();
+  Stream s;
+  const int64_t n = 262144;
+  std::vector<float> x = random_normal(size_t(n), 8, 8.f);
+  auto dx = up(x, s);
+  auto didx = poisoned<int32_t>(1, s);
+  auto dfeed = poisoned<int32_t>(1, s);
+  auto dpos = up(std::vector<int32_t>{41}, s);
+  DeviceBuffer<uint8_t> ws(softcap_argmax_workspace_bytes(1));
+  KILN_CUDA_CHECK(cudaMemsetAsync(ws.data(), 0, ws.bytes(), s));
+  int32_t want = -1;
+  ref::softcap_argmax<float>(x.data(), 1, n, 30.f, nullptr, &want);
+  ASSERT_GE(want, 0);
+  SoftcapArgmaxOp op;
+  op.logits = dx.data();
+  op.rows = 1;
+  op.n = n;
+  op.cap = 30.f;
+  op.idx = didx.data();
+  op.feed = dfeed.data();
+  op.pos = dpos.data();
+  op.workspace = ws.data();
+  for (int l = 0; l < 3; ++l) {
+    KILN_CUDA_CHECK(cudaMemsetAsync(dfeed.data(), 0xff, dfeed.bytes(), s));
+    softcap_argmax(op, s);
+    EXPECT_EQ(down(didx, s)[0], want) << "launch " << l;
+    EXPECT_EQ(down(dfeed, s)[0], want) << "launch " << l;
+    EXPECT_EQ(down(dpos, s)[0], 42 + l) << "launch " << l;
+  }
 }
 
 TEST(GpuSoftcapArgmax, BitExactRagged) {
