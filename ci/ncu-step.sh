@@ -3,7 +3,7 @@
 # (ncu serializes launches, so no launch gaps and no PDL overlap). Complements `kiln run`'s
 # event-timed split (which includes launch gaps) and its graph total (which hides them).
 #   bash ci/ncu-step.sh PRESET LAUNCHES_PER_STEP [PROMPT_TOKENS]
-# LAUNCHES_PER_STEP: `kiln run`'s "kernel launches / token" (qwen3-8b 364, gemma4-e4b 594).
+# LAUNCHES_PER_STEP: `kiln run`'s "kernel launches / token" (qwen3-8b 363, gemma4-e4b 551).
 # Needs build-gpu/runner/kiln (ci/gpu-suite.sh builds it). Output: $OUT/ncu-PRESET.csv and a table.
 set -euo pipefail
 cd "$(dirname "$0")/.."
