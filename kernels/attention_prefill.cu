@@ -251,17 +251,13 @@ __global__ void __launch_bounds__(Cfg<HD, DV, BC, G>::THREADS, (Cfg<HD, DV, BC, 
     // on exp2f (H100, session 30, T 2048 604.6 -> 634-646 us; hd 128 and Half gained 2-9 %).
     const bool full = kb + BC - 1 <= wq_lo && kb + BC - 1 <= kv_hi &&
                       (window == 0 || wq_hi - kb < window);
+    if (!full) mmadev::mask_scores<BC / 8>(&sacc[0][0], kb, qpos0, kv_hi, window, lane & 3);
     float mt[2] = {-INFINITY, -INFINITY};
 #pragma unroll
     for (int n = 0; n < BC / 8; ++n) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        float x = sacc[n][e] * scale_log2;
-        if (!full) {
-          const int kp = kb + n * 8 + (lane & 3) * 2 + (e & 1);
-          const int qp = qpos0 + (e >> 1) * 8;
-          if (!(kp <= qp && kp <= kv_hi && (window == 0 || qp - kp < window))) x = -INFINITY;
-        }
+        const float x = sacc[n][e] * scale_log2;
         sacc[n][e] = x;
         mt[e >> 1] = fmaxf(mt[e >> 1], x);
       }
