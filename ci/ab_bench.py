@@ -142,7 +142,7 @@ def main():
         ap.error("build labels must be distinct")
     root = os.path.abspath(args.root)
 
-    dirs, commits = [], []
+    dirs, commits, exported = [], [], []
     for label, rev in builds:
         if rev == ".":
             if args.snapshot_only:
@@ -159,9 +159,9 @@ def main():
             return 1
         dirs.append(d)
         commits.append(sha[:7])
+        exported.append(f"{rev} -> {d} ({sha[:7]})")
     if args.snapshot_only:
-        print("ab_bench: snapshots " + ", ".join(f"{rev} -> {d} ({c})" for (_, rev), d, c in
-                                                   zip([b for b in builds if b[1] != "."], dirs, commits)))
+        print("ab_bench: snapshots " + ", ".join(exported))
         return 0
     if not args.no_build:
         failed = build_all(dirs, args.bench)
