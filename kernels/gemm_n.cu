@@ -47,7 +47,7 @@ struct Params {
   int add;
   int vec;  // float path: 16-byte vector loads allowed
   int rowbuf;  // integer path: staging bytes per row and ring stage
-  int x_stage;      // integer path: activations staged in shared memory (N <= 2, small enough)
+  int x_stage;      // integer path: activations staged in shared memory (x_stage_capable, launch_q's rule)
   int x_col_bytes;  // bytes per staged activation column
   // kQ6Pairs, passed as a parameter: with the literal, ptxas proves the masked bits and splits
   // each bit_select of the Q6_K decode into two LOP3s (load_unit); a __constant__ variable keeps
@@ -257,28 +257,32 @@ KILN_HD constexpr int row_buf_of(int tt) { return tt == kAnyType ? kMaxRowBuf : 
 // the ring depth fills the shared memory left after the activation stage (below); small Q8_0
 // matvecs take a wide grid of 5 (ctas_per_sm).
 //
-// Activation stage (N <= 2): every lane reads its unit's 36-byte Q8_1 block; straight from
+// Activation stage (Q4_K, N = 2): every lane reads its unit's 36-byte Q8_1 block; straight from
 // global memory those reads are strided 36 bytes across the warp, ~9 L1 wavefronts per 4-byte
 // load, 81 per unit -- for Q4_K as much L1 traffic as the weights. So each CTA first copies the
 // activation columns (up to kXStageMax bytes) into shared memory with contiguous cp.async, and
 // lanes read them there (stride 9 words: conflict-free). Larger activations and N > 2 (where
-// R = 4 rows share each load) read global memory. Measured on H100 the stage was neutral on
+// R = 4 rows share each load), and every launch the rule below leaves out, read global memory. Measured on H100 the stage was neutral on
 // 20-60 MB matrices and lifted the Q4_K LM head from 52% to 57% of copy bandwidth: L1 was not the
 // limit; the 4- and 6-bit paths are instruction-bound (ncu: issue slots 65% busy, ALU busiest).
 constexpr int kSmemPerSm = 216 * 1024;  // dynamic shared memory planned per SM (of 227 KB)
-constexpr int kXStageMax = 16 * 1024;   // activation stage per CTA (N <= 2): K up to ~14k at N = 1
+constexpr int kXStageMax = 16 * 1024;   // activation stage per CTA: K up to ~7k at N = 2
 // Q6_K (and mixed launches) skip the stage: its 1.7 KB chunks need the shared memory for ring depth.
-// Q8_0 at N = 1 skips it too, for 6 ring stages instead of 4: the stage is copied after the PDL
-// wait, behind the ring's bulk copies in the SM's memory queue (a globaltimer trace of graph
-// replays, H200: compute began ~2 us after the wait), and Q8_0's one slice per unit reads little
-// activation data. H200, graph replays, N = 1: Q8_0 2560x2048 4.11 -> 3.15 us, 10240x2560 11.0 ->
-// 9.6 us, 4096x151936 170.3 -> 164.2 us; gemma4-e4b decode 293.5 / 294.3 -> 312.0 / 322.1 tok/s.
-// Q4_K keeps it: a 5 KB stage (a 5-stage ring; larger columns read global memory) measured Q4_K
-// 4096x12288 10.7 -> 11.3 us at N = 1, 12.6 -> 15.9 at N = 2, and qwen3-8b decode 402 -> 382
-// tok/s. Q8_0 at N = 2 keeps it too (4096x12288: 16.1 us with, 17.3 without).
+// The stage is copied after the PDL wait, behind the ring's bulk copies in the SM's memory queue
+// (a globaltimer trace of graph replays, H200: compute began ~2 us after the wait), so it pays
+// only where a CTA then streams enough weights to hide that: Q4_K at N = 2 with at least
+// kXStageMinCtaBytes of weights per CTA (launch_q decides per launch; Q4_K's two slices per unit
+// read twice Q8_0's activation data per weight byte). H100, session 35, gemm_n_bench, stage ->
+// none, N = 2: Q4_K 4096x12288 13.9 -> 16.6 us and the LM heads 130.6 -> 134.8 / 178.9 -> 203.3
+// (663 and 714 KB per CTA), but 2560x10240 14.7 -> 12.4 (28 KB per CTA), 4096x4096 7.8 -> 7.1,
+// 2560x2048 7.3 -> 3.4, and Q8_0 at N = 2 -3 to -47 % on every shape but the LM heads (+0.5 %);
+// N = 1 (Q4_K): none faster on 9 of 12 shapes (2560x2048 3.56 -> 2.86, 4096x4096 6.78 -> 5.91)
+// and qwen3-8b decode 358.0 -> 369.3 tok/s. Earlier (H200): Q8_0 at N = 1 went without it for 6
+// ring stages instead of 4 (gemma4-e4b decode 293.5 / 294.3 -> 312.0 / 322.1 tok/s).
+constexpr int64_t kXStageMinCtaBytes = 48 * 1024;
 template <int TT, int N>
 KILN_HD constexpr bool x_stage_capable() {
-  return (N <= 2 && TT == int(DType::Q4_K)) || (N == 2 && TT == int(DType::Q8_0));
+  return N == 2 && TT == int(DType::Q4_K);
 }
 //
 // WIDE grids (Q8_0 at N = 1 only, chosen per launch by use_wide): 5 CTAs per SM with a 4-stage
@@ -1098,11 +1102,6 @@ void launch_q(Params q, cudaStream_t s) {
     return true;
   }();
   (void)configured;
-  const int64_t xcol = x_stage_col_bytes(q.xblocks);
-  q.x_stage = x_stage_capable<TT, NC>() && NC * xcol <= kXStageMax;
-  q.x_col_bytes = q.x_stage ? int(xcol) : 0;
-  const int smem = kWarps * kStages * R * q.rowbuf + NC * q.x_col_bytes;
-  if (smem > max_smem) fail("gemm_n: internal: staging buffer exceeds the configured shared memory");
   static const int occ = [&] {
     int o = 0;
     KILN_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&o, kernel, kThreads, size_t(max_smem)));
@@ -1126,6 +1125,11 @@ void launch_q(Params q, cudaStream_t s) {
     q.mats[i].ctas = int(c);
     ctas += c;
   }
+  const int64_t xcol = x_stage_col_bytes(q.xblocks);
+  q.x_stage = x_stage_capable<TT, NC>() && NC * xcol <= kXStageMax && total_bytes >= kXStageMinCtaBytes * ctas;
+  q.x_col_bytes = q.x_stage ? int(xcol) : 0;
+  const int smem = kWarps * kStages * R * q.rowbuf + NC * q.x_col_bytes;
+  if (smem > max_smem) fail("gemm_n: internal: staging buffer exceeds the configured shared memory");
   launch_pdl(kernel, dim3(unsigned(ctas)), dim3(kThreads), size_t(smem), s, q);
 }
 

@@ -382,6 +382,9 @@ TEST(GpuGemmN, IntegerPathBitExactAcrossShapesAndN) {
       {DType::Q8_0, 67, 16384}, {DType::Q4_K, 45, 8192},   {DType::Q6_K, 29, 15360},
       // Q8_0 at N = 1 runs a wide grid below 32 MB of weights and the deep one from there (34 MB).
       {DType::Q8_0, 12401, 2560},
+      // Q4_K at N = 2 stages its activations in shared memory only with >= 48 KB of weights per
+      // CTA (kXStageMinCtaBytes): 28 MB here, ~54 KB per CTA on a 132-SM GPU.
+      {DType::Q4_K, 12289, 4096},
   };
   for (const Shape& sh : shapes) {
     const int64_t Nmax = 8;
