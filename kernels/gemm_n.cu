@@ -261,10 +261,10 @@ KILN_HD constexpr int row_buf_of(int tt) { return tt == kAnyType ? kMaxRowBuf : 
 // global memory those reads are strided 36 bytes across the warp, ~9 L1 wavefronts per 4-byte
 // load, 81 per unit -- for Q4_K as much L1 traffic as the weights. So each CTA first copies the
 // activation columns (up to kXStageMax bytes) into shared memory with contiguous cp.async, and
-// lanes read them there (stride 9 words: conflict-free). Larger activations and N > 2 (where
-// R = 4 rows share each load), and every launch the rule below leaves out, read global memory. Measured on H100 the stage was neutral on
-// 20-60 MB matrices and lifted the Q4_K LM head from 52% to 57% of copy bandwidth: L1 was not the
-// limit; the 4- and 6-bit paths are instruction-bound (ncu: issue slots 65% busy, ALU busiest).
+// lanes read them there (stride 9 words: conflict-free). Every other launch reads global memory
+// (N > 2: R = 4 rows share each load). Measured on H100 when it was added, the stage lifted the
+// Q4_K LM head from 52% to 57% of copy bandwidth: L1 was not the main limit; the 4- and 6-bit
+// paths are instruction-bound (ncu: issue slots 65% busy, ALU busiest).
 constexpr int kSmemPerSm = 216 * 1024;  // dynamic shared memory planned per SM (of 227 KB)
 constexpr int kXStageMax = 16 * 1024;   // activation stage per CTA: K up to ~7k at N = 2
 // Q6_K (and mixed launches) skip the stage: its 1.7 KB chunks need the shared memory for ring depth.
@@ -272,13 +272,20 @@ constexpr int kXStageMax = 16 * 1024;   // activation stage per CTA: K up to ~7k
 // (a globaltimer trace of graph replays, H200: compute began ~2 us after the wait), so it pays
 // only where a CTA then streams enough weights to hide that: Q4_K at N = 2 with at least
 // kXStageMinCtaBytes of weights per CTA (launch_q decides per launch; Q4_K's two slices per unit
-// read twice Q8_0's activation data per weight byte). H100, session 35, gemm_n_bench, stage ->
-// none, N = 2: Q4_K 4096x12288 13.9 -> 16.6 us and the LM heads 130.6 -> 134.8 / 178.9 -> 203.3
-// (663 and 714 KB per CTA), but 2560x10240 14.7 -> 12.4 (28 KB per CTA), 4096x4096 7.8 -> 7.1,
-// 2560x2048 7.3 -> 3.4, and Q8_0 at N = 2 -3 to -47 % on every shape but the LM heads (+0.5 %);
-// N = 1 (Q4_K): none faster on 9 of 12 shapes (2560x2048 3.56 -> 2.86, 4096x4096 6.78 -> 5.91)
-// and qwen3-8b decode 358.0 -> 369.3 tok/s. Earlier (H200): Q8_0 at N = 1 went without it for 6
-// ring stages instead of 4 (gemma4-e4b decode 293.5 / 294.3 -> 312.0 / 322.1 tok/s).
+// read twice Q8_0's activation data per weight byte). Everywhere else the shared memory goes to
+// ring depth (Q4_K at N = 1: 5 stages instead of 4, Q8_0 at N = 2: 6 instead of 4), which is what
+// the decode graph wants: more weight bytes in flight before the PDL wait. H100, session 35,
+// against staging at N <= 2 for Q4_K and N = 2 for Q8_0 (gemm_n_bench, us, 2 alternated runs):
+// - qwen3-8b decode 359.2 -> 375.0 tok/s (56.5 -> 59.0 % of copy; 3 alternated runs each);
+// - without the stage, N = 2: Q4_K 4096x12288 13.9 -> 16.6 and its LM heads +3 / +14 % (663 /
+//   714 KB per CTA: kept staged), but 2560x10240 14.7 -> 12.4 (28 KB per CTA), 2560x2048 7.3 ->
+//   3.4; Q8_0 2560x2048 7.7 -> 3.7, 2560x10240 15.9 -> 13.4;
+// - this rule, N = 1, Q4_K: 2560x2048 3.56 -> 2.82, 4096x4096 6.77 -> 5.61, 10240x2560 8.88 ->
+//   8.06, but 4096x12288 11.92 -> 12.60, 12288x4096 12.43 -> 12.95 and the 2560x262144 head
+//   136.5 -> 139.4 in isolation (the decode graph gains regardless); N = 2, Q8_0 10240x2560 and
+//   12288x4096 +7 / +5 % (the deeper ring; no stage before either, the columns exceed kXStageMax).
+// Earlier (H200): Q8_0 at N = 1 went without it for 6 ring stages instead of 4 (gemma4-e4b decode
+// 293.5 / 294.3 -> 312.0 / 322.1 tok/s).
 constexpr int64_t kXStageMinCtaBytes = 48 * 1024;
 template <int TT, int N>
 KILN_HD constexpr bool x_stage_capable() {
