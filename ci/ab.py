@@ -16,6 +16,11 @@ kernel launches per token, and whether its generated tokens equal the first conf
 
 A configuration is LABEL:VAR=VALUE[,VAR=VALUE...] (LABEL: alone runs with the environment as
 is; a comma followed by text without '=' continues the previous value: KILN_SKIP_OPS=a,b).
+KILN=PATH in a configuration runs that kiln binary instead of --kiln: two builds, e.g. main
+exported and built beside this checkout (`python3 ci/ab_bench.py --snapshot-only main`, then
+`cmake --preset gpu && cmake --build build-gpu --target kiln` in .snap/main):
+
+    python3 ci/ab.py --preset qwen3-8b --reps 3 main:KILN=.snap/main/build-gpu/runner/kiln new:
 Exit status: 0, or 1 when any run fails (its last output lines are printed), 2 on bad usage.
 """
 import argparse
@@ -97,10 +102,13 @@ def main():
     labels = [c[0] for c in configs]
     if len(set(labels)) != len(labels):
         ap.error("configuration labels must be distinct")
-    if not os.access(args.kiln, os.X_OK):
-        ap.error(f"{args.kiln} is not an executable kiln binary (build it, or pass --kiln / set $KILN)")
+    for label, env in configs:
+        kiln = env.get("KILN", args.kiln)
+        if not os.access(kiln, os.X_OK):
+            where = f"configuration '{label}': KILN=" if "KILN" in env else ""
+            ap.error(f"{where}{kiln} is not an executable kiln binary (build it, or pass --kiln / set $KILN)")
 
-    base = [args.kiln, "run", "--preset" if args.preset else "--model", args.preset or args.model]
+    base = ["run", "--preset" if args.preset else "--model", args.preset or args.model]
     base += args.args.split()
     runs = {label: [] for label in labels}
     with tempfile.TemporaryDirectory() as tmp:
@@ -108,7 +116,8 @@ def main():
         for rep in range(args.reps):
             for i in range(len(configs)):
                 label, env = configs[(i + rep) % len(configs)]
-                p = subprocess.run(base + ["--json", out], env={**os.environ, **env},
+                cmd = [env.get("KILN", args.kiln)] + base + ["--json", out]
+                p = subprocess.run(cmd, env={**os.environ, **env},
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                 if p.returncode != 0:
                     tail = "\n".join(p.stdout.splitlines()[-8:])

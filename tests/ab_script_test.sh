@@ -22,6 +22,20 @@ done
 grep -qE "^base .* \+0\.00% +-- " <<<"$out" || fail "the first configuration is not its own reference"
 grep -qE "^skip .* \[[+-][0-9.]+, [+-][0-9.]+\][* ] " <<<"$out" || fail "no confidence interval for 'skip'"
 
+# KILN=PATH in a configuration runs another binary (a second build): here a wrapper that marks
+# each run and then runs the same kiln.
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+printf '#!/usr/bin/env bash\necho run >>"%s/marks"\nexec "%s" "$@"\n' "$tmp" "$kiln" >"$tmp/other-kiln"
+chmod +x "$tmp/other-kiln"
+out=$("$py" "$ab" --kiln "$kiln" --preset qwen3-tiny --reps 2 --args "$args" \
+      base: other:KILN="$tmp/other-kiln" 2>&1) || fail "a configuration with its own binary failed: $out"
+[ "$(wc -l <"$tmp/marks")" = 2 ] || fail "KILN=PATH did not run that binary once per run: $out"
+grep -qE "^other .* yes$" <<<"$out" || fail "no row for 'other' with identical tokens: $out"
+out=$("$py" "$ab" --kiln "$kiln" --preset qwen3-tiny a: b:KILN="$tmp/missing" 2>&1)
+[ $? = 2 ] || fail "a missing KILN binary was accepted: $out"
+grep -q "configuration 'b': KILN=$tmp/missing is not an executable" <<<"$out" || fail "no error naming the binary: $out"
+
 out=$("$py" "$ab" --kiln "$kiln" --preset no-such-preset --reps 1 --args "$args" a: 2>&1)
 rc=$?
 [ $rc = 1 ] || fail "a failing run exited $rc, not 1: $out"
