@@ -274,18 +274,13 @@ constexpr int kXStageMax = 16 * 1024;   // activation stage per CTA: K up to ~7k
 // kXStageMinCtaBytes of weights per CTA (launch_q decides per launch; Q4_K's two slices per unit
 // read twice Q8_0's activation data per weight byte). Everywhere else the shared memory goes to
 // ring depth (Q4_K at N = 1: 5 stages instead of 4, Q8_0 at N = 2: 6 instead of 4), which is what
-// the decode graph wants: more weight bytes in flight before the PDL wait. H100, session 35,
-// against staging at N <= 2 for Q4_K and N = 2 for Q8_0 (gemm_n_bench, us, 2 alternated runs):
-// - qwen3-8b decode 359.2 -> 375.0 tok/s (56.5 -> 59.0 % of copy; 3 alternated runs each);
-// - without the stage, N = 2: Q4_K 4096x12288 13.9 -> 16.6 and its LM heads +3 / +14 % (663 /
-//   714 KB per CTA: kept staged), but 2560x10240 14.7 -> 12.4 (28 KB per CTA), 2560x2048 7.3 ->
-//   3.4; Q8_0 2560x2048 7.7 -> 3.7, 2560x10240 15.9 -> 13.4;
-// - this rule, N = 1, Q4_K: 2560x2048 3.56 -> 2.82, 4096x4096 6.77 -> 5.61, 10240x2560 8.88 ->
-//   8.06, but 4096x12288 11.92 -> 12.60, 12288x4096 12.43 -> 12.95 and the 2560x262144 head
-//   136.5 -> 139.4 in isolation (the decode graph gains regardless); N = 2, Q8_0 10240x2560 and
-//   12288x4096 +7 / +5 % (the deeper ring; no stage before either, the columns exceed kXStageMax).
-// Earlier (H200): Q8_0 at N = 1 went without it for 6 ring stages instead of 4 (gemma4-e4b decode
-// 293.5 / 294.3 -> 312.0 / 322.1 tok/s).
+// the decode graph wants: more weight bytes in flight before the PDL wait. H100, session 35
+// (docs/perf-notes.md has the table): qwen3-8b decode 359.2 -> 375.0 tok/s; gemm_n_bench N = 2
+// Q4_K 2560x2048 7.29 -> 3.41 us, Q8_0 7.66 -> 3.74; the staged Q4_K 4096x12288 and LM heads at
+// N = 2 lose 3-19 % without the stage. In isolated replays the deeper rings cost Q4_K 4096x12288
+// at N = 1 11.92 -> 12.60 us and Q8_0 10240x2560 at N = 2 12.75 -> 13.67; the decode graph gains
+// regardless. Earlier (H200): Q8_0 at N = 1 went without the stage for 6 ring stages instead of
+// 4 (gemma4-e4b decode 293.5 / 294.3 -> 312.0 / 322.1 tok/s).
 constexpr int64_t kXStageMinCtaBytes = 48 * 1024;
 template <int TT, int N>
 KILN_HD constexpr bool x_stage_capable() {

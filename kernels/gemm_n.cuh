@@ -35,10 +35,11 @@
 // lane decodes one unit per row from shared memory and applies it to all N activation columns (a
 // row's short last chunk -- K = 2560 K-quants: 8 of 32 units -- is decoded with the R rows side by
 // side, one unit per lane, where that pays: pack_short_chunks): weights read once from DRAM,
-// activations from a per-CTA shared-memory copy (Q4_K at N = 2 with >= 48 KB of weights per CTA, up
-// to 16 KB) or from L1/L2. GGUF rows need not be 16-byte aligned (Q8_0 rows are 34*K/32 bytes): the staging
-// copies whole aligned 16-byte segments and the decode reads at the row's byte offset. Each weight
-// type has its own instantiation; a multi-matrix launch that mixes types reads the type per matrix.
+// activations from a per-CTA shared-memory copy (Q4_K at N = 2 with >= 48 KB of weights per CTA,
+// up to 16 KB) or from L1/L2. GGUF rows need not be 16-byte aligned (Q8_0 rows are 34*K/32
+// bytes): the staging copies whole aligned 16-byte segments and the decode reads at the row's
+// byte offset. Each weight type has its own instantiation; a multi-matrix launch that mixes types
+// reads the type per matrix.
 // Details: kernels/gemm_n.cu.
 //
 // Requirements (checked on the host before any CUDA call; violations throw kiln::Error):
