@@ -471,7 +471,11 @@ __device__ __forceinline__ void load_x(const BlockQ8_1* col, const uint32_t* xs,
 // (column starts are 16-byte aligned when K is a multiple of 256, in the stage and in global
 // memory, where launch requires x 16-byte aligned), so 9 64-bit loads. From global memory
 // (kGlobal) this halves the L1 requests of 4-byte loads: a warp's lanes read 72 bytes apart, so
-// every load instruction touches 18 lines whatever its width.
+// every load instruction touches 18 lines whatever its width. H100, session 36: qwen3-8b decode
+// +2.8 % (369.5 -> 379.7 tok/s), Q4_K N = 1 / 2 rows 2-14 % faster (the 2560 x 262144 head 1 %
+// slower). Five 128-bit loads around the pair did no better; the same idea for Q8_0 / Q6_K blocks
+// (four 64-bit + one 32-bit load, selects by alignment) slowed Q8_0 by 1-4 % (gemma4-e4b decode
+// -1.0 %), so their blocks keep 32-bit loads (load_x).
 template <bool kGlobal>
 __device__ __forceinline__ void load_x_pair(const uint32_t* xs, int slice, XSlice& a, XSlice& b) {
   const uint2* v = reinterpret_cast<const uint2*>(xs + 9 * slice);
