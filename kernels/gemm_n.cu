@@ -467,14 +467,22 @@ __device__ __forceinline__ void load_x(const BlockQ8_1* col, const uint32_t* xs,
   v.s = h2f(ds >> 16);
 }
 
-// Q4_K's two slices of a unit are adjacent Q8_1 blocks: 72 bytes at an 8-byte-aligned offset of
-// the stage (column starts are 16-byte aligned when K is a multiple of 256), so 9 64-bit loads.
+// Q4_K's two slices of a unit are adjacent Q8_1 blocks: 72 bytes at an 8-byte-aligned offset
+// (column starts are 16-byte aligned when K is a multiple of 256, in the stage and in global
+// memory, where launch requires x 16-byte aligned), so 9 64-bit loads. From global memory
+// (kGlobal) this halves the L1 requests of 4-byte loads: a warp's lanes read 72 bytes apart, so
+// every load instruction touches 18 lines whatever its width. H100, session 36: qwen3-8b decode
+// +2.8 % (369.5 -> 379.7 tok/s), Q4_K N = 1 / 2 rows 2-14 % faster (the 2560 x 262144 head 1 %
+// slower). Five 128-bit loads around the pair did no better; the same idea for Q8_0 / Q6_K blocks
+// (four 64-bit + one 32-bit load, selects by alignment) slowed Q8_0 by 1-4 % (gemma4-e4b decode
+// -1.0 %), so their blocks keep 32-bit loads (load_x).
+template <bool kGlobal>
 __device__ __forceinline__ void load_x_pair(const uint32_t* xs, int slice, XSlice& a, XSlice& b) {
   const uint2* v = reinterpret_cast<const uint2*>(xs + 9 * slice);
   uint32_t w[18];
 #pragma unroll
   for (int i = 0; i < 9; ++i) {
-    const uint2 t = v[i];
+    const uint2 t = kGlobal ? __ldg(v + i) : v[i];
     w[2 * i] = t.x, w[2 * i + 1] = t.y;
   }
 #pragma unroll
@@ -494,8 +502,11 @@ __device__ __forceinline__ void load_unit_x(DType type, const BlockQ8_1* xcol, c
   const int sl0 = int(plan::slice_of(type, ug, 0)), sl1 = int(plan::slice_of(type, ug, 1));
   const uint32_t* xs =  // the stage keeps the column's misalignment
       xst ? reinterpret_cast<const uint32_t*>(xst + (reinterpret_cast<uintptr_t>(xcol) & 15)) : nullptr;
-  if (type == DType::Q4_K && xs) {
-    load_x_pair(xs, sl0, ux.x0, ux.x1);  // sl1 = sl0 + 1
+  if (type == DType::Q4_K) {  // sl1 = sl0 + 1
+    if (xs)
+      load_x_pair<false>(xs, sl0, ux.x0, ux.x1);
+    else
+      load_x_pair<true>(reinterpret_cast<const uint32_t*>(xcol), sl0, ux.x0, ux.x1);
   } else {
     load_x(xcol, xs, sl0, ux.x0);
     if (type != DType::Q8_0) load_x(xcol, xs, sl1, ux.x1);
