@@ -1,5 +1,6 @@
 // gemm_n benchmarks: every format x model shape x N in {1,2,4,8} on the integer path (weights
-// rotated so the working set exceeds L2), a BF16 float-path row for Gemma 4's PLE projection, a
+// rotated so the working set exceeds L2; gemm_n_il/... rows: N = 1, 2 on interleaved
+// activations, the decode layout), a BF16 float-path row for Gemma 4's PLE projection, a
 // fused Q/K/V multi-matrix launch vs three launches, and the tensor-core prefill path at
 // N = 512 and 2048 (TFLOP/s and % of cuBLAS BF16 at the same shape).
 // bytes = weight bytes + Q8_1 activation bytes + float output bytes (each read/written once);
@@ -84,12 +85,13 @@ const Weights& weights(DType t, int64_t M, int64_t K) {
   return *g_weights;
 }
 
-DeviceBuffer<BlockQ8_1> q8_1_acts(int64_t N, int64_t K) {
+DeviceBuffer<BlockQ8_1> q8_1_acts(int64_t N, int64_t K, Q8Layout layout) {
   const auto x = random_normal(size_t(N * K), 7);
-  std::vector<BlockQ8_1> q(size_t(N * K / 32));
+  std::vector<BlockQ8_1> q(size_t(N * K / 32)), ql(q.size());
   ref::quantize_q8_1(x.data(), N, K, q.data());
+  ref::q8_1_to_layout(q.data(), N, K / 32, layout, ql.data());
   DeviceBuffer<BlockQ8_1> d(q.size());
-  KILN_CUDA_CHECK(cudaMemcpy(d.data(), q.data(), d.bytes(), cudaMemcpyHostToDevice));
+  KILN_CUDA_CHECK(cudaMemcpy(d.data(), ql.data(), d.bytes(), cudaMemcpyHostToDevice));
   return d;
 }
 
@@ -111,14 +113,15 @@ void report_matvec(benchmark::State& state, size_t weight_bytes, double bytes, d
   state.counters["empty_floor_us"] = bench::empty_floor_us();
 }
 
-void BM_int(benchmark::State& state, DType t, Shape sh, int64_t N) {
+// layout: the activation columns' (gemm_n_il/... rows: Interleaved, the decode layout, N <= 2).
+void BM_int(benchmark::State& state, DType t, Shape sh, int64_t N, Q8Layout layout) {
   if (!bench::gpu_or_skip(state)) return;
   if (cuda_device_count() == 0) return state.SkipWithError("no CUDA device");
   const Weights& w = weights(t, sh.M, sh.K);
-  auto x = q8_1_acts(N, sh.K);
+  auto x = q8_1_acts(N, sh.K, layout);
   DeviceBuffer<float> y(size_t(N * sh.M));
   const double sec = bench::run(state, [&](int i) {
-    gemm_n_q8_1({t, w.copy(i), sh.M, sh.K}, x.data(), N, y.data(), Epilogue::Store, bench::stream());
+    gemm_n_q8_1({t, w.copy(i), sh.M, sh.K}, x.data(), N, y.data(), Epilogue::Store, bench::stream(), layout);
   });
   report_matvec(state, w.bytes, double(w.bytes) + double(x.bytes()) + double(y.bytes()), sec);
 }
@@ -151,7 +154,7 @@ void BM_qkv(benchmark::State& state, bool fused) {
   const int copies = bench::rotation(bytes);
   DeviceBuffer<uint8_t> buf(bytes * size_t(copies));
   KILN_CUDA_CHECK(cudaMemset(buf.data(), 0x11, buf.bytes()));  // valid finite blocks (f16 0x1111)
-  auto x = q8_1_acts(1, K);
+  auto x = q8_1_acts(1, K, Q8Layout::Blocks);
   DeviceBuffer<float> y(size_t(6144));
   const double sec = bench::run(state, [&](int it) {
     const uint8_t* base = buf.data() + size_t(it % copies) * bytes;
@@ -196,8 +199,14 @@ int register_all() {
   for (const Shape& sh : kShapes)
     for (DType t : quant)
       for (int64_t N : {1, 2, 4, 8}) {
-        const std::string name = std::string("gemm_n/") + dtype_name(t) + "/" + sh.name + "/N:" + std::to_string(N);
-        benchmark::RegisterBenchmark(name.c_str(), BM_int, t, sh, N)->UseManualTime()->Unit(benchmark::kMicrosecond);
+        const std::string row = std::string(dtype_name(t)) + "/" + sh.name + "/N:" + std::to_string(N);
+        benchmark::RegisterBenchmark(("gemm_n/" + row).c_str(), BM_int, t, sh, N, Q8Layout::Blocks)
+            ->UseManualTime()
+            ->Unit(benchmark::kMicrosecond);
+        if (N <= 2)  // each decode row beside its twin on interleaved activations (same weights)
+          benchmark::RegisterBenchmark(("gemm_n_il/" + row).c_str(), BM_int, t, sh, N, Q8Layout::Interleaved)
+              ->UseManualTime()
+              ->Unit(benchmark::kMicrosecond);
       }
   const Shape ple = kShapes[10];
   for (int64_t N : {1, 2, 4, 8}) {

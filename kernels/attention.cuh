@@ -109,8 +109,9 @@ void kv_append(const float* k_new, const float* v_new, int64_t src_stride, int T
 
 // Decode: one query token at position *pos (device int32; kv length *pos + 1, its own K/V
 // already appended), output out[n_head][hd] and, when out_q is non-null, the same row as Q8_1
-// blocks out_q[n_head * hd / 32] (bytes of kiln::quantize_q8_1 of out: the output projection's
-// input without a quantize launch). Grid (n_splits, n_head_kv) fixed at launch: every
+// blocks out_q[n_head * hd / 32] in out_q_layout (kernels/common/blocks.h; the bytes of
+// kiln::quantize_q8_1 of out in that layout: the output projection's input without a quantize
+// launch). Grid (n_splits, n_head_kv) fixed at launch: every
 // position is served by the same launch, so one CUDA graph captures it. Then a merge kernel
 // (programmatic dependent launch) combines the splits -- or, on TensorCores with few splits, the
 // split kernel's CTAs combine them through a thread-block cluster (DecodeMerge). `workspace` (device, >=
@@ -162,7 +163,7 @@ void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
                       float scale, int window, const int32_t* pos, int n_splits, void* workspace,
                       size_t workspace_bytes, float* out, BlockQ8_1* out_q, cudaStream_t s,
                       DecodePath path = DecodePath::Registers, bool kv_settled = false,
-                      DecodeMerge merge = DecodeMerge::Auto);
+                      DecodeMerge merge = DecodeMerge::Auto, Q8Layout out_q_layout = Q8Layout::Blocks);
 
 // Prefill: T queries at positions pos[0] + t (pos: device int32, contiguous positions; only
 // pos[0] is read), each attending to the cache (already holding positions up to pos[0] + T - 1,

@@ -484,7 +484,7 @@ constexpr int kMergeChunk = 80;  // splits staged per pass: 10 KB of partials
 __global__ void __launch_bounds__(kMergeThreads)
     attn_decode_merge_kernel(const float* __restrict__ part_o, const float2* __restrict__ part_ml,
                              int S, int hd, const int32_t* __restrict__ pos, int window,
-                             float* __restrict__ out, BlockQ8_1* __restrict__ out_q) {
+                             float* __restrict__ out, const q8dev::Q8Col out_q) {
   __shared__ __align__(16) float tile[kMergeChunk][32];
   __shared__ __align__(16) float fs[kMergeChunk];  // split weights exp(m_s - M) of the chunk
   __shared__ __align__(16) float ls[kMergeChunk];  // split denominators l_s of the chunk
@@ -507,7 +507,7 @@ __global__ void __launch_bounds__(kMergeThreads)
   const int U = attn::decode_used_splits(n, S, hd);
   auto emit = [&](float o) {  // warp 0
     out[o_idx] = o;
-    if (out_q) q8dev::q8_1_warp(o, out_q + o_idx / QK8_1);
+    if (out_q.col) q8dev::q8_1_warp(o, out_q, o_idx / QK8_1);
   };
   if (U == 0) {
     smemdev::cp_async_wait<0>();  // no copy in flight at exit
@@ -657,7 +657,7 @@ void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
                       const uint16_t* v_cache, int64_t cap, int n_head, int n_head_kv, int hd,
                       float scale, int window, const int32_t* pos, int n_splits, void* workspace,
                       size_t workspace_bytes, float* out, BlockQ8_1* out_q, cudaStream_t s, DecodePath path,
-                      bool kv_settled, DecodeMerge merge) {
+                      bool kv_settled, DecodeMerge merge, Q8Layout out_q_layout) {
   KILN_REQUIRE(hd == 64 || hd == 128 || hd == 256 || hd == 512, "attention_decode: head_dim ", hd,
                " not in {64, 128, 256, 512}");
   KILN_REQUIRE(n_head_kv > 0 && n_head > 0 && n_head % n_head_kv == 0, "attention_decode: n_head ",
@@ -670,6 +670,7 @@ void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
                attention_decode_workspace_bytes(n_head, hd, n_splits));
   KILN_REQUIRE(q_stride == 0, "attention_decode: one token: q_stride must be 0");
   KILN_REQUIRE((reinterpret_cast<uintptr_t>(out_q) & 3) == 0, "attention_decode: out_q must be 4-byte aligned");
+  KILN_REQUIRE(q8_layout_valid(out_q_layout), "attention_decode: unknown Q8_1 layout ", int(out_q_layout));
   KILN_REQUIRE(((reinterpret_cast<uintptr_t>(q) | reinterpret_cast<uintptr_t>(k_cache) |
                  reinterpret_cast<uintptr_t>(v_cache) | reinterpret_cast<uintptr_t>(workspace)) & 15) == 0,
                "attention_decode: q, caches and workspace need 16-byte alignment");
@@ -678,7 +679,7 @@ void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
       n_splits <= attn::kDecodeClusterMax) {  // the merge fused: one launch
     detail::decode_cluster_tc(hd, n_head / n_head_kv)(dim3{unsigned(n_splits), unsigned(n_head_kv)}, s, q, k_cache,
                                                       v_cache, int(cap), n_head_kv, scale, window, pos, n_splits,
-                                                      kv_settled ? 1 : 0, out, out_q);
+                                                      kv_settled ? 1 : 0, out, out_q, out_q_layout);
     return;
   }
   auto* pml = static_cast<float2*>(workspace);
@@ -687,7 +688,8 @@ void attention_decode(const float* q, int64_t q_stride, const uint16_t* k_cache,
   k.launch(dim3{unsigned(n_splits), unsigned(n_head_kv)}, s, q, k_cache, v_cache, int(cap),
            n_head_kv, scale, window, pos, n_splits, kv_settled ? 1 : 0, po, pml);
   launch_pdl(attn_decode_merge_kernel, dim3(unsigned(n_head), unsigned(hd / 32)), dim3(kMergeThreads), 0, s,
-             static_cast<const float*>(po), static_cast<const float2*>(pml), n_splits, hd, pos, window, out, out_q);
+             static_cast<const float*>(po), static_cast<const float2*>(pml), n_splits, hd, pos, window, out,
+             q8dev::Q8Col{out_q, int64_t(n_head) * hd / QK8_1, out_q_layout});
 }
 
 }  // namespace kiln

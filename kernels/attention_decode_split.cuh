@@ -9,6 +9,8 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "kernels/common/blocks.h"
+
 namespace kiln::detail {
 
 // The one place that maps a runtime (head_dim, GQA group) to compile-time instantiations: calls
@@ -51,7 +53,8 @@ DecodeSplitKernel decode_split_tc(int hd, int G);
 // partials through distributed shared memory, writing out (and out_q) themselves.
 using DecodeClusterLaunch = void (*)(dim3 grid, cudaStream_t st, const float* q, const uint16_t* kc,
                                      const uint16_t* vc, int cap, int n_head_kv, float scale, int window,
-                                     const int32_t* pos, int S, int settled, float* out, void* out_q);
+                                     const int32_t* pos, int S, int settled, float* out, void* out_q,
+                                     Q8Layout out_q_layout);
 DecodeClusterLaunch decode_cluster_tc(int hd, int G);
 
 #ifdef __CUDACC__

@@ -73,7 +73,7 @@ __device__ __forceinline__ uint32_t word(const uint4& v, int w) {
 }
 
 template <int HD, int G>
-__device__ void cluster_merge(const float* part, int S, int U, int kh, float* out, BlockQ8_1* out_q);
+__device__ void cluster_merge(const float* part, int S, int U, int kh, float* out, const q8dev::Q8Col& out_q);
 
 // CL: the merge fused through the cluster (cluster_merge); part_o / part_ml are then unused, and
 // out / out_q are written here. Otherwise partials go to global memory for the merge kernel.
@@ -82,7 +82,7 @@ __global__ void __launch_bounds__(W * 32, 2)
     attn_decode_tc_kernel(const float* __restrict__ q, const uint16_t* __restrict__ kc,
                           const uint16_t* __restrict__ vc, int cap, int n_head_kv, float scale, int window,
                           const int32_t* __restrict__ pos, int S, int settled, float* __restrict__ part_o,
-                          float2* __restrict__ part_ml, float* __restrict__ out, BlockQ8_1* __restrict__ out_q) {
+                          float2* __restrict__ part_ml, float* __restrict__ out, const q8dev::Q8Col out_q) {
   using C = Tc<HD, G>;
   extern __shared__ __align__(16) float tsm[];
   const int s = blockIdx.x, kh = blockIdx.y;
@@ -336,7 +336,7 @@ __global__ void __launch_bounds__(W * 32, 2)
 // reads its dim of every split's O (all U distributed-shared-memory loads issued before the
 // chain that adds them in split order).
 template <int HD, int G>
-__device__ void cluster_merge(const float* part, int S, int U, int kh, float* out, BlockQ8_1* out_q) {
+__device__ void cluster_merge(const float* part, int S, int U, int kh, float* out, const q8dev::Q8Col& out_q) {
   namespace cg = cooperative_groups;
   cg::cluster_group cluster = cg::this_cluster();
   cluster.sync();  // every split's partial is written and visible cluster-wide
@@ -370,7 +370,7 @@ __device__ void cluster_merge(const float* part, int S, int U, int kh, float* ou
     }
     const int64_t idx = int64_t(kh * G + hg) * HD + d;
     out[idx] = o;
-    if (out_q) q8dev::q8_1_warp(o, out_q + idx / QK8_1);
+    if (out_q.col) q8dev::q8_1_warp(o, out_q, idx / QK8_1);
   }
   cluster.sync();  // no CTA leaves while another still reads its shared memory
 }
@@ -381,14 +381,14 @@ void launch_tc(dim3 grid, cudaStream_t st, const float* q, const uint16_t* kc, c
                float2* pml) {
   launch_pdl(attn_decode_tc_kernel<HD, G, false>, grid, dim3(W * 32), size_t(Tc<HD, G>::SMEM), st, q, kc, vc, cap,
              n_head_kv, scale, window, pos, S, settled, po, pml, static_cast<float*>(nullptr),
-             static_cast<BlockQ8_1*>(nullptr));
+             q8dev::Q8Col{nullptr, 0, Q8Layout::Blocks});
 }
 
 // Cluster of grid.x (= S <= 16) CTAs along x; above 8 (the portable limit) the kernel opts in.
 template <int HD, int G>
 void launch_tc_cluster(dim3 grid, cudaStream_t st, const float* q, const uint16_t* kc, const uint16_t* vc, int cap,
                        int n_head_kv, float scale, int window, const int32_t* pos, int S, int settled, float* out,
-                       void* out_q) {
+                       void* out_q, Q8Layout out_q_layout) {
   auto kernel = attn_decode_tc_kernel<HD, G, true>;
   static const bool attr_set = [&] {
     KILN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
@@ -398,7 +398,7 @@ void launch_tc_cluster(dim3 grid, cudaStream_t st, const float* q, const uint16_
   // one cluster per kv head: its grid.x splits
   launch_pdl_cluster(kernel, grid, dim3(W * 32), size_t(Tc<HD, G>::SMEM_CL), st, grid.x, q, kc, vc, cap, n_head_kv,
                      scale, window, pos, S, settled, static_cast<float*>(nullptr), static_cast<float2*>(nullptr),
-                     out, static_cast<BlockQ8_1*>(out_q));
+                     out, q8dev::Q8Col{static_cast<BlockQ8_1*>(out_q), int64_t(n_head_kv) * G * HD / QK8_1, out_q_layout});
 }
 
 template <int HD, int G>

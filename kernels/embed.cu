@@ -68,7 +68,8 @@ __global__ void __launch_bounds__(kRowThreads) embed_norm_kernel(EmbedOp op, siz
   }
   const int64_t nb = n / QK8_1;
   finish_row<C, false>(v, n, op.eps, op.w != nullptr, wv, op.norm_out ? op.norm_out + t * n : nullptr,
-                       op.norm_q ? op.norm_q + t * nb : nullptr, op.x_q ? op.x_q + t * nb : nullptr, red);
+                       op.norm_q ? op.norm_q + t * nb : nullptr, op.x_q ? op.x_q + t * nb : nullptr, op.q_layout,
+                       red);
 }
 }  // namespace
 
@@ -84,6 +85,7 @@ void embed(const EmbedOp& op, cudaStream_t stream) {
   const bool fused = op.norm_out || op.norm_q || op.x_q;
   KILN_REQUIRE(!fused || op.n <= 16384, "embed: fused norm outputs need n <= 16384, n=", op.n);
   KILN_REQUIRE((!op.norm_q && !op.x_q) || op.n % QK8_1 == 0, "embed: Q8_1 outputs need n % 32 == 0, n=", op.n);
+  KILN_REQUIRE(q8_layout_valid(op.q_layout), "embed: unknown Q8_1 layout ", int(op.q_layout));
   if (op.n_tokens == 0) return;
   const size_t rb = row_bytes(ty, op.n);
   if (!fused) {

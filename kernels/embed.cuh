@@ -37,6 +37,7 @@ struct EmbedOp {
   float* norm_out = nullptr;
   BlockQ8_1* norm_q = nullptr;
   BlockQ8_1* x_q = nullptr;
+  Q8Layout q_layout = Q8Layout::Blocks;  // of norm_q and x_q (kernels/common/blocks.h)
 };
 
 void embed(const EmbedOp& op, cudaStream_t stream);

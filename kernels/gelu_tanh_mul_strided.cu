@@ -34,7 +34,7 @@ __global__ void __launch_bounds__(kThreads) glu_chunk_kernel(GatedMulOp op) {
     y = make_float4(act<A>(gv.x) * bv.x, act<A>(gv.y) * bv.y, act<A>(gv.z) * bv.z, act<A>(gv.w) * bv.w);
     if (op.out) store4<VEC>(op.out + t * op.n, c, op.n, y);
   }
-  if (op.out_q) q8_1_group8(y, active, op.out_q + t * (op.n / QK8_1) + c / 8, int(c % 8));
+  if (op.out_q) q8_1_group8(y, active, {op.out_q + t * (op.n / QK8_1), op.n / QK8_1, op.q_layout}, c / 8, int(c % 8));
 }
 
 // Element path (any n, no Q8_1).
@@ -73,6 +73,7 @@ void gelu_tanh_mul_strided(const GatedMulOp& op, cudaStream_t stream) {
   KILN_REQUIRE(op.n_tokens <= 1 || (op.gate_stride >= op.n && op.b_stride >= op.n),
                "gelu_tanh_mul_strided: strides (", op.gate_stride, ", ", op.b_stride, ") shorter than n=", op.n);
   KILN_REQUIRE(!op.out_q || op.n % QK8_1 == 0, "gelu_tanh_mul_strided: Q8_1 output needs n % 32 == 0, n=", op.n);
+  KILN_REQUIRE(q8_layout_valid(op.q_layout), "gelu_tanh_mul_strided: unknown Q8_1 layout ", int(op.q_layout));
   KILN_REQUIRE(op.n_tokens * op.n / 4 < (int64_t(1) << 31) * kThreads, "gelu_tanh_mul_strided: too large");
   if (op.n_tokens == 0) return;
   if (op.act == GatedAct::Silu)

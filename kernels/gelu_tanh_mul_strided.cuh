@@ -27,6 +27,7 @@ struct GatedMulOp {
   int64_t n_tokens = 0, n = 0;
   float* out = nullptr;         // [T][n] (optional if out_q)
   BlockQ8_1* out_q = nullptr;   // [T][n/32] (optional)
+  Q8Layout q_layout = Q8Layout::Blocks;  // of out_q's columns (kernels/common/blocks.h)
 };
 
 void gelu_tanh_mul_strided(const GatedMulOp& op, cudaStream_t stream);

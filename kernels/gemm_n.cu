@@ -491,22 +491,80 @@ __device__ __forceinline__ void load_x_pair(const uint32_t* xs, int slice, XSlic
   b.d = h2f(w[9] & 0xffffu), b.s = h2f(w[9] >> 16);
 }
 
+// Interleaved columns (Q8Layout::Interleaved, kernels/common/blocks.h): word i of block b at
+// cw[base + i * G] (base = 9 g0 + b - g0, G: b's group size), so the lanes of a warp -- consecutive
+// blocks of one group -- read adjacent words. kGlobal: cw is global memory (else the stage).
+__device__ __forceinline__ void il_at(int b, int nb, int& base, int& G) {
+  const int g0 = b - b % kQ8Group;
+  G = nb - g0 < kQ8Group ? nb - g0 : kQ8Group;
+  base = kQ8Words * g0 + (b - g0);
+}
+template <bool kGlobal>
+__device__ __forceinline__ void load_x_il(const uint32_t* cw, int nb, int slice, XSlice& v) {
+  int base, G;
+  il_at(slice, nb, base, G);
+  uint32_t w[kQ8Words];
+#pragma unroll
+  for (int i = 0; i < kQ8Words; ++i) w[i] = kGlobal ? __ldg(cw + base + i * G) : cw[base + i * G];
+#pragma unroll
+  for (int i = 0; i < 8; ++i) v.q[i] = int(w[1 + i]);
+  v.d = h2f(w[0] & 0xffffu), v.s = h2f(w[0] >> 16);
+}
+// Q4_K's slice pair (slice even, both in one group; K % 256 == 0 keeps base, G and the column
+// start even): word i of both slices in one 64-bit load.
+template <bool kGlobal>
+__device__ __forceinline__ void load_x_pair_il(const uint32_t* cw, int nb, int slice, XSlice& a, XSlice& b) {
+  int base, G;
+  il_at(slice, nb, base, G);
+  uint2 w[kQ8Words];
+#pragma unroll
+  for (int i = 0; i < kQ8Words; ++i) {
+    const uint2* p = reinterpret_cast<const uint2*>(cw + base + i * G);
+    w[i] = kGlobal ? __ldg(p) : *p;
+  }
+#pragma unroll
+  for (int i = 0; i < 8; ++i) a.q[i] = int(w[1 + i].x), b.q[i] = int(w[1 + i].y);
+  a.d = h2f(w[0].x & 0xffffu), a.s = h2f(w[0].x >> 16);
+  b.d = h2f(w[0].y & 0xffffu), b.s = h2f(w[0].y >> 16);
+}
+
 // The activations of one unit (its slices sl0, sl1 of one column) and, for Q6_K, the sums of
 // their four 16-element halves. xst: the column's shared-memory stage, or null (global memory).
+// IL: the column is Q8Layout::Interleaved (nb blocks), else Blocks.
 struct UnitX {
   XSlice x0, x1;
   int hs[4];
 };
-__device__ __forceinline__ void load_unit_x(DType type, const BlockQ8_1* xcol, const uint8_t* xst, uint32_t ug,
-                                            UnitX& ux) {
+template <bool IL>
+__device__ __forceinline__ void load_unit_x(DType type, const BlockQ8_1* xcol, const uint8_t* xst, int nb,
+                                            uint32_t ug, UnitX& ux) {
   const int sl0 = int(plan::slice_of(type, ug, 0)), sl1 = int(plan::slice_of(type, ug, 1));
   const uint32_t* xs =  // the stage keeps the column's misalignment
       xst ? reinterpret_cast<const uint32_t*>(xst + (reinterpret_cast<uintptr_t>(xcol) & 15)) : nullptr;
-  if (type == DType::Q4_K) {  // sl1 = sl0 + 1
+  const uint32_t* xg = reinterpret_cast<const uint32_t*>(xcol);
+  if (IL) {
+    if (type == DType::Q4_K) {  // sl1 = sl0 + 1
+      if (xs)
+        load_x_pair_il<false>(xs, nb, sl0, ux.x0, ux.x1);
+      else
+        load_x_pair_il<true>(xg, nb, sl0, ux.x0, ux.x1);
+    } else {
+      if (xs)
+        load_x_il<false>(xs, nb, sl0, ux.x0);
+      else
+        load_x_il<true>(xg, nb, sl0, ux.x0);
+      if (type != DType::Q8_0) {
+        if (xs)
+          load_x_il<false>(xs, nb, sl1, ux.x1);
+        else
+          load_x_il<true>(xg, nb, sl1, ux.x1);
+      }
+    }
+  } else if (type == DType::Q4_K) {  // sl1 = sl0 + 1
     if (xs)
       load_x_pair<false>(xs, sl0, ux.x0, ux.x1);
     else
-      load_x_pair<true>(reinterpret_cast<const uint32_t*>(xcol), sl0, ux.x0, ux.x1);
+      load_x_pair<true>(xg, sl0, ux.x0, ux.x1);
   } else {
     load_x(xcol, xs, sl0, ux.x0);
     if (type != DType::Q8_0) load_x(xcol, xs, sl1, ux.x1);
@@ -752,7 +810,7 @@ __device__ __forceinline__ void mma_fold(int lane, float (&acc)[8][4]) {
 }
 
 // Pack: rows' short last chunks take the packed branch (pack_short_chunks).
-template <int TT, int N, bool Wide, bool Pack>
+template <int TT, int N, bool Wide, bool Pack, bool IL>
 __global__ void __launch_bounds__(kThreads, TT == kAnyType ? 1 : ctas_per_sm<TT, N, Wide>())
     gemm_n_q8_1_kernel(const __grid_constant__ Params p) {
   constexpr int R = rows_per_warp<TT, N>();
@@ -839,6 +897,7 @@ __global__ void __launch_bounds__(kThreads, TT == kAnyType ? 1 : ctas_per_sm<TT,
 
   constexpr bool kMma = mma_path<TT, N>();
   static_assert(!kMma || R == 4, "the MMA tiling takes 4 rows per warp");
+  static_assert(!IL || (N <= 2 && !kMma), "interleaved activations: the dp4a path at N <= 2 only");
   int stage = 0;         // ring stage of the task being computed
   uint32_t parity = 0;   // phase parity of that stage's barrier: flips each time the ring wraps
   for (int64_t g = g_begin; g < g_end; ++g) {
@@ -883,7 +942,8 @@ __global__ void __launch_bounds__(kThreads, TT == kAnyType ? 1 : ctas_per_sm<TT,
 #pragma unroll
           for (int n = 0; n < N; ++n) {
             UnitX ux;
-            load_unit_x(type, x + int64_t(n) * p.x_stride, xs_on ? xstage + n * p.x_col_bytes : nullptr, ug, ux);
+            load_unit_x<IL>(type, x + int64_t(n) * p.x_stride, xs_on ? xstage + n * p.x_col_bytes : nullptr,
+                            int(p.xblocks), ug, ux);
 #pragma unroll
             for (int r = 0; r < R; ++r) {
               float t[2];
@@ -911,7 +971,8 @@ __global__ void __launch_bounds__(kThreads, TT == kAnyType ? 1 : ctas_per_sm<TT,
 #pragma unroll
           for (int n = 0; n < N; ++n) {
             UnitX ux;
-            load_unit_x(type, x + int64_t(n) * p.x_stride, xs_on ? xstage + n * p.x_col_bytes : nullptr, ug, ux);
+            load_unit_x<IL>(type, x + int64_t(n) * p.x_stride, xs_on ? xstage + n * p.x_col_bytes : nullptr,
+                            int(p.xblocks), ug, ux);
             unit_terms(type, w, ux, t[n]);
           }
         }
@@ -1104,11 +1165,11 @@ __global__ void __launch_bounds__(kThreads) gemm_n_f_kernel(const __grid_constan
 // Persistent-grid launch of the integer kernel: ctas_per_sm CTAs per SM (fewer if the occupancy
 // calculator says so), shared among the matrices in proportion to their bytes, never more CTAs
 // for a matrix than it has slots' worth of row groups.
-template <int TT, int NC, bool Wide, bool Pack = false>
+template <int TT, int NC, bool IL, bool Wide, bool Pack = false>
 void launch_q(Params q, cudaStream_t s) {
   constexpr int R = rows_per_warp<TT, NC>();
   constexpr int kStages = ring_stages<TT, NC, Wide>();
-  auto kernel = gemm_n_q8_1_kernel<TT, NC, Wide, Pack>;
+  auto kernel = gemm_n_q8_1_kernel<TT, NC, Wide, Pack, IL>;
   constexpr int max_smem = kWarps * kStages * R * row_buf_of(TT) + (x_stage_capable<TT, NC>() ? kXStageMax : 0);
   static const bool configured = [&] {  // once per instantiation (not a stream operation)
     KILN_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, max_smem));
@@ -1168,21 +1229,25 @@ bool pack_short_chunks(const Params& q) {
   return tail != 0 && tail * rows_per_warp<TT, NC>() <= plan::kLanes;
 }
 
-template <int NC>
+// IL: interleaved activations (N <= 2; their own instantiations: a run-time layout branch made
+// the Q6_K N = 1 kernel spill).
+template <int NC, bool IL = false>
 void launch_q_typed(const Params& q, cudaStream_t s) {
   const DType t = DType(q.mats[0].type);
   for (int i = 1; i < q.count; ++i)
-    if (DType(q.mats[i].type) != t) return launch_q<kAnyType, NC, false>(q, s);
+    if (DType(q.mats[i].type) != t) return launch_q<kAnyType, NC, IL, false>(q, s);
   switch (t) {
     case DType::Q8_0:
-      if (NC == 1 && use_wide(q)) return launch_q<int(DType::Q8_0), 1, true>(q, s);
-      return launch_q<int(DType::Q8_0), NC, false>(q, s);
+      if (NC == 1 && use_wide(q)) return launch_q<int(DType::Q8_0), 1, IL, true>(q, s);
+      return launch_q<int(DType::Q8_0), NC, IL, false>(q, s);
     case DType::Q4_K:
-      if (pack_short_chunks<int(DType::Q4_K), NC>(q)) return launch_q<int(DType::Q4_K), NC, false, (NC == 1)>(q, s);
-      return launch_q<int(DType::Q4_K), NC, false>(q, s);
+      if (pack_short_chunks<int(DType::Q4_K), NC>(q))
+        return launch_q<int(DType::Q4_K), NC, IL, false, (NC == 1)>(q, s);
+      return launch_q<int(DType::Q4_K), NC, IL, false>(q, s);
     default:
-      if (pack_short_chunks<int(DType::Q6_K), NC>(q)) return launch_q<int(DType::Q6_K), NC, false, (NC <= 2)>(q, s);
-      return launch_q<int(DType::Q6_K), NC, false>(q, s);
+      if (pack_short_chunks<int(DType::Q6_K), NC>(q))
+        return launch_q<int(DType::Q6_K), NC, IL, false, (NC <= 2)>(q, s);
+      return launch_q<int(DType::Q6_K), NC, IL, false>(q, s);
   }
 }
 
@@ -1207,7 +1272,7 @@ void check_weight(const char* fn, const WeightDesc& w, bool quant) {
 
 template <class XT>
 void launch(bool quant, const GemmNTarget* mats, int count, const XT* x, int64_t n, Epilogue ep, cudaStream_t s,
-            const char* fn) {
+            const char* fn, Q8Layout xl = Q8Layout::Blocks) {
   KILN_REQUIRE(count >= 1 && count <= kGemmNMaxMats, fn, ": ", count, " matrices (1..", kGemmNMaxMats, ")");
   KILN_REQUIRE(mats != nullptr, fn, ": null matrix list");
   KILN_REQUIRE(n >= 1, fn, ": N=", n, " columns (need >= 1)");
@@ -1222,6 +1287,9 @@ void launch(bool quant, const GemmNTarget* mats, int count, const XT* x, int64_t
     vec = vec && aligned16(mats[i].w.data);
   }
   if (quant) KILN_REQUIRE(aligned16(x), fn, ": Q8_1 activations must be 16-byte aligned");
+  KILN_REQUIRE(q8_layout_valid(xl), fn, ": unknown Q8_1 layout ", int(xl));
+  const bool il = xl == Q8Layout::Interleaved;
+  KILN_REQUIRE(!il || n <= 2, fn, ": interleaved Q8_1 activations are read at N <= 2 only (N=", n, ")");
   vec = vec && aligned16(x) && K % 8 == 0;
 
   Params p{};
@@ -1264,6 +1332,14 @@ void launch(bool quant, const GemmNTarget* mats, int count, const XT* x, int64_t
     else                                                                  \
       launch_pdl(gemm_n_f_kernel<NC>, grid, block, 0, s, q);              \
     break;
+    if (il) {  // n <= 2 (checked above)
+      if (nc == 1)
+        launch_q_typed<1, true>(q, s);
+      else
+        launch_q_typed<2, true>(q, s);
+      KILN_CUDA_CHECK_LAUNCH();
+      continue;
+    }
     switch (nc) {
       KILN_GEMM_N_CASE(1)
       KILN_GEMM_N_CASE(2)
@@ -1281,14 +1357,15 @@ void launch(bool quant, const GemmNTarget* mats, int count, const XT* x, int64_t
 
 }  // namespace
 
-void gemm_n_q8_1(const WeightDesc& w, const BlockQ8_1* x, int64_t n, float* y, Epilogue ep, cudaStream_t s) {
+void gemm_n_q8_1(const WeightDesc& w, const BlockQ8_1* x, int64_t n, float* y, Epilogue ep, cudaStream_t s,
+                 Q8Layout xl) {
   const GemmNTarget t{w, y};
-  launch(true, &t, 1, x, n, ep, s, "gemm_n_q8_1");
+  launch(true, &t, 1, x, n, ep, s, "gemm_n_q8_1", xl);
 }
 
 void gemm_n_q8_1_multi(const GemmNTarget* mats, int count, const BlockQ8_1* x, int64_t n, Epilogue ep,
-                       cudaStream_t s) {
-  launch(true, mats, count, x, n, ep, s, "gemm_n_q8_1_multi");
+                       cudaStream_t s, Q8Layout xl) {
+  launch(true, mats, count, x, n, ep, s, "gemm_n_q8_1_multi", xl);
 }
 
 void gemm_n_f(const WeightDesc& w, const float* x, int64_t n, float* y, Epilogue ep, cudaStream_t s) {
@@ -1315,12 +1392,12 @@ const char* gemm_n_path_name(GemmNPath p) {
 }
 
 void gemm_n(const WeightDesc& w, const float* x, const BlockQ8_1* xq, int64_t n, float* y, Epilogue ep,
-            const GemmNContext& ctx, cudaStream_t s) {
+            const GemmNContext& ctx, cudaStream_t s, Q8Layout xl) {
   switch (gemm_n_path(w.type, n)) {
     case GemmNPath::Int8Dp4a:
       KILN_REQUIRE(xq != nullptr, "gemm_n: the int8 path (", dtype_name(w.type), ", N=", n,
                    ") needs Q8_1 activations (quantize_q8_1 first)");
-      gemm_n_q8_1(w, xq, n, y, ep, s);
+      gemm_n_q8_1(w, xq, n, y, ep, s, xl);
       return;
     case GemmNPath::Float: gemm_n_f(w, x, n, y, ep, s); return;
     case GemmNPath::TensorCore:

@@ -4,7 +4,9 @@
 //
 // Layouts: W row m at data + m * row_bytes(type, K) (GGUF ne[0] = K). Outputs y[n * M + m] (float,
 // row-major [N][M] = one row per token). Integer path activations: Q8_1 blocks, column n at
-// x + n * (K / 32) (produce them with kernels/quantize_q8_1.cuh). Float path: x[n * K + k].
+// x + n * (K / 32) (produce them with kernels/quantize_q8_1.cuh), each column in Q8Layout::Blocks
+// or, at N <= 2, Q8Layout::Interleaved (kernels/common/blocks.h; same bits out: the layout moves
+// bytes, not values). Float path: x[n * K + k] (the layout argument does not apply).
 //
 // Paths (gemm_n_path picks one from the weight type and N; gemm_n() runs it):
 //  - Int8Dp4a (Q8_0, Q4_K, Q6_K; N <= 63, launched in groups of <= 8 columns): integer dot
@@ -86,11 +88,14 @@ struct GemmNTarget {
 
 // ---- integer path (Q8_0 / Q4_K / Q6_K weights x Q8_1 activations) ----
 // N may exceed 8: columns are processed in groups of 8 (weights re-read once per group).
-void gemm_n_q8_1(const WeightDesc& w, const BlockQ8_1* x, int64_t n, float* y, Epilogue ep, cudaStream_t s);
+// xl: the activation columns' layout (kernels/common/blocks.h); Interleaved only at n <= 2 (the
+// decode layout: a warp's activation loads touch 1-2 cache lines instead of 9-18).
+void gemm_n_q8_1(const WeightDesc& w, const BlockQ8_1* x, int64_t n, float* y, Epilogue ep, cudaStream_t s,
+                 Q8Layout xl = Q8Layout::Blocks);
 // Several matrices sharing one input (Q/K/V, gate/up) in one launch; types may differ (Q4_K_M
 // mixes Q4_K and Q6_K) but K must be equal. Same bits as separate gemm_n_q8_1 launches.
 void gemm_n_q8_1_multi(const GemmNTarget* mats, int count, const BlockQ8_1* x, int64_t n, Epilogue ep,
-                       cudaStream_t s);
+                       cudaStream_t s, Q8Layout xl = Q8Layout::Blocks);
 
 // ---- float path (F32 / F16 / BF16 weights x float activations) ----
 void gemm_n_f(const WeightDesc& w, const float* x, int64_t n, float* y, Epilogue ep, cudaStream_t s);
@@ -126,6 +131,6 @@ struct GemmNContext {
   size_t workspace_bytes = 0;
 };
 void gemm_n(const WeightDesc& w, const float* x, const BlockQ8_1* xq, int64_t n, float* y, Epilogue ep,
-            const GemmNContext& ctx, cudaStream_t s);
+            const GemmNContext& ctx, cudaStream_t s, Q8Layout xl = Q8Layout::Blocks);
 
 }  // namespace kiln

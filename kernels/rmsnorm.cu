@@ -68,7 +68,8 @@ __global__ void __launch_bounds__(kRowThreads) rmsnorm_kernel(RmsnormOp op) {
   }
   const int64_t nb = n / QK8_1;
   finish_row<C, VEC>(v, n, op.eps, op.w != nullptr, wv, op.out ? op.out + row * n : nullptr,
-                     op.out_q ? op.out_q + row * nb : nullptr, op.x_q ? op.x_q + row * nb : nullptr, red);
+                     op.out_q ? op.out_q + row * nb : nullptr, op.x_q ? op.x_q + row * nb : nullptr, op.q_layout,
+                     red);
 }
 
 __global__ void empty_kernel_impl() {}
@@ -91,6 +92,7 @@ void rmsnorm(const RmsnormOp& op, cudaStream_t stream) {
   KILN_REQUIRE(op.x, "rmsnorm: x is required");
   KILN_REQUIRE((!op.out_q && !op.x_q) || op.n % QK8_1 == 0, "rmsnorm: Q8_1 output needs n % 32 == 0, n=", op.n);
   KILN_REQUIRE(!op.norm_y || op.y, "rmsnorm: norm_y without y");
+  KILN_REQUIRE(q8_layout_valid(op.q_layout), "rmsnorm: unknown Q8_1 layout ", int(op.q_layout));
   if (op.rows == 0) return;
   const bool vec = op.n % 4 == 0 && a16(op.x) && a16(op.y) && a16(op.w_y) && a16(op.w) && a16(op.out);
   const int64_t chunks_per_thread = ((op.n + 3) / 4 + 255) / 256;

@@ -43,6 +43,7 @@ struct RmsnormOp {
   float* out = nullptr;
   BlockQ8_1* out_q = nullptr;
   BlockQ8_1* x_q = nullptr;
+  Q8Layout q_layout = Q8Layout::Blocks;  // of out_q and x_q (row r's column at + r * n / 32)
 };
 
 void rmsnorm(const RmsnormOp& op, cudaStream_t stream);
@@ -133,18 +134,21 @@ __device__ __forceinline__ void load_chunks(const float* __restrict__ w, int64_t
 }
 // Outputs of a row held in registers (v[k] = chunk tid + 256k of x_new): x_q, then the norm
 // (canonical W = 8 order) into out / out_q, times the weight chunks wv (load_chunks) when has_w.
+// x_q / out_q: the row's Q8_1 columns (n / 32 blocks each) in layout ql.
 // All threads of the 256-thread block must call it.
 template <int C, bool VEC>
 __device__ __forceinline__ void finish_row(const float4 (&v)[C], int64_t n, float eps, bool has_w,
                                            const float4 (&wv)[C], float* __restrict__ out,
-                                           BlockQ8_1* __restrict__ out_q, BlockQ8_1* __restrict__ x_q, float* red) {
+                                           BlockQ8_1* __restrict__ out_q, BlockQ8_1* __restrict__ x_q, Q8Layout ql,
+                                           float* red) {
   const int tid = threadIdx.x;
   const int64_t nc = (n + 3) / 4;
+  const q8dev::Q8Col xq{x_q, n / QK8_1, ql}, oq{out_q, n / QK8_1, ql};
   if (x_q) {
 #pragma unroll
     for (int k = 0; k < C; ++k) {
       const int64_t c = tid + int64_t(kRowThreads) * k;
-      q8_1_group8(v[k], c < nc, x_q + c / 8, int(c % 8));
+      q8_1_group8(v[k], c < nc, xq, c / 8, int(c % 8));
     }
   }
   if (!out && !out_q) return;
@@ -159,7 +163,7 @@ __device__ __forceinline__ void finish_row(const float4 (&v)[C], int64_t n, floa
     float4 o = mul4s(v[k], ri);
     if (has_w && c < nc) o = mul4(o, wv[k]);
     if (out && c < nc) store4<VEC>(out, c, n, o);
-    if (out_q) q8_1_group8(o, c < nc, out_q + c / 8, int(c % 8));
+    if (out_q) q8_1_group8(o, c < nc, oq, c / 8, int(c % 8));
   }
 }
 

@@ -11,4 +11,8 @@ namespace kiln::ref {
 
 void quantize_q8_1(const float* x, int64_t rows, int64_t k, BlockQ8_1* out);
 
+// The same bytes in another column layout (kernels/common/blocks.h): rows columns of nb blocks
+// each (column r at in + r * nb), from Blocks into `to` (Blocks: a copy). in != out.
+void q8_1_to_layout(const BlockQ8_1* in, int64_t rows, int64_t nb, Q8Layout to, BlockQ8_1* out);
+
 }  // namespace kiln::ref

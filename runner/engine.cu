@@ -202,6 +202,7 @@ Engine::Engine(const GgufFile& file, const SynthModel* synth, const EngineOption
   a_.tc_ws_bytes = tc_ws;
   const int dims[6] = {c.d_model, qdim, kvdim, ff, LP, c.ple_dim};
   std::copy(dims, dims + 6, dims_);
+  if (const char* xi = getenv("KILN_X_INTERLEAVE"); xi && std::string(xi) == "0") opt_.x_interleave = false;
   const char* cf = getenv("KILN_CHECK_FINITE");
   check_finite_ = cf && std::string(cf) == "1";
   skip_ops_ = parse_skip_ops(getenv("KILN_SKIP_OPS"));
@@ -293,7 +294,7 @@ void Engine::matmul(const Tensor& w, const float* x, const BlockQ8_1* xq, int T,
   const GemmNContext ctx{cublas_, a_.tc_ws, a_.tc_ws_bytes};
   const GemmNPath p = gemm_n_path(w.w.type, T);
   op(p == GemmNPath::TensorCore ? "gemm_n_tc" : (p == GemmNPath::Float ? "gemm_n_f" : "gemm_n_q8_1"),
-     [&] { gemm_n(w.w, x, xq, T, y, ep, ctx, stream_); });
+     [&] { gemm_n(w.w, x, xq, T, y, ep, ctx, stream_, ql_); });
 }
 
 void Engine::matmul_multi(const Tensor* const* ws, float* const* ys, int count, const float* x,
@@ -306,7 +307,7 @@ void Engine::matmul_multi(const Tensor* const* ws, float* const* ys, int count, 
   GemmNTarget tg[kGemmNMaxMats];
   for (int i = 0; i < count; ++i) tg[i] = GemmNTarget{ws[i]->w, ys[i]};
   if (count > 1 && all_int) {
-    op("gemm_n_q8_1_multi", [&] { gemm_n_q8_1_multi(tg, count, xq, T, Epilogue::Store, stream_); });
+    op("gemm_n_q8_1_multi", [&] { gemm_n_q8_1_multi(tg, count, xq, T, Epilogue::Store, stream_, ql_); });
   } else if (count > 1 && all_tc) {  // one BF16 rounding of x for all of them
     op("gemm_n_tc", [&] { gemm_n_tc_multi(tg, count, x, T, Epilogue::Store, a_.tc_ws, a_.tc_ws_bytes, cublas_, stream_); });
   } else {
@@ -357,6 +358,9 @@ void Engine::reset() { n_past_ = 0; }
 
 void Engine::step(int T, bool decode) {
   cur_T_ = T;
+  // Every Q8_1 producer and gemm_n of the step uses this layout (all matrix products of a
+  // one-token step have N = 1; a prefill chunk's LM head reads its last row of a Blocks column).
+  ql_ = opt_.x_interleave && T == 1 ? Q8Layout::Interleaved : Q8Layout::Blocks;
   if (cfg_.arch == Arch::Gemma4) return Gemma4::step(*this, T, decode);
   if (cfg_.arch == Arch::Qwen3) return Qwen3::step(*this, T, decode);
   fail("the GPU runner supports gemma4 and qwen3, not ", arch_name(cfg_.arch));

@@ -39,6 +39,10 @@ struct EngineOptions {
   // Prefill attention's precision (kernels/attention.cuh): Split (FP32-accurate, the default the
   // parity tests hold) or Half (Q and P rounded to FP16 once: faster, ~1e-3 relative error).
   PrefillPrecision prefill_attention = PrefillPrecision::Split;
+  // One-token steps (decode, a one-token prefill chunk) pass their Q8_1 activations in
+  // Q8Layout::Interleaved (kernels/common/blocks.h: gemm_n's warp loads touch 1-2 cache lines
+  // instead of 9-18); same bits either way. KILN_X_INTERLEAVE=0 turns it off (A/B, bisecting).
+  bool x_interleave = true;
 };
 
 class Engine {
@@ -167,6 +171,7 @@ class Engine {
   // the activation buffers; the first launch that leaves a NaN/inf names itself (bisecting aid).
   bool check_finite_ = false;
   int cur_T_ = 0;
+  Q8Layout ql_ = Q8Layout::Blocks;  // the current step's Q8_1 activation layout (step())
   int dims_[8] = {};  // d, qdim, kvdim, ff, L*P, P
   void check_finite(const char* after);
   std::set<std::string> nonfinite_seen_;

@@ -34,6 +34,7 @@ void Gemma4::step(Engine& e, int T, bool decode) {
   const Engine::Tensor& embd = e.t("token_embd.weight");
   e.op("embed", [&] {
     EmbedOp op;
+    op.q_layout = e.ql_;  // the step's Q8_1 layout (Engine::step)
     op.type = embd.w.type;
     op.table = embd.w.data;
     op.n_vocab = c.n_vocab;
@@ -127,7 +128,8 @@ void Gemma4::step(Engine& e, int T, bool decode) {
         attention_decode(a.q, 0, kv.k, kv.v, kv.cap, l.n_head, l.n_head_kv, l.head_dim, c.attn_scale, window, a.pos,
                          e.attn_splits_[size_t(il)], a.attn_ws, a.attn_ws_bytes, a.attn,
                          wo_q8 ? a.attn_q : nullptr, s, Engine::kDecodeAttention,
-                         /*kv_settled=*/true);  // position and earlier rows: from earlier steps
+                         /*kv_settled=*/true,  // position and earlier rows: from earlier steps
+                         DecodeMerge::Auto, e.ql_);
       });
     else
       e.op("attention_prefill", [&] {
@@ -135,11 +137,12 @@ void Gemma4::step(Engine& e, int T, bool decode) {
                           window, a.attn, s, PrefillPath::Auto, e.opt_.prefill_attention);
       });
     // Decode's merge writes the o-proj's Q8_1 input itself; prefill quantizes in a launch.
-    if (!decode && wo_q8) e.op("quantize_q8_1", [&] { quantize_q8_1(a.attn, T, qd, a.attn_q, s); });
+    if (!decode && wo_q8) e.op("quantize_q8_1", [&] { quantize_q8_1(a.attn, T, qd, a.attn_q, s, e.ql_); });
     e.matmul(wo, a.attn, a.attn_q, T, a.y, Epilogue::Store);
     // x += post_attention_norm(attn); xn = ffn_norm(x) (float + Q8_1).
     e.op("rmsnorm", [&] {
       RmsnormOp op;
+      op.q_layout = e.ql_;  // the step's Q8_1 layout (Engine::step)
       op.rows = T;
       op.n = d;
       op.eps = c.norm_eps;
@@ -163,6 +166,7 @@ void Gemma4::step(Engine& e, int T, bool decode) {
     const bool down_q8 = gemm_n_path(wd.w.type, T) == GemmNPath::Int8Dp4a;
     e.op("gelu_tanh_mul", [&] {
       GatedMulOp op;
+      op.q_layout = e.ql_;  // the step's Q8_1 layout (Engine::step)
       op.act = GatedAct::GeluTanh;
       op.gate = a.g;
       op.gate_stride = l.n_ff;
@@ -178,6 +182,7 @@ void Gemma4::step(Engine& e, int T, bool decode) {
     // x += post_ffw_norm(ffn); Q8_1(x) feeds the PLE gate.
     e.op("rmsnorm", [&] {
       RmsnormOp op;
+      op.q_layout = e.ql_;  // the step's Q8_1 layout (Engine::step)
       op.rows = T;
       op.n = d;
       op.eps = c.norm_eps;
@@ -195,6 +200,7 @@ void Gemma4::step(Engine& e, int T, bool decode) {
       e.matmul(e.t(blk(il, "inp_gate")), a.x, a.xq, T, a.pg, Epilogue::Store);
       e.op("gelu_tanh_mul_strided", [&] {
         GatedMulOp op;
+        op.q_layout = e.ql_;  // the step's Q8_1 layout (Engine::step)
         op.act = GatedAct::GeluTanh;
         op.gate = a.pg;
         op.gate_stride = P;
@@ -211,6 +217,7 @@ void Gemma4::step(Engine& e, int T, bool decode) {
     // x = (x + post_norm(ple_out)) * layer_output_scale; xn = next norm(x).
     e.op("rmsnorm", [&] {
       RmsnormOp op;
+      op.q_layout = e.ql_;  // the step's Q8_1 layout (Engine::step)
       op.rows = T;
       op.n = d;
       op.eps = c.norm_eps;

@@ -28,6 +28,7 @@ void Qwen3::step(Engine& e, int T, bool decode) {
   const Engine::Tensor& embd = e.t("token_embd.weight");
   e.op("embed", [&] {
     EmbedOp op;
+    op.q_layout = e.ql_;  // the step's Q8_1 layout (Engine::step)
     op.type = embd.w.type;
     op.table = embd.w.data;
     op.n_vocab = c.n_vocab;
@@ -46,6 +47,7 @@ void Qwen3::step(Engine& e, int T, bool decode) {
   auto norm = [&](const float* w) {  // xn = rmsnorm(x) * w, float + Q8_1
     e.op("rmsnorm", [&] {
       RmsnormOp op;
+      op.q_layout = e.ql_;  // the step's Q8_1 layout (Engine::step)
       op.rows = T;
       op.n = d;
       op.eps = c.norm_eps;
@@ -98,7 +100,8 @@ void Qwen3::step(Engine& e, int T, bool decode) {
         attention_decode(a.q, 0, kv.k, kv.v, kv.cap, l.n_head, l.n_head_kv, l.head_dim, c.attn_scale, 0, a.pos,
                          e.attn_splits_[size_t(il)], a.attn_ws, a.attn_ws_bytes, a.attn,
                          wo_q8 ? a.attn_q : nullptr, s, Engine::kDecodeAttention,
-                         /*kv_settled=*/true);  // position and earlier rows: from earlier steps
+                         /*kv_settled=*/true,  // position and earlier rows: from earlier steps
+                         DecodeMerge::Auto, e.ql_);
       });
     else
       e.op("attention_prefill", [&] {
@@ -106,7 +109,7 @@ void Qwen3::step(Engine& e, int T, bool decode) {
                           a.attn, s, PrefillPath::Auto, e.opt_.prefill_attention);
       });
     // Decode's merge writes the o-proj's Q8_1 input itself; prefill quantizes in a launch.
-    if (!decode && wo_q8) e.op("quantize_q8_1", [&] { quantize_q8_1(a.attn, T, qd, a.attn_q, s); });
+    if (!decode && wo_q8) e.op("quantize_q8_1", [&] { quantize_q8_1(a.attn, T, qd, a.attn_q, s, e.ql_); });
     e.matmul(wo, a.attn, a.attn_q, T, a.x, Epilogue::Add);  // x += o-proj (residual fused)
     norm(e.t(blk(il, "ffn_norm")).f32());
 
@@ -119,6 +122,7 @@ void Qwen3::step(Engine& e, int T, bool decode) {
     const bool down_q8 = gemm_n_path(wd.w.type, T) == GemmNPath::Int8Dp4a;
     e.op("silu_mul", [&] {
       GatedMulOp op;
+      op.q_layout = e.ql_;  // the step's Q8_1 layout (Engine::step)
       op.act = GatedAct::Silu;
       op.gate = a.g;
       op.gate_stride = l.n_ff;

@@ -420,6 +420,8 @@ enum class DecodeFeed { Uploaded, Settled, AppendedSettled };
 void check_decode(const DecodeCase& c, uint64_t seed, DecodePath loads = DecodePath::Registers,
                   DecodeFeed feed = DecodeFeed::Uploaded) {
   const int n_head = c.group * c.n_head_kv, row = c.n_head_kv * c.hd;
+  // out_q in both Q8_1 column layouts, by seed parity (odd: Interleaved, the runner's decode one)
+  const Q8Layout ql = seed % 2 ? Q8Layout::Interleaved : Q8Layout::Blocks;
   const float scale = c.scale != 0 ? c.scale : 1.f / std::sqrt(float(c.hd));
   const float q_std = c.scale != 0 ? 2.f / std::sqrt(float(c.hd)) : 1.f;  // scores ~ N(0, 2^2)
   Inputs in = make_inputs(1, c.ctx, n_head, c.n_head_kv, c.hd, seed, q_std);
@@ -449,7 +451,7 @@ void check_decode(const DecodeCase& c, uint64_t seed, DecodePath loads = DecodeP
               c.hd, st);
   attention_decode(dq.data(), 0, cache.k.data(), cache.v.data(), cap, n_head, c.n_head_kv, c.hd,
                    scale, c.window, dpos.data(), c.splits, ws.data(), ws_bytes, out.data(), out_q.data(),
-                   st, loads, feed != DecodeFeed::Uploaded);
+                   st, loads, feed != DecodeFeed::Uploaded, DecodeMerge::Auto, ql);
   st.sync();
   const auto got = download(out, in.q.size());
   const auto got_q = download(out_q, nq8);
@@ -466,9 +468,10 @@ void check_decode(const DecodeCase& c, uint64_t seed, DecodePath loads = DecodeP
     EXPECT_LE(err, prefill_tol(n_keys)) << path << " feed " << int(feed) << " ctx " << c.ctx << " hd " << c.hd
                                         << " window " << c.window << " splits " << c.splits << " group " << c.group
                                         << " cap " << cap;
-    std::vector<BlockQ8_1> own_q(nq8);
-    ref::quantize_q8_1(got.data(), 1, int64_t(got.size()), own_q.data());
-    EXPECT_EQ(0, std::memcmp(got_q.data(), own_q.data(), nq8 * sizeof(BlockQ8_1))) << "out_q";
+    std::vector<BlockQ8_1> own_b(nq8), own_q(nq8);
+    ref::quantize_q8_1(got.data(), 1, int64_t(got.size()), own_b.data());
+    ref::q8_1_to_layout(own_b.data(), 1, int64_t(nq8), ql, own_q.data());
+    EXPECT_EQ(0, std::memcmp(got_q.data(), own_q.data(), nq8 * sizeof(BlockQ8_1))) << "out_q, layout " << int(ql);
     if (c.no_position) {
       for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(f32_bits(got[i]), f32_bits(0.f)) << i;
     }
@@ -477,11 +480,12 @@ void check_decode(const DecodeCase& c, uint64_t seed, DecodePath loads = DecodeP
   std::vector<float> want(in.q.size());
   ref::attention_decode_split(in.q.data(), in.k.data(), in.v.data(), qp, n_head, c.n_head_kv, c.hd,
                               scale, c.window, c.splits, want.data());
-  std::vector<BlockQ8_1> want_q(nq8);
-  ref::quantize_q8_1(want.data(), 1, int64_t(want.size()), want_q.data());
+  std::vector<BlockQ8_1> want_b(nq8), want_q(nq8);
+  ref::quantize_q8_1(want.data(), 1, int64_t(want.size()), want_b.data());
+  ref::q8_1_to_layout(want_b.data(), 1, int64_t(nq8), ql, want_q.data());
   size_t bad = 0;
   for (size_t i = 0; i < got.size(); ++i) bad += f32_bits(got[i]) != f32_bits(want[i]);
-  EXPECT_EQ(0, std::memcmp(got_q.data(), want_q.data(), nq8 * sizeof(BlockQ8_1))) << "out_q";
+  EXPECT_EQ(0, std::memcmp(got_q.data(), want_q.data(), nq8 * sizeof(BlockQ8_1))) << "out_q, layout " << int(ql);
   if (c.no_position)
     for (size_t i = 0; i < got.size(); ++i) bad += f32_bits(want[i]) != f32_bits(0.f);
   EXPECT_EQ(bad, 0u) << path << " feed " << int(feed) << " ctx " << c.ctx << " hd " << c.hd << " window " << c.window << " splits "
@@ -636,6 +640,7 @@ TEST(GpuAttentionDecode, ClusterMergeEqualsMergeLaunch) {
       for (bool settled : {false, true}) {
         const int n_head = c.group * c.n_head_kv, row = c.n_head_kv * c.hd;
         const int64_t cap = c.cap ? c.cap : c.ctx;
+        const Q8Layout ql = seed % 2 ? Q8Layout::Interleaved : Q8Layout::Blocks;  // out_q's, both merges
         Inputs in = make_inputs(1, c.ctx, n_head, c.n_head_kv, c.hd, seed++);
         GpuCache cache(in.k, in.v, c.ctx, cap, row);
         auto dq = upload(in.q);
@@ -655,7 +660,7 @@ TEST(GpuAttentionDecode, ClusterMergeEqualsMergeLaunch) {
           Stream st;
           attention_decode(dq.data(), 0, cache.k.data(), cache.v.data(), cap, n_head, c.n_head_kv, c.hd, 1.f,
                            c.window, dpos.data(), c.splits, ws.data(), ws_bytes, out.data(), out_q.data(), st,
-                           DecodePath::TensorCores, settled, m == 0 ? DecodeMerge::Auto : DecodeMerge::Launch);
+                           DecodePath::TensorCores, settled, m == 0 ? DecodeMerge::Auto : DecodeMerge::Launch, ql);
           st.sync();
           outs[m] = download(out, in.q.size());
           qs[m] = download(out_q, nq8);
@@ -663,7 +668,7 @@ TEST(GpuAttentionDecode, ClusterMergeEqualsMergeLaunch) {
         const std::string what = "ctx " + std::to_string(c.ctx) + " hd " + std::to_string(c.hd) + " window " +
                                  std::to_string(c.window) + " group " + std::to_string(c.group) + " splits " +
                                  std::to_string(c.splits) + (qp_kind ? " no position" : "") +
-                                 (settled ? " settled" : "");
+                                 (settled ? " settled" : "") + " layout " + std::to_string(int(ql));
         EXPECT_EQ(0, std::memcmp(outs[0].data(), outs[1].data(), outs[0].size() * 4)) << what;
         EXPECT_EQ(0, std::memcmp(qs[0].data(), qs[1].data(), nq8 * sizeof(BlockQ8_1))) << what << " out_q";
         if (qp_kind == 1) {

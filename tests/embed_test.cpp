@@ -9,6 +9,7 @@
 #include "kernels/common/device.cuh"
 #include "kernels/embed.cuh"
 #include "reference/embed.h"
+#include "reference/quantize_q8_1.h"
 #include "tests/device_testing.h"
 #include "tests/testing.h"
 #include "models/quant.h"
@@ -94,10 +95,16 @@ TEST(EmbedApi, RejectsBadArguments) {
   op.n = 20000;
   op.norm_out = &f;
   EXPECT_THROW(embed(op, nullptr), Error);
+  op.n = 64;
+  op.q_layout = Q8Layout(9);
+  EXPECT_THROW(embed(op, nullptr), Error);  // unknown Q8_1 layout
 }
 
 void run_embed(DType t, int64_t n, int64_t T, bool fused, uint64_t seed) {
-  SCOPED_TRACE(::testing::Message() << dtype_name(t) << " n=" << n << " T=" << T << " fused=" << fused);
+  static int calls = 0;  // Q8_1 outputs in both column layouts, alternately
+  const Q8Layout ql = calls++ % 2 ? Q8Layout::Interleaved : Q8Layout::Blocks;
+  SCOPED_TRACE(::testing::Message() << dtype_name(t) << " n=" << n << " T=" << T << " fused=" << fused
+                                    << " layout=" << int(ql));
   Stream s;
   const int64_t vocab = 97;
   const auto tb = make_table(t, vocab, n, seed);
@@ -127,6 +134,7 @@ void run_embed(DType t, int64_t n, int64_t T, bool fused, uint64_t seed) {
     op.norm_out = dno.data();
     op.norm_q = q ? dnq.data() : nullptr;
     op.x_q = q ? dxq.data() : nullptr;
+    op.q_layout = ql;
   }
   embed(op, s);
   std::vector<float> want(N), nwant(N);
@@ -143,8 +151,11 @@ void run_embed(DType t, int64_t n, int64_t T, bool fused, uint64_t seed) {
     if (q) {
       const auto gnq = down(dnq, s);
       const auto gxq = down(dxq, s);
-      EXPECT_BITS_EQ(gnq.data(), nq.data(), NB, "norm_q");
-      EXPECT_BITS_EQ(gxq.data(), xq.data(), NB, "x_q");
+      std::vector<BlockQ8_1> nql(NB), xql(NB);
+      ref::q8_1_to_layout(nq.data(), T, n / 32, ql, nql.data());
+      ref::q8_1_to_layout(xq.data(), T, n / 32, ql, xql.data());
+      EXPECT_BITS_EQ(gnq.data(), nql.data(), NB, "norm_q");
+      EXPECT_BITS_EQ(gxq.data(), xql.data(), NB, "x_q");
     }
   }
 }

@@ -9,6 +9,7 @@
 #include "kernels/common/device.cuh"
 #include "kernels/gelu_tanh_mul_strided.cuh"
 #include "reference/gelu_tanh_mul_strided.h"
+#include "reference/quantize_q8_1.h"
 #include "tests/device_testing.h"
 #include "tests/testing.h"
 
@@ -64,6 +65,9 @@ TEST(GatedMulApi, RejectsBadArguments) {
   op.b_stride = 50;
   EXPECT_THROW(gelu_tanh_mul_strided(op, nullptr), Error);  // stride shorter than a row
   op.b_stride = 100;
+  op.q_layout = Q8Layout(2);
+  EXPECT_THROW(gelu_tanh_mul_strided(op, nullptr), Error);  // unknown layout
+  op.q_layout = Q8Layout::Blocks;
   op.n = 0;
   EXPECT_THROW(gelu_tanh_mul_strided(op, nullptr), Error);
 }
@@ -71,9 +75,11 @@ TEST(GatedMulApi, RejectsBadArguments) {
 // b is a strided view into a larger buffer (b_off elements in, token stride b_stride): the PLE case.
 void run_glu(GatedAct act, int64_t T, int64_t n, int64_t gate_stride, int64_t b_stride, int64_t b_off, bool want_out,
              bool want_q, uint64_t seed) {
+  static int calls = 0;  // Q8_1 outputs in both column layouts, alternately
+  const Q8Layout ql = calls++ % 2 ? Q8Layout::Interleaved : Q8Layout::Blocks;
   SCOPED_TRACE(::testing::Message() << (act == GatedAct::Silu ? "silu" : "gelu") << " T=" << T << " n=" << n
                                     << " gs=" << gate_stride << " bs=" << b_stride << " off=" << b_off
-                                    << " q=" << want_q);
+                                    << " q=" << want_q << " layout=" << int(ql));
   Stream s;
   const auto g = random_normal(size_t(T * gate_stride), seed, 2.5f);
   const auto b = random_normal(size_t(T * b_stride + b_off), seed + 1, 1.f);
@@ -92,6 +98,7 @@ void run_glu(GatedAct act, int64_t T, int64_t n, int64_t gate_stride, int64_t b_
   op.n = n;
   op.out = want_out ? dout.data() : nullptr;
   op.out_q = want_q ? dq.data() : nullptr;
+  op.q_layout = ql;
   gelu_tanh_mul_strided(op, s);
   std::vector<float> want(N);
   std::vector<BlockQ8_1> wq(want_q ? NB : 0);
@@ -103,7 +110,9 @@ void run_glu(GatedAct act, int64_t T, int64_t n, int64_t gate_stride, int64_t b_
   }
   if (want_q) {
     const auto gq = down(dq, s);
-    EXPECT_BITS_EQ(gq.data(), wq.data(), NB, "out_q");
+    std::vector<BlockQ8_1> wql(NB);
+    ref::q8_1_to_layout(wq.data(), T, n / 32, ql, wql.data());
+    EXPECT_BITS_EQ(gq.data(), wql.data(), NB, "out_q");
   }
 }
 

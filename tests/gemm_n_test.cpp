@@ -253,6 +253,11 @@ TEST(GemmNValidation, RejectsBadShapesBeforeAnyCudaCall) {
   GemmNContext ctx;
   expect_error([&] { gemm_n({DType::Q8_0, fake, 8, 256}, ff, nullptr, 4, fy, Epilogue::Store, ctx, nullptr); },
                "needs Q8_1 activations");
+  expect_error(
+      [&] { gemm_n_q8_1({DType::Q8_0, fake, 8, 256}, fx, 3, fy, Epilogue::Store, nullptr, Q8Layout::Interleaved); },
+      "interleaved Q8_1 activations are read at N <= 2");
+  expect_error([&] { gemm_n_q8_1({DType::Q8_0, fake, 8, 256}, fx, 1, fy, Epilogue::Store, nullptr, Q8Layout(5)); },
+               "unknown Q8_1 layout");
 }
 
 TEST(GemmNDispatch, ChoosesByN) {
@@ -480,6 +485,61 @@ TEST(GpuGemmN, AddEpilogueAndMultiMatrix) {
     for (int i = 0; i < count; ++i)
       EXPECT_TRUE(same_bits(d.down(dy[size_t(i)]), want[size_t(i)])) << "Store, K " << K << " N " << N << " matrix " << i;
   }
+}
+
+// Activations in Q8Layout::Interleaved (the decode layout, N <= 2) give the same bits as the
+// reference on the Blocks bytes: every type, the short last group (K = 2560: 80 blocks = 64 + 16),
+// the packed short chunks (Q4_K at N = 1, Q6_K), Q8_0's wide and deep grids, the Q4_K shared-memory
+// stage (N = 2, 28 MB), and a mixed-type multi-matrix launch with the Add epilogue.
+TEST(GpuGemmN, InterleavedActivationsSameBits) {
+  KILN_REQUIRE_GPU();
+  Dev d;
+  const Shape shapes[] = {
+      {DType::Q8_0, 37, 160},   {DType::Q8_0, 130, 2560},  {DType::Q8_0, 2049, 4096}, {DType::Q8_0, 12401, 2560},
+      {DType::Q4_K, 37, 512},   {DType::Q4_K, 259, 2560},  {DType::Q4_K, 1537, 4096}, {DType::Q4_K, 45, 8192},
+      {DType::Q4_K, 12289, 4096}, {DType::Q6_K, 77, 2560}, {DType::Q6_K, 1030, 1280}, {DType::Q6_K, 29, 15360},
+  };
+  for (const Shape& sh : shapes) {
+    const int64_t nb = sh.K / 32;
+    const auto w = make_weights(sh.t, sh.M, sh.K, uint64_t(sh.M * 5 + sh.K));
+    const auto xq = quantize(make_acts(2, sh.K, uint64_t(sh.K + 11)), 2, sh.K);
+    std::vector<BlockQ8_1> xi(xq.size());
+    ref::q8_1_to_layout(xq.data(), 2, nb, Q8Layout::Interleaved, xi.data());
+    auto dw = d.up(w);
+    auto dx = d.up(xi);
+    std::vector<float> want(size_t(2 * sh.M));
+    ref::gemm_n_q8_1<float>(sh.t, w.data(), sh.M, sh.K, xq.data(), 2, want.data());
+    for (int64_t N : {1, 2}) {
+      DeviceBuffer<float> dy(size_t(N * sh.M));
+      d.poison(dy);
+      gemm_n_q8_1({sh.t, dw.data(), sh.M, sh.K}, dx.data(), N, dy.data(), Epilogue::Store, d.s, Q8Layout::Interleaved);
+      EXPECT_TRUE(same_bits(d.down(dy), std::vector<float>(want.begin(), want.begin() + N * sh.M)))
+          << dtype_name(sh.t) << " M=" << sh.M << " K=" << sh.K << " N=" << N;
+    }
+  }
+  // Qwen3's Q / K / V launch (Q4_K, Q4_K, Q6_K) on one interleaved column, Add epilogue.
+  const int64_t K = 4096, M[3] = {4096, 1024, 1024};
+  const DType T[3] = {DType::Q4_K, DType::Q4_K, DType::Q6_K};
+  const auto xq = quantize(make_acts(1, K, 77), 1, K);
+  std::vector<BlockQ8_1> xi(xq.size());
+  ref::q8_1_to_layout(xq.data(), 1, K / 32, Q8Layout::Interleaved, xi.data());
+  auto dx = d.up(xi);
+  std::vector<DeviceBuffer<uint8_t>> dw;
+  std::vector<DeviceBuffer<float>> dy;
+  std::vector<std::vector<float>> want;
+  GemmNTarget tg[3];
+  for (int i = 0; i < 3; ++i) {
+    const auto w = make_weights(T[i], M[i], K, uint64_t(80 + i));
+    const auto y0 = random_floats(size_t(M[i]), uint64_t(90 + i), -3.f, 3.f);
+    want.emplace_back(size_t(M[i]));
+    ref::gemm_n_q8_1<float>(T[i], w.data(), M[i], K, xq.data(), 1, want.back().data());
+    for (size_t j = 0; j < y0.size(); ++j) want.back()[j] = y0[j] + want.back()[j];
+    dw.push_back(d.up(w));
+    dy.push_back(d.up(y0));
+    tg[i] = {{T[i], dw.back().data(), M[i], K}, dy.back().data()};
+  }
+  gemm_n_q8_1_multi(tg, 3, dx.data(), 1, Epilogue::Add, d.s, Q8Layout::Interleaved);
+  for (int i = 0; i < 3; ++i) EXPECT_TRUE(same_bits(d.down(dy[size_t(i)]), want[size_t(i)])) << "QKV matrix " << i;
 }
 
 TEST(GpuGemmN, FloatPathBitExact) {

@@ -8,6 +8,7 @@
 
 #include "kernels/common/device.cuh"
 #include "kernels/rmsnorm.cuh"
+#include "reference/quantize_q8_1.h"
 #include "reference/rmsnorm.h"
 #include "tests/device_testing.h"
 #include "tests/testing.h"
@@ -126,6 +127,9 @@ TEST(RmsnormApi, RejectsBadShapes) {
   op.x_q = reinterpret_cast<BlockQ8_1*>(&dummy);
   EXPECT_THROW(rmsnorm(op, nullptr), Error);  // Q8_1 needs n % 32 == 0
   op.x_q = nullptr;
+  op.q_layout = Q8Layout(3);
+  EXPECT_THROW(rmsnorm(op, nullptr), Error);  // unknown layout
+  op.q_layout = Q8Layout::Blocks;
   op.norm_y = true;
   EXPECT_THROW(rmsnorm(op, nullptr), Error);  // norm_y without y
   op.norm_y = false;
@@ -135,9 +139,13 @@ TEST(RmsnormApi, RejectsBadShapes) {
 
 // ---- gpu: bit-exact vs ref<float> ----------------------------------------------------------------
 
+// Q8_1 outputs alternate between the two column layouts from call to call (Interleaved checked
+// against ref::q8_1_to_layout of the reference bytes).
 void run_case(Mode m, int64_t rows, int64_t n, bool want_q, int misalign, uint64_t seed) {
+  static int calls = 0;
+  const Q8Layout ql = calls++ % 2 ? Q8Layout::Interleaved : Q8Layout::Blocks;
   SCOPED_TRACE(::testing::Message() << name(m) << " rows=" << rows << " n=" << n << " q=" << want_q
-                                    << " misalign=" << misalign);
+                                    << " misalign=" << misalign << " layout=" << int(ql));
   Stream s;
   Case c = make_case(m, rows, n, seed);
   const size_t N = size_t(rows * n), NB = size_t(rows * (n / 32));
@@ -164,6 +172,7 @@ void run_case(Mode m, int64_t rows, int64_t n, bool want_q, int misalign, uint64
   op.out = dout.data();
   op.out_q = want_q ? doq.data() : nullptr;
   op.x_q = want_q ? dxq.data() : nullptr;
+  op.q_layout = ql;
   rmsnorm(op, s);
   std::vector<float> xr = c.x, outr(N);
   std::vector<BlockQ8_1> oqr(want_q ? NB : 0), xqr(want_q ? NB : 0);
@@ -177,8 +186,11 @@ void run_case(Mode m, int64_t rows, int64_t n, bool want_q, int misalign, uint64
   if (want_q) {
     const auto goq = down(doq, s);
     const auto gxq = down(dxq, s);
-    EXPECT_BITS_EQ(goq.data(), oqr.data(), NB, "out_q");
-    EXPECT_BITS_EQ(gxq.data(), xqr.data(), NB, "x_q");
+    std::vector<BlockQ8_1> oql(NB), xql(NB);
+    ref::q8_1_to_layout(oqr.data(), rows, n / 32, ql, oql.data());
+    ref::q8_1_to_layout(xqr.data(), rows, n / 32, ql, xql.data());
+    EXPECT_BITS_EQ(goq.data(), oql.data(), NB, "out_q");
+    EXPECT_BITS_EQ(gxq.data(), xql.data(), NB, "x_q");
   }
 }
 

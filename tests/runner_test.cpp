@@ -115,6 +115,36 @@ TEST_P(GpuRunner, GraphReplayEqualsDirectLaunchBitForBit) {
   EXPECT_GT(e.decode_graph_kernels(), e.config().n_layer * 5);
 }
 
+// One-token steps in the interleaved Q8_1 layout (EngineOptions::x_interleave, the default) and
+// in the block layout give the same logits bit for bit: a one-token prefill chunk, a 5-token chunk
+// (Blocks either way), then graph decode steps past the gemma4-tiny window.
+TEST_P(GpuRunner, InterleavedDecodeActivationsSameBits) {
+  KILN_REQUIRE_GPU();
+  const GgufFile f = GgufFile::open(preset_file(GetParam()));
+  std::vector<std::vector<float>> runs[2];
+  std::vector<int32_t> toks[2];
+  for (int il = 0; il < 2; ++il) {
+    EngineOptions o;
+    o.max_ctx = 64;
+    o.x_interleave = il == 1;
+    Engine e(f, nullptr, o);
+    const int V = e.config().n_vocab;
+    const std::vector<int32_t> prompt = random_tokens(6, V, 5);
+    runs[il].emplace_back(size_t(V), NAN);
+    toks[il].push_back(e.prefill(prompt.data(), 1, runs[il].back().data()));
+    toks[il].push_back(e.prefill(prompt.data() + 1, 5, nullptr));
+    for (int i = 0; i < 12; ++i) {
+      runs[il].emplace_back(size_t(V), NAN);
+      toks[il].push_back(e.decode(true, runs[il].back().data()));
+    }
+  }
+  EXPECT_EQ(toks[0], toks[1]);
+  for (size_t i = 0; i < runs[0].size(); ++i) {
+    for (float x : runs[0][i]) ASSERT_TRUE(std::isfinite(x)) << "step " << i;
+    ASSERT_EQ(0, memcmp(runs[0][i].data(), runs[1][i].data(), runs[0][i].size() * 4)) << "step " << i;
+  }
+}
+
 // The profiled prefill (events around every launch, kiln run's prefill split) runs the same
 // launches: same argmax, and the decode steps after it give the same logits bit for bit.
 TEST_P(GpuRunner, ProfiledPrefillLeavesTheSameState) {

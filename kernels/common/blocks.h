@@ -172,6 +172,34 @@ KILN_HD void decode_q6_k(const BlockQ6K& b, float* y) {
   for (int i = 0; i < QK_K; ++i) y[i] = (d * float(b.scales[i / 16])) * float(q6k_quant(b, i));
 }
 
+// ---- Q8_1 activation column layouts ---------------------------------------------------------
+// A column of nb Q8_1 blocks (36 bytes = 9 words each: word 0 = d | s << 16, words 1..8 = qs)
+// is stored in one of two layouts of the same bytes:
+//  - Blocks: GGUF order, block b at words 9b..9b+8 (what every consumer reads by default).
+//  - Interleaved: blocks in groups of kQ8Group; in the group starting at block g0 (G = its size,
+//    kQ8Group except a short last group), word w of block b sits at word 9 * g0 + w * G + (b - g0).
+//    Consecutive blocks' same words are adjacent, so a warp whose lanes read consecutive blocks
+//    (gemm_n's dp4a lanes: 32 Q8_0 blocks or 64 K-quant slices per chunk = one group) touches 1-2
+//    cache lines per load instead of 9-18 (lanes 36 or 72 bytes apart). Decode steps (N <= 2)
+//    write and read it; see kernels/gemm_n.cuh.
+enum class Q8Layout : int { Blocks = 0, Interleaved = 1 };
+KILN_HD bool q8_layout_valid(Q8Layout l) { return l == Q8Layout::Blocks || l == Q8Layout::Interleaved; }
+constexpr int kQ8Group = 64;
+constexpr int kQ8Words = 9;  // 32-bit words per Q8_1 block
+
+// First block of b's group and the group's size.
+KILN_HD int64_t q8_1i_group(int64_t b) { return b - b % kQ8Group; }
+KILN_HD int64_t q8_1i_group_size(int64_t b, int64_t nb) {
+  const int64_t g0 = q8_1i_group(b);
+  return nb - g0 < kQ8Group ? nb - g0 : kQ8Group;
+}
+// Word index (from the column start) of word w (0..8) of block b in an nb-block column.
+KILN_HD int64_t q8_1_word(Q8Layout l, int64_t b, int w, int64_t nb) {
+  if (l == Q8Layout::Blocks) return kQ8Words * b + w;
+  const int64_t g0 = q8_1i_group(b);
+  return kQ8Words * g0 + int64_t(w) * q8_1i_group_size(b, nb) + (b - g0);
+}
+
 // ---- activation quantization ---------------------------------------------------------------
 
 // Q8_0 / Q8_1 block rule, shared bit for bit by the CPU encoder and the quantize_q8_1 kernel:
