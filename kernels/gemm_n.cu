@@ -492,17 +492,11 @@ __device__ __forceinline__ void load_x_pair(const uint32_t* xs, int slice, XSlic
 }
 
 // Interleaved columns (Q8Layout::Interleaved, kernels/common/blocks.h): word i of block b at
-// cw[base + i * G] (base = 9 g0 + b - g0, G: b's group size), so the lanes of a warp -- consecutive
-// blocks of one group -- read adjacent words. kGlobal: cw is global memory (else the stage).
-__device__ __forceinline__ void il_at(int b, int nb, int& base, int& G) {
-  const int g0 = b - b % kQ8Group;
-  G = nb - g0 < kQ8Group ? nb - g0 : kQ8Group;
-  base = kQ8Words * g0 + (b - g0);
-}
+// cw[q8_1i_base(b) + i * q8_1i_stride(b, nb)], so the lanes of a warp -- consecutive blocks of
+// one group -- read adjacent words. kGlobal: cw is global memory (else the stage).
 template <bool kGlobal>
 __device__ __forceinline__ void load_x_il(const uint32_t* cw, int nb, int slice, XSlice& v) {
-  int base, G;
-  il_at(slice, nb, base, G);
+  const int base = q8_1i_base(slice), G = q8_1i_stride(slice, nb);
   uint32_t w[kQ8Words];
 #pragma unroll
   for (int i = 0; i < kQ8Words; ++i) w[i] = kGlobal ? __ldg(cw + base + i * G) : cw[base + i * G];
@@ -514,8 +508,7 @@ __device__ __forceinline__ void load_x_il(const uint32_t* cw, int nb, int slice,
 // start even): word i of both slices in one 64-bit load.
 template <bool kGlobal>
 __device__ __forceinline__ void load_x_pair_il(const uint32_t* cw, int nb, int slice, XSlice& a, XSlice& b) {
-  int base, G;
-  il_at(slice, nb, base, G);
+  const int base = q8_1i_base(slice), G = q8_1i_stride(slice, nb);
   uint2 w[kQ8Words];
 #pragma unroll
   for (int i = 0; i < kQ8Words; ++i) {

@@ -113,6 +113,8 @@ RunReport run_gpu(const Options& o, const GgufFile& f, const SynthModel* synth, 
     r.notes.emplace_back("prefill attention", "half: Q and P rounded to FP16 once (kernels/attention.cuh's Half "
                                               "contract, ~1e-3 relative error), not the FP32-accurate default");
   r.device = e.props().name;
+  if (e.options().x_interleave)
+    r.notes.emplace_back("decode activations", "Q8_1 in the interleaved layout (KILN_X_INTERLEAVE=1; same bits)");
   if (!e.skipped_ops().empty()) {
     std::string ops;
     for (const auto& n : e.skipped_ops()) ops += (ops.empty() ? "" : ",") + n;

@@ -59,12 +59,19 @@ static ModelConfig config_on_gpu(const GgufFile& file) {
   return parse_config(file);
 }
 
+bool parse_x_interleave(const char* env, bool dflt) {
+  if (!env) return dflt;
+  if (std::string(env) != "0" && std::string(env) != "1") fail("KILN_X_INTERLEAVE must be 0 or 1, not '", env, "'");
+  return env[0] == '1';
+}
+
 Engine::Engine(const GgufFile& file, const SynthModel* synth, const EngineOptions& opt)
     : cfg_(config_on_gpu(file)), opt_(opt) {
   KILN_REQUIRE(opt_.max_ctx >= 1 && opt_.max_chunk >= 1, "Engine: max_ctx and max_chunk must be positive");
   if (opt_.max_ctx > cfg_.n_ctx)
     fail("requested context of ", opt_.max_ctx, " tokens exceeds the model's context_length ", cfg_.n_ctx);
   opt_.max_chunk = std::min(opt_.max_chunk, opt_.max_ctx);
+  opt_.x_interleave = parse_x_interleave(getenv("KILN_X_INTERLEAVE"), opt_.x_interleave);
   props_ = device_props(0);
   if (cublasCreate(&cublas_) != CUBLAS_STATUS_SUCCESS) fail("cuBLAS: cublasCreate failed");
   cublasSetStream(cublas_, stream_);
@@ -202,7 +209,6 @@ Engine::Engine(const GgufFile& file, const SynthModel* synth, const EngineOption
   a_.tc_ws_bytes = tc_ws;
   const int dims[6] = {c.d_model, qdim, kvdim, ff, LP, c.ple_dim};
   std::copy(dims, dims + 6, dims_);
-  if (const char* xi = getenv("KILN_X_INTERLEAVE"); xi && std::string(xi) == "0") opt_.x_interleave = false;
   const char* cf = getenv("KILN_CHECK_FINITE");
   check_finite_ = cf && std::string(cf) == "1";
   skip_ops_ = parse_skip_ops(getenv("KILN_SKIP_OPS"));

@@ -19,6 +19,7 @@
 #include "kernels/common/error.h"
 #include "models/gguf.h"
 #include "models/synth.h"
+#include "runner/engine.h"
 #include "runner/skip_ops.h"
 #include "tests/gguf_bytes.h"
 #include "tests/testing.h"
@@ -439,6 +440,23 @@ TEST(SkipOps, RejectsAnUnknownName) {
     FAIL() << "no error for an unknown op";
   } catch (const Error& e) {
     EXPECT_THAT(e.what(), StartsWith("KILN_SKIP_OPS: unknown op 'rmsnrom' (ops: attention_decode, attention_prefill, "));
+  }
+}
+
+// KILN_X_INTERLEAVE (runner/engine.h): unset keeps the default, 0 / 1 set it, anything else is an
+// error (a typo would otherwise time the other layout).
+TEST(XInterleaveKnob, ParsesZeroOneAndRejectsTheRest) {
+  EXPECT_TRUE(parse_x_interleave(nullptr, true));
+  EXPECT_FALSE(parse_x_interleave(nullptr, false));
+  EXPECT_TRUE(parse_x_interleave("1", false));
+  EXPECT_FALSE(parse_x_interleave("0", true));
+  for (const char* bad : {"", "2", "on", "10", "1 "}) {
+    try {
+      parse_x_interleave(bad, false);
+      ADD_FAILURE() << "no error for '" << bad << "'";
+    } catch (const Error& e) {
+      EXPECT_THAT(e.what(), StartsWith("KILN_X_INTERLEAVE must be 0 or 1, not '"));
+    }
   }
 }
 

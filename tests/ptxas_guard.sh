@@ -7,6 +7,8 @@
 #   - no register spills (the consumers run at 224 registers; a spill sits in the tile loop).
 # First a canary: the same file with the tile loop's S issue under a per-warpgroup branch must
 # draw C7520, or this nvcc no longer reports what the guard looks for (then the guard fails).
+# Then: no spills in the tensor-core decode attention kernels and in gemm_n's decode (N <= 2)
+# kernels (below).
 # usage: ptxas_guard.sh NVCC SOURCE_DIR
 set -uo pipefail
 nvcc=$1
@@ -72,3 +74,28 @@ if [ "$kernels" -lt 32 ]; then  # 4 head_dims x 4 GQA groups x (merge launch, cl
   exit 1
 fi
 echo "ptxas_guard: $kernels tensor-core decode kernels, no spills"
+
+# gemm_n's decode kernels (the dp4a path at N = 1, 2, both activation layouts: every matvec of a
+# decode step) must not spill: a run-time layout branch once made the Q6_K N = 1 kernel spill 30
+# words (session 37), which is why each layout has its own instantiation. (The N = 8 MMA-path
+# kernels spill a few words and are not guarded.)
+f=$src/kernels/gemm_n.cu
+compile "$f"
+# "Function properties for NAME" precedes its "N bytes spill" line; mangled template arguments
+# <TT, N, ...> read ILi<TT>ELi<N>E (TT = -1: ILin1E).
+report=$(awk '/Function properties for/ {fn = $NF}
+              /bytes spill/ && fn ~ /gemm_n_q8_1_kernelILin?[0-9]+ELi[12]E/ {
+                n++; if ($0 ~ /(^|[^0-9])[1-9][0-9]* bytes spill (stores|loads)/) print fn ": " $0 }
+              END {print "checked " n+0}' "$tmp/log")
+checked=$(echo "$report" | sed -n 's/^checked //p')
+found=$(echo "$report" | grep -v "^checked ")
+if [ -n "$found" ]; then
+  echo "ptxas_guard: gemm_n's N <= 2 kernels spill:"
+  echo "$found" | cut -c1-300
+  exit 1
+fi
+if [ "$checked" -lt 24 ]; then  # 12 instantiations at N = 1, 2 per activation layout
+  echo "ptxas_guard: only $checked gemm_n N <= 2 kernels found in $f's ptxas report (expected >= 24)"
+  exit 1
+fi
+echo "ptxas_guard: $checked gemm_n decode kernels (N <= 2), no spills"

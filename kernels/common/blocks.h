@@ -187,17 +187,22 @@ KILN_HD bool q8_layout_valid(Q8Layout l) { return l == Q8Layout::Blocks || l == 
 constexpr int kQ8Group = 64;
 constexpr int kQ8Words = 9;  // 32-bit words per Q8_1 block
 
-// First block of b's group and the group's size.
-KILN_HD int64_t q8_1i_group(int64_t b) { return b - b % kQ8Group; }
-KILN_HD int64_t q8_1i_group_size(int64_t b, int64_t nb) {
-  const int64_t g0 = q8_1i_group(b);
-  return nb - g0 < kQ8Group ? nb - g0 : kQ8Group;
+// Interleaved: word 0 of block b (9 g0 + b - g0), and the distance between its consecutive words
+// (G, the size of b's group) in an nb-block column. I: int for gemm_n's loads, int64_t elsewhere.
+template <class I>
+KILN_HD I q8_1i_base(I b) {
+  const I g0 = b - b % kQ8Group;
+  return kQ8Words * g0 + (b - g0);
+}
+template <class I>
+KILN_HD I q8_1i_stride(I b, I nb) {
+  const I g0 = b - b % kQ8Group;
+  return nb - g0 < kQ8Group ? nb - g0 : I(kQ8Group);
 }
 // Word index (from the column start) of word w (0..8) of block b in an nb-block column.
 KILN_HD int64_t q8_1_word(Q8Layout l, int64_t b, int w, int64_t nb) {
   if (l == Q8Layout::Blocks) return kQ8Words * b + w;
-  const int64_t g0 = q8_1i_group(b);
-  return kQ8Words * g0 + int64_t(w) * q8_1i_group_size(b, nb) + (b - g0);
+  return q8_1i_base(b) + int64_t(w) * q8_1i_stride(b, nb);
 }
 
 // ---- activation quantization ---------------------------------------------------------------
