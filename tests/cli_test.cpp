@@ -460,6 +460,13 @@ TEST(XInterleaveKnob, ParsesZeroOneAndRejectsTheRest) {
   }
 }
 
+TEST(GpuCli, BadXInterleaveValue) {
+  KILN_REQUIRE_GPU();
+  const CliResult r = kiln_env("KILN_X_INTERLEAVE=yes", "run --backend gpu --preset qwen3-tiny --prompt-tokens 4 --gen 2");
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_THAT(r.first_err(), StartsWith("kiln run: error: KILN_X_INTERLEAVE must be 0 or 1, not 'yes'"));
+}
+
 TEST(GpuCli, UnknownSkippedOp) {
   KILN_REQUIRE_GPU();
   const CliResult r = kiln_env("KILN_SKIP_OPS=rmsnrom", "run --backend gpu --preset qwen3-tiny --prompt-tokens 4 --gen 2");
