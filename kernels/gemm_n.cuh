@@ -42,7 +42,8 @@
 // bytes): the staging copies whole aligned 16-byte segments and the decode reads at the row's
 // byte offset. Each weight type has its own instantiation; a multi-matrix launch that mixes types
 // reads the type per matrix.
-// Details: kernels/gemm_n.cu.
+// Details: kernels/gemm_n.cu (kernel, plan per SM, dispatch), gemm_n_dp4a.cuh (unit decode and
+// activation loads), gemm_n_imma.cuh (int8 MMA path).
 //
 // Requirements (checked on the host before any CUDA call; violations throw kiln::Error):
 //  M >= 1, K >= 1, 1 <= N; K a multiple of the format's block (32 for Q8_0, 256 for Q4_K/Q6_K);

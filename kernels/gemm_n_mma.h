@@ -1,4 +1,4 @@
-// The block-diagonal int8 MMA tiling of gemm_n's Q4_K path (kernels/gemm_n.cu, mma_chunk): which
+// The block-diagonal int8 MMA tiling of gemm_n's Q4_K path (kernels/gemm_n_imma.cuh, mma_chunk): which
 // (row, column, unit) entry of each m16n8k32 tile a thread keeps, and its butterfly partners.
 // CUDA-free so that a CPU test (tests/gemm_n_test.cpp, GemmNMma) checks the tables against the
 // PTX fragment layout of mma.m16n8k32 (.s8/.u8): thread (g = lane / 4, t = lane % 4) holds
