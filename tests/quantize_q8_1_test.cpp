@@ -48,7 +48,7 @@ TEST(QuantizeQ8_1Ref, DequantizedWithinBound) {
 
 // The interleaved layout (kernels/common/blocks.h) is a permutation of a column's words, Blocks is
 // the identity, and within a group the same word of consecutive blocks is adjacent -- the property
-// gemm_n's loads rely on. Positions checked by hand from the formula's words: nb = 80 blocks is a
+// gemm_n's loads rely on (and even blocks' words stay 8-byte aligned where K % 256 == 0). Positions checked by hand from the formula's words: nb = 80 blocks is a
 // group of 64 then a short group of 16.
 TEST(Q8LayoutCpu, InterleavedIsAPermutationWithAdjacentWords) {
   EXPECT_EQ(q8_1_word(Q8Layout::Blocks, 5, 3, 80), 48);
@@ -68,6 +68,11 @@ TEST(Q8LayoutCpu, InterleavedIsAPermutationWithAdjacentWords) {
         ++seen[size_t(i)];
         if (b % kQ8Group != 0) {
           EXPECT_EQ(i, q8_1_word(Q8Layout::Interleaved, b - 1, w, nb) + 1) << nb << " " << b;
+        }
+        // gemm_n reads a Q4_K slice pair (b even) as one 64-bit load per word: K % 256 == 0
+        // (nb % 8 == 0) must keep that word 8-byte aligned in an aligned column.
+        if (nb % 8 == 0 && b % 2 == 0) {
+          EXPECT_EQ(i % 2, 0) << "nb=" << nb << " block " << b << " word " << w;
         }
       }
     for (size_t i = 0; i < seen.size(); ++i) {
