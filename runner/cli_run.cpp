@@ -108,6 +108,7 @@ RunReport run_gpu(const Options& o, const GgufFile& f, const SynthModel* synth, 
   eo.max_chunk = std::min(o.prompt_tokens, 2048);
   eo.verbose = true;
   eo.prefill_attention = o.half_attention ? PrefillPrecision::Half : PrefillPrecision::Split;
+  eo.x_interleave = parse_x_interleave(getenv("KILN_X_INTERLEAVE"), eo.x_interleave);
   Engine e(f, synth, eo);
   if (o.half_attention)
     r.notes.emplace_back("prefill attention", "half: Q and P rounded to FP16 once (kernels/attention.cuh's Half "

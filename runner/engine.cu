@@ -71,7 +71,6 @@ Engine::Engine(const GgufFile& file, const SynthModel* synth, const EngineOption
   if (opt_.max_ctx > cfg_.n_ctx)
     fail("requested context of ", opt_.max_ctx, " tokens exceeds the model's context_length ", cfg_.n_ctx);
   opt_.max_chunk = std::min(opt_.max_chunk, opt_.max_ctx);
-  opt_.x_interleave = parse_x_interleave(getenv("KILN_X_INTERLEAVE"), opt_.x_interleave);
   props_ = device_props(0);
   if (cublasCreate(&cublas_) != CUBLAS_STATUS_SUCCESS) fail("cuBLAS: cublasCreate failed");
   cublasSetStream(cublas_, stream_);

@@ -41,14 +41,15 @@ struct EngineOptions {
   PrefillPrecision prefill_attention = PrefillPrecision::Split;
   // One-token steps (decode, a one-token prefill chunk) pass their Q8_1 activations in
   // Q8Layout::Interleaved (kernels/common/blocks.h: gemm_n's warp loads touch 1-2 cache lines
-  // instead of 9-18); same bits either way. KILN_X_INTERLEAVE=1 / =0 overrides it (ci/ab.py).
+  // instead of 9-18); same bits either way. `kiln run` takes it from KILN_X_INTERLEAVE=1 / 0
+  // (ci/ab.py A/B); the Engine itself reads no environment for it.
   // Off by default until measured on a GPU: written and CPU-tested in session 38, when no device
   // could be had (docs/perf-notes.md).
   bool x_interleave = false;
 };
 
-// KILN_X_INTERLEAVE's value (null: unset) -> EngineOptions::x_interleave; anything but "0" / "1"
-// throws kiln::Error (a typo must not silently time the other layout).
+// KILN_X_INTERLEAVE's value (null: unset) -> EngineOptions::x_interleave (`kiln run`); anything
+// but "0" / "1" throws kiln::Error (a typo must not silently time the other layout).
 bool parse_x_interleave(const char* env, bool dflt);
 
 class Engine {

@@ -115,8 +115,8 @@ TEST_P(GpuRunner, GraphReplayEqualsDirectLaunchBitForBit) {
   EXPECT_GT(e.decode_graph_kernels(), e.config().n_layer * 5);
 }
 
-// One-token steps in the interleaved Q8_1 layout (EngineOptions::x_interleave, the default) and
-// in the block layout give the same logits bit for bit: a one-token prefill chunk, a 5-token chunk
+// One-token steps in the interleaved Q8_1 layout (EngineOptions::x_interleave) and in the block
+// layout give the same logits bit for bit: a one-token prefill chunk, a 5-token chunk
 // (Blocks either way), then graph decode steps past the gemma4-tiny window.
 TEST_P(GpuRunner, InterleavedDecodeActivationsSameBits) {
   KILN_REQUIRE_GPU();
