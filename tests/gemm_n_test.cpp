@@ -375,23 +375,25 @@ struct Shape {
   int64_t M, K;
 };
 
+// The integer path's shapes: ragged M, every type, the grid and staging variants.
+const Shape kIntShapes[] = {
+    {DType::Q8_0, 1, 32},     {DType::Q8_0, 5, 96},      {DType::Q8_0, 37, 160},   {DType::Q8_0, 130, 2560},
+    {DType::Q8_0, 1029, 1056}, {DType::Q8_0, 2049, 4096}, {DType::Q8_0, 6150, 512}, {DType::Q4_K, 1, 256},
+    {DType::Q4_K, 37, 512},   {DType::Q4_K, 259, 2560},  {DType::Q4_K, 1537, 4096}, {DType::Q4_K, 6147, 768},
+    {DType::Q6_K, 3, 256},    {DType::Q6_K, 77, 2560},   {DType::Q6_K, 1030, 1280}, {DType::Q6_K, 6145, 512},
+    // Activations too large for the shared-memory stage (N = 1 and/or N = 2 read global memory).
+    {DType::Q8_0, 67, 16384}, {DType::Q4_K, 45, 8192},   {DType::Q6_K, 29, 15360},
+    // Q8_0 at N = 1 runs a wide grid below 32 MB of weights and the deep one from there (34 MB).
+    {DType::Q8_0, 12401, 2560},
+    // Q4_K at N = 2 stages its activations in shared memory only with >= 48 KB of weights per
+    // CTA (kXStageMinCtaBytes): 28 MB here, ~54 KB per CTA on a 132-SM GPU.
+    {DType::Q4_K, 12289, 4096},
+};
+
 TEST(GpuGemmN, IntegerPathBitExactAcrossShapesAndN) {
   KILN_REQUIRE_GPU();
   Dev d;
-  const Shape shapes[] = {
-      {DType::Q8_0, 1, 32},     {DType::Q8_0, 5, 96},      {DType::Q8_0, 37, 160},   {DType::Q8_0, 130, 2560},
-      {DType::Q8_0, 1029, 1056}, {DType::Q8_0, 2049, 4096}, {DType::Q8_0, 6150, 512}, {DType::Q4_K, 1, 256},
-      {DType::Q4_K, 37, 512},   {DType::Q4_K, 259, 2560},  {DType::Q4_K, 1537, 4096}, {DType::Q4_K, 6147, 768},
-      {DType::Q6_K, 3, 256},    {DType::Q6_K, 77, 2560},   {DType::Q6_K, 1030, 1280}, {DType::Q6_K, 6145, 512},
-      // Activations too large for the shared-memory stage (N = 1 and/or N = 2 read global memory).
-      {DType::Q8_0, 67, 16384}, {DType::Q4_K, 45, 8192},   {DType::Q6_K, 29, 15360},
-      // Q8_0 at N = 1 runs a wide grid below 32 MB of weights and the deep one from there (34 MB).
-      {DType::Q8_0, 12401, 2560},
-      // Q4_K at N = 2 stages its activations in shared memory only with >= 48 KB of weights per
-      // CTA (kXStageMinCtaBytes): 28 MB here, ~54 KB per CTA on a 132-SM GPU.
-      {DType::Q4_K, 12289, 4096},
-  };
-  for (const Shape& sh : shapes) {
+  for (const Shape& sh : kIntShapes) {
     const int64_t Nmax = 8;
     const auto w = make_weights(sh.t, sh.M, sh.K, uint64_t(sh.M * 7 + sh.K));
     const auto x = make_acts(Nmax, sh.K, uint64_t(sh.K + 3));
@@ -488,18 +490,13 @@ TEST(GpuGemmN, AddEpilogueAndMultiMatrix) {
 }
 
 // Activations in Q8Layout::Interleaved (the decode layout, N <= 2) give the same bits as the
-// reference on the Blocks bytes: every type, the short last group (K = 2560: 80 blocks = 64 + 16),
-// the packed short chunks (Q4_K at N = 1, Q6_K), Q8_0's wide and deep grids, the Q4_K shared-memory
-// stage (N = 2, 28 MB), and a mixed-type multi-matrix launch with the Add epilogue.
+// reference on the Blocks bytes, on the integer path's shapes (every type, short last groups such
+// as K = 2560's 64 + 16 blocks, the packed short chunks, Q8_0's wide and deep grids, the Q4_K N = 2
+// shared-memory stage), and in a mixed-type multi-matrix launch with the Add epilogue.
 TEST(GpuGemmN, InterleavedActivationsSameBits) {
   KILN_REQUIRE_GPU();
   Dev d;
-  const Shape shapes[] = {
-      {DType::Q8_0, 37, 160},   {DType::Q8_0, 130, 2560},  {DType::Q8_0, 2049, 4096}, {DType::Q8_0, 12401, 2560},
-      {DType::Q4_K, 37, 512},   {DType::Q4_K, 259, 2560},  {DType::Q4_K, 1537, 4096}, {DType::Q4_K, 45, 8192},
-      {DType::Q4_K, 12289, 4096}, {DType::Q6_K, 77, 2560}, {DType::Q6_K, 1030, 1280}, {DType::Q6_K, 29, 15360},
-  };
-  for (const Shape& sh : shapes) {
+  for (const Shape& sh : kIntShapes) {
     const int64_t nb = sh.K / 32;
     const auto w = make_weights(sh.t, sh.M, sh.K, uint64_t(sh.M * 5 + sh.K));
     const auto xq = quantize(make_acts(2, sh.K, uint64_t(sh.K + 11)), 2, sh.K);
