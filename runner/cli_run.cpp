@@ -108,14 +108,16 @@ RunReport run_gpu(const Options& o, const GgufFile& f, const SynthModel* synth, 
   eo.max_chunk = std::min(o.prompt_tokens, 2048);
   eo.verbose = true;
   eo.prefill_attention = o.half_attention ? PrefillPrecision::Half : PrefillPrecision::Split;
-  eo.x_interleave = parse_x_interleave(getenv("KILN_X_INTERLEAVE"), eo.x_interleave);
+  eo.x_interleave_rows = parse_x_interleave_rows(getenv("KILN_X_INTERLEAVE_ROWS"), eo.x_interleave_rows);
   Engine e(f, synth, eo);
   if (o.half_attention)
     r.notes.emplace_back("prefill attention", "half: Q and P rounded to FP16 once (kernels/attention.cuh's Half "
                                               "contract, ~1e-3 relative error), not the FP32-accurate default");
   r.device = e.props().name;
-  if (e.options().x_interleave)
-    r.notes.emplace_back("decode activations", "Q8_1 in the interleaved layout (KILN_X_INTERLEAVE=1; same bits)");
+  if (e.options().x_interleave_rows > 0)
+    r.notes.emplace_back("decode activations", "Q8_1 interleaved for matrices of <= " +
+                                                   std::to_string(e.options().x_interleave_rows) +
+                                                   " rows (KILN_X_INTERLEAVE_ROWS; same bits)");
   if (!e.skipped_ops().empty()) {
     std::string ops;
     for (const auto& n : e.skipped_ops()) ops += (ops.empty() ? "" : ",") + n;

@@ -59,10 +59,12 @@ static ModelConfig config_on_gpu(const GgufFile& file) {
   return parse_config(file);
 }
 
-bool parse_x_interleave(const char* env, bool dflt) {
+int64_t parse_x_interleave_rows(const char* env, int64_t dflt) {
   if (!env) return dflt;
-  if (std::string(env) != "0" && std::string(env) != "1") fail("KILN_X_INTERLEAVE must be 0 or 1, not '", env, "'");
-  return env[0] == '1';
+  const std::string v(env);
+  const bool digits = !v.empty() && v.size() <= 18 && v.find_first_not_of("0123456789") == std::string::npos;
+  if (!digits) fail("KILN_X_INTERLEAVE_ROWS must be a row count (0 = never), not '", env, "'");
+  return std::stoll(v);
 }
 
 Engine::Engine(const GgufFile& file, const SynthModel* synth, const EngineOptions& opt)
@@ -299,7 +301,7 @@ void Engine::matmul(const Tensor& w, const float* x, const BlockQ8_1* xq, int T,
   const GemmNContext ctx{cublas_, a_.tc_ws, a_.tc_ws_bytes};
   const GemmNPath p = gemm_n_path(w.w.type, T);
   op(p == GemmNPath::TensorCore ? "gemm_n_tc" : (p == GemmNPath::Float ? "gemm_n_f" : "gemm_n_q8_1"),
-     [&] { gemm_n(w.w, x, xq, T, y, ep, ctx, stream_, ql_); });
+     [&] { gemm_n(w.w, x, xq, T, y, ep, ctx, stream_, x_layout(w)); });
 }
 
 void Engine::matmul_multi(const Tensor* const* ws, float* const* ys, int count, const float* x,
@@ -312,12 +314,19 @@ void Engine::matmul_multi(const Tensor* const* ws, float* const* ys, int count, 
   GemmNTarget tg[kGemmNMaxMats];
   for (int i = 0; i < count; ++i) tg[i] = GemmNTarget{ws[i]->w, ys[i]};
   if (count > 1 && all_int) {
-    op("gemm_n_q8_1_multi", [&] { gemm_n_q8_1_multi(tg, count, xq, T, Epilogue::Store, stream_, ql_); });
+    op("gemm_n_q8_1_multi", [&] { gemm_n_q8_1_multi(tg, count, xq, T, Epilogue::Store, stream_, x_layout(ws, count)); });
   } else if (count > 1 && all_tc) {  // one BF16 rounding of x for all of them
     op("gemm_n_tc", [&] { gemm_n_tc_multi(tg, count, x, T, Epilogue::Store, a_.tc_ws, a_.tc_ws_bytes, cublas_, stream_); });
   } else {
     for (int i = 0; i < count; ++i) matmul(*ws[i], x, xq, T, ys[i], Epilogue::Store);
   }
+}
+
+Q8Layout Engine::x_layout(const Tensor* const* ws, int count) const {
+  bool il = cur_T_ == 1 && opt_.x_interleave_rows > 0;
+  for (int i = 0; il && i < count; ++i)
+    il = gemm_n_path(ws[i]->w.type, 1) == GemmNPath::Int8Dp4a && ws[i]->w.rows <= opt_.x_interleave_rows;
+  return il ? Q8Layout::Interleaved : Q8Layout::Blocks;
 }
 
 void Engine::check_finite(const char* after) {
@@ -362,10 +371,8 @@ double Engine::kv_bytes_at(int pos) const {
 void Engine::reset() { n_past_ = 0; }
 
 void Engine::step(int T, bool decode) {
-  cur_T_ = T;
-  // Every Q8_1 producer and gemm_n of the step uses this layout (all matrix products of a
-  // one-token step have N = 1; a prefill chunk's LM head reads its last row of a Blocks column).
-  ql_ = opt_.x_interleave && T == 1 ? Q8Layout::Interleaved : Q8Layout::Blocks;
+  cur_T_ = T;  // x_layout: only one-token steps interleave (a prefill chunk's LM head reads its
+              // last row of a Blocks column)
   if (cfg_.arch == Arch::Gemma4) return Gemma4::step(*this, T, decode);
   if (cfg_.arch == Arch::Qwen3) return Qwen3::step(*this, T, decode);
   fail("the GPU runner supports gemma4 and qwen3, not ", arch_name(cfg_.arch));
@@ -416,8 +423,7 @@ void Engine::enqueue_decode_step() { step(1, true); }
 void Engine::output_argmax(const Tensor& tied, int T, bool decode) {
   const int rows = (decode || opt_.all_logits) ? T : 1;
   const size_t off = size_t(T - rows), d = size_t(cfg_.d_model);
-  const Tensor& out = cfg_.tied_output ? tied : t("output.weight");
-  matmul(out, a_.xn + off * d, a_.xq + off * (d / 32), rows, a_.logits, Epilogue::Store);
+  matmul(output_weight(tied), a_.xn + off * d, a_.xq + off * (d / 32), rows, a_.logits, Epilogue::Store);
   op("softcap_argmax", [&] {
     SoftcapArgmaxOp o;
     o.logits = a_.logits;

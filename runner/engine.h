@@ -39,18 +39,19 @@ struct EngineOptions {
   // Prefill attention's precision (kernels/attention.cuh): Split (FP32-accurate, the default the
   // parity tests hold) or Half (Q and P rounded to FP16 once: faster, ~1e-3 relative error).
   PrefillPrecision prefill_attention = PrefillPrecision::Split;
-  // One-token steps (decode, a one-token prefill chunk) pass their Q8_1 activations in
+  // One-token steps (decode, a one-token prefill chunk) pass a matvec's Q8_1 input in
   // Q8Layout::Interleaved (kernels/common/blocks.h: gemm_n's warp loads touch 1-2 cache lines
-  // instead of 9-18); same bits either way. `kiln run` takes it from KILN_X_INTERLEAVE=1 / 0
-  // (ci/ab.py A/B); the Engine itself reads no environment for it.
-  // Off by default until measured on a GPU: written and CPU-tested in session 38, when no device
-  // could be had (docs/perf-notes.md).
-  bool x_interleave = false;
+  // instead of 9-18) when every matrix reading it has at most this many rows; 0: never. Same bits
+  // either way. Per consumer because the layout pays on matrices with few rows and costs 1-3 %
+  // on the wide ones (H100, gemm_n_bench, docs/perf-notes.md session 39). `kiln run` takes it
+  // from KILN_X_INTERLEAVE_ROWS (ci/ab.py A/B); the Engine itself reads no environment for it.
+  int64_t x_interleave_rows = 0;
 };
 
-// KILN_X_INTERLEAVE's value (null: unset) -> EngineOptions::x_interleave (`kiln run`); anything
-// but "0" / "1" throws kiln::Error (a typo must not silently time the other layout).
-bool parse_x_interleave(const char* env, bool dflt);
+// KILN_X_INTERLEAVE_ROWS's value (null: unset) -> EngineOptions::x_interleave_rows (`kiln run`);
+// anything but a decimal integer >= 0 throws kiln::Error (a typo must not silently time the
+// other layout).
+int64_t parse_x_interleave_rows(const char* env, int64_t dflt);
 
 class Engine {
  public:
@@ -140,11 +141,21 @@ class Engine {
   void matmul(const Tensor& w, const float* x, const BlockQ8_1* xq, int T, float* y, Epilogue ep);
   void matmul_multi(const Tensor* const* ws, float* const* ys, int count, const float* x, const BlockQ8_1* xq,
                     int T);
+  // The Q8_1 layout of the input that the matrices ws[0..count) share at this step: Interleaved
+  // when the step has one token and each of them is on the integer path with at most
+  // opt_.x_interleave_rows rows, else Blocks. The producer of that input asks with the same
+  // matrices as matmul / matmul_multi do, so writer and readers agree by construction.
+  Q8Layout x_layout(const Tensor* const* ws, int count) const;
+  Q8Layout x_layout(const Tensor& w) const {
+    const Tensor* p = &w;
+    return x_layout(&p, 1);
+  }
   // A step's end, both families: output projection of xn (`tied`: token_embd when the model has
   // no output.weight), softcap (if the model has one) and argmax into next[]; prefill keeps only
   // the last row unless every position's logits are wanted. Decode's argmax also writes the next
   // input token and advances the position (softcap_argmax's feed / pos).
   void output_argmax(const Tensor& tied, int T, bool decode);
+  const Tensor& output_weight(const Tensor& tied) const { return cfg_.tied_output ? tied : t("output.weight"); }
 
   ModelConfig cfg_;
   EngineOptions opt_;
@@ -178,7 +189,6 @@ class Engine {
   // the activation buffers; the first launch that leaves a NaN/inf names itself (bisecting aid).
   bool check_finite_ = false;
   int cur_T_ = 0;
-  Q8Layout ql_ = Q8Layout::Blocks;  // the current step's Q8_1 activation layout (step())
   int dims_[8] = {};  // d, qdim, kvdim, ff, L*P, P
   void check_finite(const char* after);
   std::set<std::string> nonfinite_seen_;

@@ -32,9 +32,24 @@ void Gemma4::step(Engine& e, int T, bool decode) {
 
   // Token embedding x sqrt(d), fused with layer 0's attention norm (float + Q8_1).
   const Engine::Tensor& embd = e.t("token_embd.weight");
+  struct Qkv {  // layer il's attention matrices: Q, and K, V when the layer owns a cache
+    const Engine::Tensor* ws[3] = {};
+    int n = 1;
+  };
+  auto qkv = [&](int il) {
+    Qkv m;
+    m.ws[0] = &e.t(blk(il, "attn_q"));
+    if (c.layer_owns_kv(il)) m.ws[1] = &e.t(blk(il, "attn_k")), m.ws[2] = &e.t(blk(il, "attn_v")), m.n = 3;
+    return m;
+  };
+  // Every Q8_1 producer writes the layout its readers ask for (Engine::x_layout).
+  auto qkv_layout = [&](int il) {
+    const Qkv m = qkv(il);
+    return e.x_layout(m.ws, m.n);
+  };
   e.op("embed", [&] {
     EmbedOp op;
-    op.q_layout = e.ql_;  // the step's Q8_1 layout (Engine::step)
+    op.q_layout = qkv_layout(0);
     op.type = embd.w.type;
     op.table = embd.w.data;
     op.n_vocab = c.n_vocab;
@@ -83,13 +98,9 @@ void Gemma4::step(Engine& e, int T, bool decode) {
 
     // Attention: Q (and K, V when this layer owns a cache) from the normed input.
     {
-      const Engine::Tensor* ws[3] = {&e.t(blk(il, "attn_q")), nullptr, nullptr};
+      const Qkv m = qkv(il);
       float* ys[3] = {a.q, a.k, a.v};
-      if (owns_kv) {
-        ws[1] = &e.t(blk(il, "attn_k"));
-        ws[2] = &e.t(blk(il, "attn_v"));
-      }
-      e.matmul_multi(ws, ys, owns_kv ? 3 : 1, a.xn, a.xq, T);
+      e.matmul_multi(m.ws, ys, m.n, a.xn, a.xq, T);
     }
     // Per-head RMSNorm of Q and K (weights), V (no weight), RoPE of Q and K, and (own KV) the
     // append of K and V to the cache: one launch.
@@ -129,7 +140,7 @@ void Gemma4::step(Engine& e, int T, bool decode) {
                          e.attn_splits_[size_t(il)], a.attn_ws, a.attn_ws_bytes, a.attn,
                          wo_q8 ? a.attn_q : nullptr, s, Engine::kDecodeAttention,
                          /*kv_settled=*/true,  // position and earlier rows: from earlier steps
-                         DecodeMerge::Auto, e.ql_);
+                         DecodeMerge::Auto, e.x_layout(wo));
       });
     else
       e.op("attention_prefill", [&] {
@@ -137,12 +148,13 @@ void Gemma4::step(Engine& e, int T, bool decode) {
                           window, a.attn, s, PrefillPath::Auto, e.opt_.prefill_attention);
       });
     // Decode's merge writes the o-proj's Q8_1 input itself; prefill quantizes in a launch.
-    if (!decode && wo_q8) e.op("quantize_q8_1", [&] { quantize_q8_1(a.attn, T, qd, a.attn_q, s, e.ql_); });
+    if (!decode && wo_q8) e.op("quantize_q8_1", [&] { quantize_q8_1(a.attn, T, qd, a.attn_q, s, e.x_layout(wo)); });
     e.matmul(wo, a.attn, a.attn_q, T, a.y, Epilogue::Store);
     // x += post_attention_norm(attn); xn = ffn_norm(x) (float + Q8_1).
+    const Engine::Tensor* ffn_gu[2] = {&e.t(blk(il, "ffn_gate")), &e.t(blk(il, "ffn_up"))};
     e.op("rmsnorm", [&] {
       RmsnormOp op;
-      op.q_layout = e.ql_;  // the step's Q8_1 layout (Engine::step)
+      op.q_layout = e.x_layout(ffn_gu, 2);
       op.rows = T;
       op.n = d;
       op.eps = c.norm_eps;
@@ -158,15 +170,14 @@ void Gemma4::step(Engine& e, int T, bool decode) {
 
     // GeGLU FFN.
     {
-      const Engine::Tensor* ws[2] = {&e.t(blk(il, "ffn_gate")), &e.t(blk(il, "ffn_up"))};
       float* ys[2] = {a.g, a.u};
-      e.matmul_multi(ws, ys, 2, a.xn, a.xq, T);
+      e.matmul_multi(ffn_gu, ys, 2, a.xn, a.xq, T);
     }
     const Engine::Tensor& wd = e.t(blk(il, "ffn_down"));
     const bool down_q8 = gemm_n_path(wd.w.type, T) == GemmNPath::Int8Dp4a;
     e.op("gelu_tanh_mul", [&] {
       GatedMulOp op;
-      op.q_layout = e.ql_;  // the step's Q8_1 layout (Engine::step)
+      op.q_layout = e.x_layout(wd);
       op.act = GatedAct::GeluTanh;
       op.gate = a.g;
       op.gate_stride = l.n_ff;
@@ -182,7 +193,7 @@ void Gemma4::step(Engine& e, int T, bool decode) {
     // x += post_ffw_norm(ffn); Q8_1(x) feeds the PLE gate.
     e.op("rmsnorm", [&] {
       RmsnormOp op;
-      op.q_layout = e.ql_;  // the step's Q8_1 layout (Engine::step)
+      op.q_layout = P ? e.x_layout(e.t(blk(il, "inp_gate"))) : Q8Layout::Blocks;
       op.rows = T;
       op.n = d;
       op.eps = c.norm_eps;
@@ -200,7 +211,7 @@ void Gemma4::step(Engine& e, int T, bool decode) {
       e.matmul(e.t(blk(il, "inp_gate")), a.x, a.xq, T, a.pg, Epilogue::Store);
       e.op("gelu_tanh_mul_strided", [&] {
         GatedMulOp op;
-        op.q_layout = e.ql_;  // the step's Q8_1 layout (Engine::step)
+        op.q_layout = e.x_layout(e.t(blk(il, "proj")));
         op.act = GatedAct::GeluTanh;
         op.gate = a.pg;
         op.gate_stride = P;
@@ -217,7 +228,7 @@ void Gemma4::step(Engine& e, int T, bool decode) {
     // x = (x + post_norm(ple_out)) * layer_output_scale; xn = next norm(x).
     e.op("rmsnorm", [&] {
       RmsnormOp op;
-      op.q_layout = e.ql_;  // the step's Q8_1 layout (Engine::step)
+      op.q_layout = il + 1 < L ? qkv_layout(il + 1) : e.x_layout(e.output_weight(embd));
       op.rows = T;
       op.n = d;
       op.eps = c.norm_eps;

@@ -7,6 +7,7 @@
 // heads keep the merge launch: attention_decode_splits, DecodeMerge), o-proj
 // with the residual add fused, ffn norm, gate/up, SwiGLU, down with the residual add fused, next
 // norm; then output projection and argmax (which also advances the position).
+#include <array>
 #include <cmath>
 
 #include "kernels/attention.cuh"
@@ -26,9 +27,13 @@ void Qwen3::step(Engine& e, int T, bool decode) {
   const int d = c.d_model, L = c.n_layer;
 
   const Engine::Tensor& embd = e.t("token_embd.weight");
+  using Qkv = std::array<const Engine::Tensor*, 3>;
+  auto qkv = [&](int il) { return Qkv{&e.t(blk(il, "attn_q")), &e.t(blk(il, "attn_k")), &e.t(blk(il, "attn_v"))}; };
+  // Every Q8_1 producer writes the layout its readers ask for (Engine::x_layout).
+  auto qkv_layout = [&](int il) { return e.x_layout(qkv(il).data(), 3); };
   e.op("embed", [&] {
     EmbedOp op;
-    op.q_layout = e.ql_;  // the step's Q8_1 layout (Engine::step)
+    op.q_layout = qkv_layout(0);
     op.type = embd.w.type;
     op.table = embd.w.data;
     op.n_vocab = c.n_vocab;
@@ -44,10 +49,10 @@ void Qwen3::step(Engine& e, int T, bool decode) {
     embed(op, s);
   });
 
-  auto norm = [&](const float* w) {  // xn = rmsnorm(x) * w, float + Q8_1
+  auto norm = [&](const float* w, Q8Layout q_layout) {  // xn = rmsnorm(x) * w, float + Q8_1
     e.op("rmsnorm", [&] {
       RmsnormOp op;
-      op.q_layout = e.ql_;  // the step's Q8_1 layout (Engine::step)
+      op.q_layout = q_layout;
       op.rows = T;
       op.n = d;
       op.eps = c.norm_eps;
@@ -63,9 +68,8 @@ void Qwen3::step(Engine& e, int T, bool decode) {
     const LayerConfig& l = c.layers[size_t(il)];
     const int qd = l.n_head * l.head_dim, kvd = l.n_head_kv * l.head_dim;
     {
-      const Engine::Tensor* ws[3] = {&e.t(blk(il, "attn_q")), &e.t(blk(il, "attn_k")), &e.t(blk(il, "attn_v"))};
       float* ys[3] = {a.q, a.k, a.v};
-      e.matmul_multi(ws, ys, 3, a.xn, a.xq, T);
+      e.matmul_multi(qkv(il).data(), ys, 3, a.xn, a.xq, T);
     }
     const Engine::Kv& kv = e.kv_[size_t(il)];
     e.op("head_norm_dual", [&] {  // + RoPE of Q, K and the append of K, V to the cache
@@ -101,7 +105,7 @@ void Qwen3::step(Engine& e, int T, bool decode) {
                          e.attn_splits_[size_t(il)], a.attn_ws, a.attn_ws_bytes, a.attn,
                          wo_q8 ? a.attn_q : nullptr, s, Engine::kDecodeAttention,
                          /*kv_settled=*/true,  // position and earlier rows: from earlier steps
-                         DecodeMerge::Auto, e.ql_);
+                         DecodeMerge::Auto, e.x_layout(wo));
       });
     else
       e.op("attention_prefill", [&] {
@@ -109,12 +113,11 @@ void Qwen3::step(Engine& e, int T, bool decode) {
                           a.attn, s, PrefillPath::Auto, e.opt_.prefill_attention);
       });
     // Decode's merge writes the o-proj's Q8_1 input itself; prefill quantizes in a launch.
-    if (!decode && wo_q8) e.op("quantize_q8_1", [&] { quantize_q8_1(a.attn, T, qd, a.attn_q, s, e.ql_); });
+    if (!decode && wo_q8) e.op("quantize_q8_1", [&] { quantize_q8_1(a.attn, T, qd, a.attn_q, s, e.x_layout(wo)); });
     e.matmul(wo, a.attn, a.attn_q, T, a.x, Epilogue::Add);  // x += o-proj (residual fused)
-    norm(e.t(blk(il, "ffn_norm")).f32());
-
     {
       const Engine::Tensor* ws[2] = {&e.t(blk(il, "ffn_gate")), &e.t(blk(il, "ffn_up"))};
+      norm(e.t(blk(il, "ffn_norm")).f32(), e.x_layout(ws, 2));
       float* ys[2] = {a.g, a.u};
       e.matmul_multi(ws, ys, 2, a.xn, a.xq, T);
     }
@@ -122,7 +125,7 @@ void Qwen3::step(Engine& e, int T, bool decode) {
     const bool down_q8 = gemm_n_path(wd.w.type, T) == GemmNPath::Int8Dp4a;
     e.op("silu_mul", [&] {
       GatedMulOp op;
-      op.q_layout = e.ql_;  // the step's Q8_1 layout (Engine::step)
+      op.q_layout = e.x_layout(wd);
       op.act = GatedAct::Silu;
       op.gate = a.g;
       op.gate_stride = l.n_ff;
@@ -135,7 +138,10 @@ void Qwen3::step(Engine& e, int T, bool decode) {
       gelu_tanh_mul_strided(op, s);
     });
     e.matmul(wd, a.act, a.act_q, T, a.x, Epilogue::Add);  // x += FFN
-    norm(il + 1 < L ? e.t(blk(il + 1, "attn_norm")).f32() : e.t("output_norm.weight").f32());
+    if (il + 1 < L)
+      norm(e.t(blk(il + 1, "attn_norm")).f32(), qkv_layout(il + 1));
+    else
+      norm(e.t("output_norm.weight").f32(), e.x_layout(e.output_weight(embd)));
   }
 
   e.output_argmax(embd, T, decode);

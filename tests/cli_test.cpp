@@ -443,28 +443,30 @@ TEST(SkipOps, RejectsAnUnknownName) {
   }
 }
 
-// KILN_X_INTERLEAVE (runner/engine.h): unset keeps the default, 0 / 1 set it, anything else is an
-// error (a typo would otherwise time the other layout).
-TEST(XInterleaveKnob, ParsesZeroOneAndRejectsTheRest) {
-  EXPECT_TRUE(parse_x_interleave(nullptr, true));
-  EXPECT_FALSE(parse_x_interleave(nullptr, false));
-  EXPECT_TRUE(parse_x_interleave("1", false));
-  EXPECT_FALSE(parse_x_interleave("0", true));
-  for (const char* bad : {"", "2", "on", "10", "1 "}) {
+// KILN_X_INTERLEAVE_ROWS (runner/engine.h): unset keeps the default, a decimal row count sets it,
+// anything else is an error (a typo would otherwise time the other layout).
+TEST(XInterleaveKnob, ParsesRowCountsAndRejectsTheRest) {
+  EXPECT_EQ(parse_x_interleave_rows(nullptr, 7), 7);
+  EXPECT_EQ(parse_x_interleave_rows("0", 7), 0);
+  EXPECT_EQ(parse_x_interleave_rows("4096", 0), 4096);
+  EXPECT_EQ(parse_x_interleave_rows("999999999999999999", 0), 999999999999999999);
+  for (const char* bad : {"", "-1", "on", "4096 ", "1e6", "0x10", "9999999999999999999"}) {
     try {
-      parse_x_interleave(bad, false);
+      parse_x_interleave_rows(bad, 0);
       ADD_FAILURE() << "no error for '" << bad << "'";
     } catch (const Error& e) {
-      EXPECT_THAT(e.what(), StartsWith("KILN_X_INTERLEAVE must be 0 or 1, not '"));
+      EXPECT_THAT(e.what(), StartsWith("KILN_X_INTERLEAVE_ROWS must be a row count (0 = never), not '"));
     }
   }
 }
 
 TEST(GpuCli, BadXInterleaveValue) {
   KILN_REQUIRE_GPU();
-  const CliResult r = kiln_env("KILN_X_INTERLEAVE=yes", "run --backend gpu --preset qwen3-tiny --prompt-tokens 4 --gen 2");
+  const CliResult r =
+      kiln_env("KILN_X_INTERLEAVE_ROWS=yes", "run --backend gpu --preset qwen3-tiny --prompt-tokens 4 --gen 2");
   EXPECT_EQ(r.code, 1) << r.err;
-  EXPECT_THAT(r.first_err(), StartsWith("kiln run: error: KILN_X_INTERLEAVE must be 0 or 1, not 'yes'"));
+  EXPECT_THAT(r.first_err(),
+              StartsWith("kiln run: error: KILN_X_INTERLEAVE_ROWS must be a row count (0 = never), not 'yes'"));
 }
 
 TEST(GpuCli, UnknownSkippedOp) {
