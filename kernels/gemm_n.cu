@@ -198,17 +198,24 @@ constexpr int kAnyType = -1;  // kernel template argument: weight type read per 
 // activation loads and half sums (loop instructions per row and unit 159 -> 140; H200, same call:
 // 4096 x 151936 141.2 -> 132.9 us, 4096 x 12288 13.9 -> 13.0, 12288 x 4096 13.8 -> 12.7, qwen3-8b
 // decode 405 -> 415 tok/s; K = 2560 rows lost 3 % until their short last chunks were packed:
-// pack_short_chunks). Q4_K above N = 2 and Q6_K above N = 4 take the int8 MMA path (mma_chunk),
-// whose tile is 4 rows (H200, against their dp4a paths: Q4_K 4096 x 12288 N = 4 22.3 -> 15.6 us, N
-// = 8 28.4 -> 22.1 us; Q6_K N = 8 4096 x 12288 35.6 -> 33.0, 4096 x 151936 383 -> 332, 2560 x 10240
-// 34.7 -> 30.1, but 12288 x 4096 33.2 -> 34.5).
+// pack_short_chunks). Q4_K too at N = 1, for the same reason: its 72-byte activation loads (the
+// wait ncu found in session 37) are shared by 4 rows, and 3 ring stages of 4 rows keep the bytes
+// in flight of 5 stages of 2. H100, session 40, us: 4096 x 4096 5.35 -> 4.56, 12288 x 4096 12.51
+// -> 11.87, 2560 x 10240 8.83 -> 7.88, 4096 x 151936 123.4 -> 119.9, 4096 x 12288 12.36 -> 12.52
+// (within the spread), but 4096 x 1024 2.38 -> 2.55 (256 row groups, fewer than the grid's
+// slots); qwen3-8b decode 383.1 -> 387.3 tok/s (+1.1 %, CI [+0.7, +1.5]). Mixed-type launches
+// stay at 2 (at 4, qwen3's Q/K/V launch went 9.48 -> 9.96 us). Q4_K above N = 2 and Q6_K above
+// N = 4 take the int8 MMA path (mma_chunk), whose tile is 4 rows (H200, against their dp4a paths:
+// Q4_K 4096 x 12288 N = 4 22.3 -> 15.6 us, N = 8 28.4 -> 22.1 us; Q6_K N = 8 4096 x 12288 35.6 ->
+// 33.0, 4096 x 151936 383 -> 332, 2560 x 10240 34.7 -> 30.1, but 12288 x 4096 33.2 -> 34.5).
 template <int TT, int N>
 KILN_HD constexpr bool mma_path() {
   return (TT == int(DType::Q4_K) && N > 2) || (TT == int(DType::Q6_K) && N > 4);  // Q6_K N = 3, 4: spills at 128 registers
 }
 template <int TT, int N>
 KILN_HD constexpr int rows_per_warp() {
-  return mma_path<TT, N>() || (TT == int(DType::Q6_K) && N == 1) || N > (TT == int(DType::Q8_0) ? 2 : 4) ? 4 : 2;
+  const bool kquant_matvec = (TT == int(DType::Q4_K) || TT == int(DType::Q6_K)) && N == 1;
+  return mma_path<TT, N>() || kquant_matvec || N > (TT == int(DType::Q8_0) ? 2 : 4) ? 4 : 2;
 }
 
 // Staging bytes per row and ring stage: one chunk (32 units) + up to 15 bytes of misalignment
@@ -245,7 +252,7 @@ constexpr int kXStageMax = 16 * 1024;   // activation stage per CTA: K up to ~7k
 // only where a CTA then streams enough weights to hide that: Q4_K at N = 2 with at least
 // kXStageMinCtaBytes of weights per CTA (launch_q decides per launch; Q4_K's two slices per unit
 // read twice Q8_0's activation data per weight byte). Everywhere else the shared memory goes to
-// ring depth (Q4_K at N = 1: 5 stages instead of 4, Q8_0 at N = 2: 6 instead of 4), and no copy
+// ring depth (Q4_K at N = 1, then 2 rows per warp: 5 stages instead of 4; Q8_0 at N = 2: 6 instead of 4), and no copy
 // waits behind the PDL wait (one stage more than that lost: session 36, branch smem-fill). H100, session 35
 // (docs/perf-notes.md has the table): qwen3-8b decode 359.2 -> 375.0 tok/s; gemm_n_bench N = 2
 // Q4_K 2560x2048 7.29 -> 3.41 us, Q8_0 7.66 -> 3.74; the staged Q4_K 4096x12288 and LM heads at

@@ -29,7 +29,7 @@
 // Kernel structure (integer path): a persistent grid (4 CTAs of 4 warps per SM, 3 above N = 4); S =
 // gemm_n_split(...) warps share a row (split-K for matrices with few rows), so a CTA holds 4/S
 // "slots", and each slot owns a contiguous range of row groups (R = 2 rows per warp for small N, 4
-// above and for Q6_K at N = 1: rows_per_warp). A warp streams its chunks (32 units of each of its R
+// above and for Q4_K / Q6_K at N = 1: rows_per_warp). A warp streams its chunks (32 units of each of its R
 // rows: Q8_0 1088 B, Q4_K 1152 B, Q6_K 1680 B per row) from global into shared memory through a
 // per-warp ring of TMA bulk copies (one per row chunk, issued by one lane, completing on the
 // stage's mbarrier, L2 evict-first: weights are read once per step; depth from the shared-memory
