@@ -114,10 +114,13 @@ RunReport run_gpu(const Options& o, const GgufFile& f, const SynthModel* synth, 
     r.notes.emplace_back("prefill attention", "half: Q and P rounded to FP16 once (kernels/attention.cuh's Half "
                                               "contract, ~1e-3 relative error), not the FP32-accurate default");
   r.device = e.props().name;
-  if (e.options().x_interleave_rows > 0)
-    r.notes.emplace_back("decode activations", "Q8_1 interleaved for matrices of <= " +
-                                                   std::to_string(e.options().x_interleave_rows) +
-                                                   " rows (KILN_X_INTERLEAVE_ROWS; same bits)");
+  if (e.options().x_interleave_rows != EngineOptions().x_interleave_rows)
+    r.notes.emplace_back("decode activations",
+                         e.options().x_interleave_rows == 0
+                             ? std::string("Q8_1 in blocks for every matrix (KILN_X_INTERLEAVE_ROWS=0; same bits)")
+                             : "Q8_1 interleaved only for K-quant matrices of <= " +
+                                   std::to_string(e.options().x_interleave_rows) +
+                                   " rows (KILN_X_INTERLEAVE_ROWS; same bits)");
   if (!e.skipped_ops().empty()) {
     std::string ops;
     for (const auto& n : e.skipped_ops()) ops += (ops.empty() ? "" : ",") + n;

@@ -325,7 +325,8 @@ void Engine::matmul_multi(const Tensor* const* ws, float* const* ys, int count, 
 Q8Layout Engine::x_layout(const Tensor* const* ws, int count) const {
   bool il = cur_T_ == 1 && opt_.x_interleave_rows > 0;
   for (int i = 0; il && i < count; ++i)
-    il = gemm_n_path(ws[i]->w.type, 1) == GemmNPath::Int8Dp4a && ws[i]->w.rows <= opt_.x_interleave_rows;
+    il = (ws[i]->w.type == DType::Q4_K || ws[i]->w.type == DType::Q6_K) &&
+         gemm_n_path(ws[i]->w.type, 1) == GemmNPath::Int8Dp4a && ws[i]->w.rows <= opt_.x_interleave_rows;
   return il ? Q8Layout::Interleaved : Q8Layout::Blocks;
 }
 

@@ -13,6 +13,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <set>
@@ -41,11 +42,13 @@ struct EngineOptions {
   PrefillPrecision prefill_attention = PrefillPrecision::Split;
   // One-token steps (decode, a one-token prefill chunk) pass a matvec's Q8_1 input in
   // Q8Layout::Interleaved (kernels/common/blocks.h: gemm_n's warp loads touch 1-2 cache lines
-  // instead of 9-18) when every matrix reading it has at most this many rows; 0: never. Same bits
-  // either way. Per consumer because the layout pays on matrices with few rows and costs 1-3 %
-  // on the wide ones (H100, gemm_n_bench, docs/perf-notes.md session 39). `kiln run` takes it
-  // from KILN_X_INTERLEAVE_ROWS (ci/ab.py A/B); the Engine itself reads no environment for it.
-  int64_t x_interleave_rows = 0;
+  // instead of 9-18) when every matrix reading it is a K-quant (Q4_K / Q6_K) on the integer path
+  // with at most this many rows (default: any); 0: never. Same bits either way. K-quants only:
+  // their lanes read 72 bytes apart (18 lines per load; Q8_0's 36 bytes: 9). H100 (docs/perf-notes.md,
+  // sessions 39-40): with Q4_K at 4 rows per warp, interleaving every qwen3-8b input took decode
+  // from 386.8 to 395.7 tok/s (+2.3 %), while Q8_0 inputs cost gemma4-e4b 1 %. `kiln run` takes
+  // it from KILN_X_INTERLEAVE_ROWS (ci/ab.py A/B); the Engine itself reads no environment for it.
+  int64_t x_interleave_rows = std::numeric_limits<int64_t>::max();
 };
 
 // KILN_X_INTERLEAVE_ROWS's value (null: unset) -> EngineOptions::x_interleave_rows (`kiln run`);
@@ -142,7 +145,7 @@ class Engine {
   void matmul_multi(const Tensor* const* ws, float* const* ys, int count, const float* x, const BlockQ8_1* xq,
                     int T);
   // The Q8_1 layout of the input that the matrices ws[0..count) share at this step: Interleaved
-  // when the step has one token and each of them is on the integer path with at most
+  // when the step has one token and each of them is a K-quant on the integer path with at most
   // opt_.x_interleave_rows rows, else Blocks. The producer of that input asks with the same
   // matrices as matmul / matmul_multi do, so writer and readers agree by construction.
   Q8Layout x_layout(const Tensor* const* ws, int count) const;

@@ -116,11 +116,12 @@ TEST_P(GpuRunner, GraphReplayEqualsDirectLaunchBitForBit) {
   EXPECT_GT(e.decode_graph_kernels(), e.config().n_layer * 5);
 }
 
-// One-token steps with Q8_1 inputs interleaved (EngineOptions::x_interleave_rows) give the same
-// logits bit for bit as the block layout: for every matrix, and for those of <= 256 rows only
-// (both tiny presets then mix layouts: Q/K/V, o-proj, down and the PLE matrices interleaved,
-// gate/up and the LM head not). A one-token prefill chunk, a 5-token chunk (Blocks either way),
-// then graph decode steps past the gemma4-tiny window.
+// One-token steps with Q8_1 inputs interleaved (EngineOptions::x_interleave_rows: K-quant
+// readers only) give the same logits bit for bit as the block layout: for every K-quant matrix,
+// and for those of <= 256 rows only (qwen3-tiny then mixes layouts: Q/K/V, o-proj and down
+// interleaved, gate/up and the LM head not; gemma4-tiny is Q8_0, Blocks throughout). A
+// one-token prefill chunk, a 5-token chunk (Blocks either way), then graph decode steps past the
+// gemma4-tiny window.
 TEST_P(GpuRunner, InterleavedDecodeActivationsSameBits) {
   KILN_REQUIRE_GPU();
   const GgufFile f = GgufFile::open(preset_file(GetParam()));
