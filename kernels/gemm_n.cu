@@ -252,9 +252,9 @@ constexpr int kXStageMax = 16 * 1024;   // activation stage per CTA: K up to ~7k
 // only where a CTA then streams enough weights to hide that: Q4_K at N = 2 with at least
 // kXStageMinCtaBytes of weights per CTA (launch_q decides per launch; Q4_K's two slices per unit
 // read twice Q8_0's activation data per weight byte). Everywhere else the shared memory goes to
-// ring depth (Q4_K at N = 1, then 2 rows per warp: 5 stages instead of 4; Q8_0 at N = 2: 6 instead of 4), and no copy
-// waits behind the PDL wait (one stage more than that lost: session 36, branch smem-fill). H100, session 35
-// (docs/perf-notes.md has the table): qwen3-8b decode 359.2 -> 375.0 tok/s; gemm_n_bench N = 2
+// ring depth (Q4_K at N = 1, then at 2 rows per warp: 5 stages instead of 4; Q8_0 at N = 2: 6
+// instead of 4), and no copy waits behind the PDL wait (one stage more than that lost: session
+// 36, branch smem-fill). H100, session 35 (docs/perf-notes.md has the table): qwen3-8b decode 359.2 -> 375.0 tok/s; gemm_n_bench N = 2
 // Q4_K 2560x2048 7.29 -> 3.41 us, Q8_0 7.66 -> 3.74; the staged Q4_K 4096x12288 and LM heads at
 // N = 2 lose 3-19 % without the stage. In isolated replays the deeper rings cost Q4_K 4096x12288
 // at N = 1 11.92 -> 12.60 us and Q8_0 10240x2560 at N = 2 12.75 -> 13.67; the decode graph gains

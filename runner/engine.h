@@ -44,10 +44,11 @@ struct EngineOptions {
   // Q8Layout::Interleaved (kernels/common/blocks.h: gemm_n's warp loads touch 1-2 cache lines
   // instead of 9-18) when every matrix reading it is a K-quant (Q4_K / Q6_K) on the integer path
   // with at most this many rows (default: any); 0: never. Same bits either way. K-quants only:
-  // their lanes read 72 bytes apart (18 lines per load; Q8_0's 36 bytes: 9). H100 (docs/perf-notes.md,
-  // sessions 39-40): with Q4_K at 4 rows per warp, interleaving every qwen3-8b input took decode
-  // from 386.8 to 395.7 tok/s (+2.3 %), while Q8_0 inputs cost gemma4-e4b 1 %. `kiln run` takes
-  // it from KILN_X_INTERLEAVE_ROWS (ci/ab.py A/B); the Engine itself reads no environment for it.
+  // their lanes read 72 bytes apart (18 lines per load; Q8_0's 36 bytes: 9). H100
+  // (docs/perf-notes.md, sessions 39-40): with Q4_K at 4 rows per warp, interleaving every
+  // qwen3-8b input took decode from 386.8 to 395.7 tok/s (+2.3 %), while Q8_0 inputs cost
+  // gemma4-e4b 1 %. `kiln run` takes it from KILN_X_INTERLEAVE_ROWS (ci/ab.py A/B); the Engine
+  // itself reads no environment for it.
   int64_t x_interleave_rows = std::numeric_limits<int64_t>::max();
 };
 
