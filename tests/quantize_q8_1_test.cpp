@@ -48,8 +48,9 @@ TEST(QuantizeQ8_1Ref, DequantizedWithinBound) {
 
 // The interleaved layout (kernels/common/blocks.h) is a permutation of a column's words, Blocks is
 // the identity, and within a group the same word of consecutive blocks is adjacent -- the property
-// gemm_n's loads rely on (and even blocks' words stay 8-byte aligned where K % 256 == 0). Positions checked by hand from the formula's words: nb = 80 blocks is a
-// group of 64 then a short group of 16.
+// gemm_n's loads rely on (and even blocks' words stay 8-byte aligned where K % 256 == 0).
+// Positions checked by hand from the formula's words: nb = 80 blocks is a group of 64 then a short
+// group of 16.
 TEST(Q8LayoutCpu, InterleavedIsAPermutationWithAdjacentWords) {
   EXPECT_EQ(q8_1_word(Q8Layout::Blocks, 5, 3, 80), 48);
   EXPECT_EQ(q8_1_word(Q8Layout::Interleaved, 0, 0, 80), 0);
