@@ -304,29 +304,29 @@ void Engine::matmul(const Tensor& w, const float* x, const BlockQ8_1* xq, int T,
      [&] { gemm_n(w.w, x, xq, T, y, ep, ctx, stream_, x_layout(w)); });
 }
 
-void Engine::matmul_multi(const Tensor* const* ws, float* const* ys, int count, const float* x,
-                          const BlockQ8_1* xq, int T) {
+void Engine::matmul_multi(const Group& g, float* const* ys, const float* x, const BlockQ8_1* xq, int T) {
   bool all_int = true, all_tc = true;
-  for (int i = 0; i < count; ++i) {
-    all_int = all_int && gemm_n_path(ws[i]->w.type, T) == GemmNPath::Int8Dp4a;
-    all_tc = all_tc && gemm_n_path(ws[i]->w.type, T) == GemmNPath::TensorCore;
+  for (int i = 0; i < g.n; ++i) {
+    all_int = all_int && gemm_n_path(g.ws[i]->w.type, T) == GemmNPath::Int8Dp4a;
+    all_tc = all_tc && gemm_n_path(g.ws[i]->w.type, T) == GemmNPath::TensorCore;
   }
   GemmNTarget tg[kGemmNMaxMats];
-  for (int i = 0; i < count; ++i) tg[i] = GemmNTarget{ws[i]->w, ys[i]};
-  if (count > 1 && all_int) {
-    op("gemm_n_q8_1_multi", [&] { gemm_n_q8_1_multi(tg, count, xq, T, Epilogue::Store, stream_, x_layout(ws, count)); });
-  } else if (count > 1 && all_tc) {  // one BF16 rounding of x for all of them
-    op("gemm_n_tc", [&] { gemm_n_tc_multi(tg, count, x, T, Epilogue::Store, a_.tc_ws, a_.tc_ws_bytes, cublas_, stream_); });
+  for (int i = 0; i < g.n; ++i) tg[i] = GemmNTarget{g.ws[i]->w, ys[i]};
+  if (g.n > 1 && all_int) {
+    op("gemm_n_q8_1_multi", [&] { gemm_n_q8_1_multi(tg, g.n, xq, T, Epilogue::Store, stream_, x_layout(g)); });
+  } else if (g.n > 1 && all_tc) {  // one BF16 rounding of x for all of them
+    op("gemm_n_tc", [&] { gemm_n_tc_multi(tg, g.n, x, T, Epilogue::Store, a_.tc_ws, a_.tc_ws_bytes, cublas_, stream_); });
   } else {
-    for (int i = 0; i < count; ++i) matmul(*ws[i], x, xq, T, ys[i], Epilogue::Store);
+    for (int i = 0; i < g.n; ++i) matmul(*g.ws[i], x, xq, T, ys[i], Epilogue::Store);
   }
 }
 
-Q8Layout Engine::x_layout(const Tensor* const* ws, int count) const {
+Q8Layout Engine::x_layout(const Group& g) const {
   bool il = cur_T_ == 1 && opt_.x_interleave_rows > 0;
-  for (int i = 0; il && i < count; ++i)
-    il = (ws[i]->w.type == DType::Q4_K || ws[i]->w.type == DType::Q6_K) &&
-         gemm_n_path(ws[i]->w.type, 1) == GemmNPath::Int8Dp4a && ws[i]->w.rows <= opt_.x_interleave_rows;
+  for (int i = 0; il && i < g.n; ++i) {
+    const DType t = g.ws[i]->w.type;
+    il = (t == DType::Q4_K || t == DType::Q6_K) && g.ws[i]->w.rows <= opt_.x_interleave_rows;
+  }
   return il ? Q8Layout::Interleaved : Q8Layout::Blocks;
 }
 

@@ -23,6 +23,7 @@
 
 #include "kernels/attention.cuh"
 #include "kernels/common/blocks.h"
+#include "kernels/common/error.h"
 #include "kernels/common/device.cuh"
 #include "kernels/gemm_n.cuh"
 #include "models/config.h"
@@ -143,16 +144,27 @@ class Engine {
   // Matrix products: path chosen by gemm_n_path; quantized weights read Q8_1 activations on the
   // integer path, float activations on the tensor-core path.
   void matmul(const Tensor& w, const float* x, const BlockQ8_1* xq, int T, float* y, Epilogue ep);
-  void matmul_multi(const Tensor* const* ws, float* const* ys, int count, const float* x, const BlockQ8_1* xq,
-                    int T);
-  // The Q8_1 layout of the input that the matrices ws[0..count) share at this step: Interleaved
-  // when the step has one token and each of them is a K-quant on the integer path with at most
-  // opt_.x_interleave_rows rows, else Blocks. The producer of that input asks with the same
-  // matrices as matmul / matmul_multi do, so writer and readers agree by construction.
-  Q8Layout x_layout(const Tensor* const* ws, int count) const;
+  // Matrices that read one input (Q/K/V; gate/up): matmul_multi runs them in one launch where
+  // the path allows, and x_layout answers for all of them. Both families build theirs with add().
+  struct Group {
+    const Tensor* ws[kGemmNMaxMats] = {};
+    int n = 0;
+    Group& add(const Tensor& w) {
+      KILN_REQUIRE(n < kGemmNMaxMats, "Engine::Group: more than ", kGemmNMaxMats, " matrices");
+      ws[n++] = &w;
+      return *this;
+    }
+  };
+  void matmul_multi(const Group& g, float* const* ys, const float* x, const BlockQ8_1* xq, int T);
+  // The Q8_1 layout of the input that the group's matrices share at this step: Interleaved when
+  // the step has one token and each of them is a K-quant (one-token K-quant products always take
+  // the integer path) with at most opt_.x_interleave_rows rows, else Blocks. The producer of
+  // that input asks with the same matrices as matmul / matmul_multi do, so writer and readers
+  // agree by construction.
+  Q8Layout x_layout(const Group& g) const;
   Q8Layout x_layout(const Tensor& w) const {
-    const Tensor* p = &w;
-    return x_layout(&p, 1);
+    Group g;
+    return x_layout(g.add(w));
   }
   // A step's end, both families: output projection of xn (`tied`: token_embd when the model has
   // no output.weight), softcap (if the model has one) and argmax into next[]; prefill keeps only

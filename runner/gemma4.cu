@@ -32,21 +32,14 @@ void Gemma4::step(Engine& e, int T, bool decode) {
 
   // Token embedding x sqrt(d), fused with layer 0's attention norm (float + Q8_1).
   const Engine::Tensor& embd = e.t("token_embd.weight");
-  struct Qkv {  // layer il's attention matrices: Q, and K, V when the layer owns a cache
-    const Engine::Tensor* ws[3] = {};
-    int n = 1;
-  };
-  auto qkv = [&](int il) {
-    Qkv m;
-    m.ws[0] = &e.t(blk(il, "attn_q"));
-    if (c.layer_owns_kv(il)) m.ws[1] = &e.t(blk(il, "attn_k")), m.ws[2] = &e.t(blk(il, "attn_v")), m.n = 3;
-    return m;
+  auto qkv = [&](int il) {  // layer il's attention matrices: Q, and K, V when the layer owns a cache
+    Engine::Group g;
+    g.add(e.t(blk(il, "attn_q")));
+    if (c.layer_owns_kv(il)) g.add(e.t(blk(il, "attn_k"))).add(e.t(blk(il, "attn_v")));
+    return g;
   };
   // Every Q8_1 producer writes the layout its readers ask for (Engine::x_layout).
-  auto qkv_layout = [&](int il) {
-    const Qkv m = qkv(il);
-    return e.x_layout(m.ws, m.n);
-  };
+  auto qkv_layout = [&](int il) { return e.x_layout(qkv(il)); };
   e.op("embed", [&] {
     EmbedOp op;
     op.q_layout = qkv_layout(0);
@@ -98,9 +91,8 @@ void Gemma4::step(Engine& e, int T, bool decode) {
 
     // Attention: Q (and K, V when this layer owns a cache) from the normed input.
     {
-      const Qkv m = qkv(il);
       float* ys[3] = {a.q, a.k, a.v};
-      e.matmul_multi(m.ws, ys, m.n, a.xn, a.xq, T);
+      e.matmul_multi(qkv(il), ys, a.xn, a.xq, T);
     }
     // Per-head RMSNorm of Q and K (weights), V (no weight), RoPE of Q and K, and (own KV) the
     // append of K and V to the cache: one launch.
@@ -151,10 +143,11 @@ void Gemma4::step(Engine& e, int T, bool decode) {
     if (!decode && wo_q8) e.op("quantize_q8_1", [&] { quantize_q8_1(a.attn, T, qd, a.attn_q, s, e.x_layout(wo)); });
     e.matmul(wo, a.attn, a.attn_q, T, a.y, Epilogue::Store);
     // x += post_attention_norm(attn); xn = ffn_norm(x) (float + Q8_1).
-    const Engine::Tensor* ffn_gu[2] = {&e.t(blk(il, "ffn_gate")), &e.t(blk(il, "ffn_up"))};
+    Engine::Group ffn_gu;
+    ffn_gu.add(e.t(blk(il, "ffn_gate"))).add(e.t(blk(il, "ffn_up")));
     e.op("rmsnorm", [&] {
       RmsnormOp op;
-      op.q_layout = e.x_layout(ffn_gu, 2);
+      op.q_layout = e.x_layout(ffn_gu);
       op.rows = T;
       op.n = d;
       op.eps = c.norm_eps;
@@ -171,7 +164,7 @@ void Gemma4::step(Engine& e, int T, bool decode) {
     // GeGLU FFN.
     {
       float* ys[2] = {a.g, a.u};
-      e.matmul_multi(ffn_gu, ys, 2, a.xn, a.xq, T);
+      e.matmul_multi(ffn_gu, ys, a.xn, a.xq, T);
     }
     const Engine::Tensor& wd = e.t(blk(il, "ffn_down"));
     const bool down_q8 = gemm_n_path(wd.w.type, T) == GemmNPath::Int8Dp4a;

@@ -7,7 +7,6 @@
 // heads keep the merge launch: attention_decode_splits, DecodeMerge), o-proj
 // with the residual add fused, ffn norm, gate/up, SwiGLU, down with the residual add fused, next
 // norm; then output projection and argmax (which also advances the position).
-#include <array>
 #include <cmath>
 
 #include "kernels/attention.cuh"
@@ -27,10 +26,13 @@ void Qwen3::step(Engine& e, int T, bool decode) {
   const int d = c.d_model, L = c.n_layer;
 
   const Engine::Tensor& embd = e.t("token_embd.weight");
-  using Qkv = std::array<const Engine::Tensor*, 3>;
-  auto qkv = [&](int il) { return Qkv{&e.t(blk(il, "attn_q")), &e.t(blk(il, "attn_k")), &e.t(blk(il, "attn_v"))}; };
+  auto qkv = [&](int il) {  // layer il's attention matrices
+    Engine::Group g;
+    g.add(e.t(blk(il, "attn_q"))).add(e.t(blk(il, "attn_k"))).add(e.t(blk(il, "attn_v")));
+    return g;
+  };
   // Every Q8_1 producer writes the layout its readers ask for (Engine::x_layout).
-  auto qkv_layout = [&](int il) { return e.x_layout(qkv(il).data(), 3); };
+  auto qkv_layout = [&](int il) { return e.x_layout(qkv(il)); };
   e.op("embed", [&] {
     EmbedOp op;
     op.q_layout = qkv_layout(0);
@@ -69,7 +71,7 @@ void Qwen3::step(Engine& e, int T, bool decode) {
     const int qd = l.n_head * l.head_dim, kvd = l.n_head_kv * l.head_dim;
     {
       float* ys[3] = {a.q, a.k, a.v};
-      e.matmul_multi(qkv(il).data(), ys, 3, a.xn, a.xq, T);
+      e.matmul_multi(qkv(il), ys, a.xn, a.xq, T);
     }
     const Engine::Kv& kv = e.kv_[size_t(il)];
     e.op("head_norm_dual", [&] {  // + RoPE of Q, K and the append of K, V to the cache
@@ -116,10 +118,11 @@ void Qwen3::step(Engine& e, int T, bool decode) {
     if (!decode && wo_q8) e.op("quantize_q8_1", [&] { quantize_q8_1(a.attn, T, qd, a.attn_q, s, e.x_layout(wo)); });
     e.matmul(wo, a.attn, a.attn_q, T, a.x, Epilogue::Add);  // x += o-proj (residual fused)
     {
-      const Engine::Tensor* ws[2] = {&e.t(blk(il, "ffn_gate")), &e.t(blk(il, "ffn_up"))};
-      norm(e.t(blk(il, "ffn_norm")).f32(), e.x_layout(ws, 2));
+      Engine::Group gu;
+      gu.add(e.t(blk(il, "ffn_gate"))).add(e.t(blk(il, "ffn_up")));
+      norm(e.t(blk(il, "ffn_norm")).f32(), e.x_layout(gu));
       float* ys[2] = {a.g, a.u};
-      e.matmul_multi(ws, ys, 2, a.xn, a.xq, T);
+      e.matmul_multi(gu, ys, a.xn, a.xq, T);
     }
     const Engine::Tensor& wd = e.t(blk(il, "ffn_down"));
     const bool down_q8 = gemm_n_path(wd.w.type, T) == GemmNPath::Int8Dp4a;
