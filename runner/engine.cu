@@ -421,26 +421,6 @@ void Engine::set_token(int32_t token) {
 
 void Engine::enqueue_decode_step() { step(1, true); }
 
-void Engine::output_argmax(const Tensor& tied, int T, bool decode) {
-  const int rows = (decode || opt_.all_logits) ? T : 1;
-  const size_t off = size_t(T - rows), d = size_t(cfg_.d_model);
-  matmul(output_weight(tied), a_.xn + off * d, a_.xq + off * (d / 32), rows, a_.logits, Epilogue::Store);
-  op("softcap_argmax", [&] {
-    SoftcapArgmaxOp o;
-    o.logits = a_.logits;
-    o.rows = rows;
-    o.n = cfg_.n_vocab;
-    o.cap = cfg_.final_softcap;
-    o.capped = a_.capped;
-    o.idx = a_.next;  // row r's argmax at next[r]
-    o.workspace = a_.argmax_ws;
-    if (decode) o.feed = a_.ids, o.pos = a_.pos;  // T = 1: the next step's input and position
-    softcap_argmax(o, stream_);
-  });
-  if (rows > 1)  // the decode input after a prefill is the last row's argmax (set_decode_input_kernel)
-    KILN_CUDA_CHECK(cudaMemcpyAsync(a_.next, a_.next + rows - 1, 4, cudaMemcpyDeviceToDevice, stream_));
-}
-
 void Engine::capture_decode_graph() {
   KILN_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
   try {

@@ -166,6 +166,18 @@ class Engine {
     Group g;
     return x_layout(g.add(w));
   }
+  // ---- pieces of a step both families share (runner/step_shared.cu) ----
+  // Layer il's attention matrices: Q, and K, V when the layer owns its cache.
+  Group qkv(int il) const;
+  // The step's start: token embedding x embed_scale for T tokens, fused with layer 0's attention
+  // norm (x; xn and xq, float + Q8_1 in the layout layer 0's Q/K/V read): one launch.
+  void embed_tokens(int T);
+  // Layer il's attention from xn / xq up to the o-proj's input: Q/K/V in one launch;
+  // head_norm_dual (per-head RMSNorm of Q and K; V's weightless norm when norm_v -- Gemma 4,
+  // where Qwen3 appends V as it is; RoPE from the layer's table; the cache append when the layer
+  // owns its cache); decode or prefill attention (the window on sliding layers) into attn, and
+  // the o-proj's Q8_1 input when it reads one (decode: the merge writes it). Returns the o-proj.
+  const Tensor& attention(int il, int T, bool decode, bool norm_v);
   // A step's end, both families: output projection of xn (`tied`: token_embd when the model has
   // no output.weight), softcap (if the model has one) and argmax into next[]; prefill keeps only
   // the last row unless every position's logits are wanted. Decode's argmax also writes the next

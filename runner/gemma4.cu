@@ -13,12 +13,8 @@
 // advances the position).
 #include <cmath>
 
-#include "kernels/attention.cuh"
-#include "kernels/embed.cuh"
 #include "kernels/gelu_tanh_mul_strided.cuh"
-#include "kernels/head_norm_dual.cuh"
 #include "kernels/ple_proj_norm.cuh"
-#include "kernels/quantize_q8_1.cuh"
 #include "kernels/rmsnorm.cuh"
 #include "runner/engine.h"
 
@@ -32,31 +28,7 @@ void Gemma4::step(Engine& e, int T, bool decode) {
 
   // Token embedding x sqrt(d), fused with layer 0's attention norm (float + Q8_1).
   const Engine::Tensor& embd = e.t("token_embd.weight");
-  auto qkv = [&](int il) {  // layer il's attention matrices: Q, and K, V when the layer owns a cache
-    Engine::Group g;
-    g.add(e.t(blk(il, "attn_q")));
-    if (c.layer_owns_kv(il)) g.add(e.t(blk(il, "attn_k"))).add(e.t(blk(il, "attn_v")));
-    return g;
-  };
-  // Every Q8_1 producer writes the layout its readers ask for (Engine::x_layout).
-  auto qkv_layout = [&](int il) { return e.x_layout(qkv(il)); };
-  e.op("embed", [&] {
-    EmbedOp op;
-    op.q_layout = qkv_layout(0);
-    op.type = embd.w.type;
-    op.table = embd.w.data;
-    op.n_vocab = c.n_vocab;
-    op.n = d;
-    op.ids = a.ids;
-    op.n_tokens = T;
-    op.scale = c.embed_scale;
-    op.out = a.x;
-    op.eps = c.norm_eps;
-    op.w = e.t(blk(0, "attn_norm")).f32();
-    op.norm_out = a.xn;
-    op.norm_q = a.xq;
-    embed(op, s);
-  });
+  e.embed_tokens(T);
 
   // Per-layer inputs for all layers at once: RMSNorm(per_layer_model_proj . x / sqrt(d)) per
   // P-slice plus the token's PLE row x sqrt(P), times 1/sqrt(2). Layout [T][L][P].
@@ -86,61 +58,11 @@ void Gemma4::step(Engine& e, int T, bool decode) {
 
   for (int il = 0; il < L; ++il) {
     const LayerConfig& l = c.layers[size_t(il)];
-    const bool owns_kv = c.layer_owns_kv(il);
-    const int qd = l.n_head * l.head_dim, kvd = l.n_head_kv * l.head_dim;
 
-    // Attention: Q (and K, V when this layer owns a cache) from the normed input.
-    {
-      float* ys[3] = {a.q, a.k, a.v};
-      e.matmul_multi(qkv(il), ys, a.xn, a.xq, T);
-    }
-    // Per-head RMSNorm of Q and K (weights), V (no weight), RoPE of Q and K, and (own KV) the
-    // append of K and V to the cache: one launch.
-    const Engine::Kv& kv = e.kv_[size_t(il)];
-    e.op("head_norm_dual", [&] {
-      HeadNormOp op;
-      op.n_tokens = T;
-      op.n_q_heads = l.n_head;
-      op.n_kv_heads = l.n_head_kv;
-      op.head_dim = l.head_dim;
-      op.eps = c.norm_eps;
-      op.q = a.q;
-      op.q_stride = qd;
-      op.wq = e.t(blk(il, "attn_q_norm")).f32();
-      if (owns_kv) {
-        op.k = a.k;
-        op.k_stride = kvd;
-        op.wk = e.t(blk(il, "attn_k_norm")).f32();
-        op.v = a.v;
-        op.v_stride = kvd;
-        op.k_cache = kv.k;
-        op.v_cache = kv.v;
-        op.cache_cap = kv.cap;
-      }
-      op.pos = a.pos;
-      op.table = l.sliding ? e.rope_swa_.data() : e.rope_full_.data();
-      op.n_pos = e.rope_pos_;
-      op.n_rot = l.n_rot;
-      head_norm_dual(op, s);
-    });
-    const int window = l.sliding ? c.sliding_window : 0;
-    const Engine::Tensor& wo = e.t(blk(il, "attn_output"));
-    const bool wo_q8 = gemm_n_path(wo.w.type, T) == GemmNPath::Int8Dp4a;  // o-proj reads Q8_1
-    if (decode)
-      e.op("attention_decode", [&] {
-        attention_decode(a.q, 0, kv.k, kv.v, kv.cap, l.n_head, l.n_head_kv, l.head_dim, c.attn_scale, window, a.pos,
-                         e.attn_splits_[size_t(il)], a.attn_ws, a.attn_ws_bytes, a.attn,
-                         wo_q8 ? a.attn_q : nullptr, s, Engine::kDecodeAttention,
-                         /*kv_settled=*/true,  // position and earlier rows: from earlier steps
-                         DecodeMerge::Auto, e.x_layout(wo));
-      });
-    else
-      e.op("attention_prefill", [&] {
-        attention_prefill(a.q, qd, T, a.pos, kv.k, kv.v, kv.cap, l.n_head, l.n_head_kv, l.head_dim, c.attn_scale,
-                          window, a.attn, s, PrefillPath::Auto, e.opt_.prefill_attention);
-      });
-    // Decode's merge writes the o-proj's Q8_1 input itself; prefill quantizes in a launch.
-    if (!decode && wo_q8) e.op("quantize_q8_1", [&] { quantize_q8_1(a.attn, T, qd, a.attn_q, s, e.x_layout(wo)); });
+    // Attention: Q (and K, V when this layer owns a cache) from the normed input; per-head
+    // RMSNorm of Q and K (weights) and V (none), RoPE, the append of K and V (own KV only), then
+    // attention over the layer's cache or its source layer's.
+    const Engine::Tensor& wo = e.attention(il, T, decode, /*norm_v=*/true);
     e.matmul(wo, a.attn, a.attn_q, T, a.y, Epilogue::Store);
     // x += post_attention_norm(attn); xn = ffn_norm(x) (float + Q8_1).
     Engine::Group ffn_gu;
@@ -221,7 +143,7 @@ void Gemma4::step(Engine& e, int T, bool decode) {
     // x = (x + post_norm(ple_out)) * layer_output_scale; xn = next norm(x).
     e.op("rmsnorm", [&] {
       RmsnormOp op;
-      op.q_layout = il + 1 < L ? qkv_layout(il + 1) : e.x_layout(e.output_weight(embd));
+      op.q_layout = il + 1 < L ? e.x_layout(e.qkv(il + 1)) : e.x_layout(e.output_weight(embd));
       op.rows = T;
       op.n = d;
       op.eps = c.norm_eps;
