@@ -25,6 +25,7 @@
 #include "kernels/common/blocks.h"
 #include "kernels/common/error.h"
 #include "kernels/common/device.cuh"
+#include "kernels/gelu_tanh_mul_strided.cuh"
 #include "kernels/gemm_n.cuh"
 #include "models/config.h"
 #include "models/gguf.h"
@@ -178,6 +179,12 @@ class Engine {
   // owns its cache); decode or prefill attention (the window on sliding layers) into attn, and
   // the o-proj's Q8_1 input when it reads one (decode: the merge writes it). Returns the o-proj.
   const Tensor& attention(int il, int T, bool decode, bool norm_v);
+  // Layer il's gate and up matrices (the FFN's input norm writes the layout they read).
+  Group ffn_gate_up(int il) const;
+  // Layer il's gated FFN from xn / xq: gate/up in one launch; act(gate) * up, with Q8_1 for the
+  // down projection when it reads one; down into y (ep: Store into a scratch, Add into the
+  // residual).
+  void ffn(int il, int T, GatedAct act, float* y, Epilogue ep);
   // A step's end, both families: output projection of xn (`tied`: token_embd when the model has
   // no output.weight), softcap (if the model has one) and argmax into next[]; prefill keeps only
   // the last row unless every position's logits are wanted. Decode's argmax also writes the next

@@ -57,19 +57,15 @@ void Gemma4::step(Engine& e, int T, bool decode) {
   }
 
   for (int il = 0; il < L; ++il) {
-    const LayerConfig& l = c.layers[size_t(il)];
-
     // Attention: Q (and K, V when this layer owns a cache) from the normed input; per-head
     // RMSNorm of Q and K (weights) and V (none), RoPE, the append of K and V (own KV only), then
     // attention over the layer's cache or its source layer's.
     const Engine::Tensor& wo = e.attention(il, T, decode, /*norm_v=*/true);
     e.matmul(wo, a.attn, a.attn_q, T, a.y, Epilogue::Store);
     // x += post_attention_norm(attn); xn = ffn_norm(x) (float + Q8_1).
-    Engine::Group ffn_gu;
-    ffn_gu.add(e.t(blk(il, "ffn_gate"))).add(e.t(blk(il, "ffn_up")));
     e.op("rmsnorm", [&] {
       RmsnormOp op;
-      op.q_layout = e.x_layout(ffn_gu);
+      op.q_layout = e.x_layout(e.ffn_gate_up(il));
       op.rows = T;
       op.n = d;
       op.eps = c.norm_eps;
@@ -83,28 +79,8 @@ void Gemma4::step(Engine& e, int T, bool decode) {
       rmsnorm(op, s);
     });
 
-    // GeGLU FFN.
-    {
-      float* ys[2] = {a.g, a.u};
-      e.matmul_multi(ffn_gu, ys, a.xn, a.xq, T);
-    }
-    const Engine::Tensor& wd = e.t(blk(il, "ffn_down"));
-    const bool down_q8 = gemm_n_path(wd.w.type, T) == GemmNPath::Int8Dp4a;
-    e.op("gelu_tanh_mul", [&] {
-      GatedMulOp op;
-      op.q_layout = e.x_layout(wd);
-      op.act = GatedAct::GeluTanh;
-      op.gate = a.g;
-      op.gate_stride = l.n_ff;
-      op.b = a.u;
-      op.b_stride = l.n_ff;
-      op.n_tokens = T;
-      op.n = l.n_ff;
-      op.out = a.act;
-      op.out_q = down_q8 ? a.act_q : nullptr;  // Q8_1 only for the integer path
-      gelu_tanh_mul_strided(op, s);
-    });
-    e.matmul(wd, a.act, a.act_q, T, a.y, Epilogue::Store);
+    // GeGLU FFN into y.
+    e.ffn(il, T, GatedAct::GeluTanh, a.y, Epilogue::Store);
     // x += post_ffw_norm(ffn); Q8_1(x) feeds the PLE gate.
     e.op("rmsnorm", [&] {
       RmsnormOp op;

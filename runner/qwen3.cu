@@ -38,34 +38,11 @@ void Qwen3::step(Engine& e, int T, bool decode) {
   };
 
   for (int il = 0; il < L; ++il) {
-    const LayerConfig& l = c.layers[size_t(il)];
     // Q/K/V, per-head norms + RoPE + the cache append, attention (V appended unnormed).
     const Engine::Tensor& wo = e.attention(il, T, decode, /*norm_v=*/false);
     e.matmul(wo, a.attn, a.attn_q, T, a.x, Epilogue::Add);  // x += o-proj (residual fused)
-    {
-      Engine::Group gu;
-      gu.add(e.t(blk(il, "ffn_gate"))).add(e.t(blk(il, "ffn_up")));
-      norm(e.t(blk(il, "ffn_norm")).f32(), e.x_layout(gu));
-      float* ys[2] = {a.g, a.u};
-      e.matmul_multi(gu, ys, a.xn, a.xq, T);
-    }
-    const Engine::Tensor& wd = e.t(blk(il, "ffn_down"));
-    const bool down_q8 = gemm_n_path(wd.w.type, T) == GemmNPath::Int8Dp4a;
-    e.op("silu_mul", [&] {
-      GatedMulOp op;
-      op.q_layout = e.x_layout(wd);
-      op.act = GatedAct::Silu;
-      op.gate = a.g;
-      op.gate_stride = l.n_ff;
-      op.b = a.u;
-      op.b_stride = l.n_ff;
-      op.n_tokens = T;
-      op.n = l.n_ff;
-      op.out = a.act;
-      op.out_q = down_q8 ? a.act_q : nullptr;  // Q8_1 only for the integer path
-      gelu_tanh_mul_strided(op, s);
-    });
-    e.matmul(wd, a.act, a.act_q, T, a.x, Epilogue::Add);  // x += FFN
+    norm(e.t(blk(il, "ffn_norm")).f32(), e.x_layout(e.ffn_gate_up(il)));
+    e.ffn(il, T, GatedAct::Silu, a.x, Epilogue::Add);  // x += down(silu(gate) * up)
     if (il + 1 < L)
       norm(e.t(blk(il + 1, "attn_norm")).f32(), e.x_layout(e.qkv(il + 1)));
     else

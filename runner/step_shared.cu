@@ -1,5 +1,6 @@
 // The pieces of a forward step both model families share: the token embedding fused with layer
-// 0's norm, a layer's attention up to the o-proj's input, and the output projection + argmax. The
+// 0's norm, a layer's attention up to the o-proj's input, its gated FFN, and the output
+// projection + argmax. The
 // families compose them with their own layer bodies (runner/gemma4.cu, runner/qwen3.cu).
 #include "kernels/attention.cuh"
 #include "kernels/embed.cuh"
@@ -93,6 +94,37 @@ const Engine::Tensor& Engine::attention(int il, int T, bool decode, bool norm_v)
   // Decode's merge writes the o-proj's Q8_1 input itself; prefill quantizes in a launch.
   if (!decode && wo_q8) op("quantize_q8_1", [&] { quantize_q8_1(a_.attn, T, qd, a_.attn_q, stream_, x_layout(wo)); });
   return wo;
+}
+
+Engine::Group Engine::ffn_gate_up(int il) const {
+  Group g;
+  g.add(t(blk(il, "ffn_gate"))).add(t(blk(il, "ffn_up")));
+  return g;
+}
+
+void Engine::ffn(int il, int T, GatedAct act, float* y, Epilogue ep) {
+  const int n_ff = cfg_.layers[size_t(il)].n_ff;
+  {
+    float* ys[2] = {a_.g, a_.u};
+    matmul_multi(ffn_gate_up(il), ys, a_.xn, a_.xq, T);
+  }
+  const Tensor& wd = t(blk(il, "ffn_down"));
+  const bool down_q8 = gemm_n_path(wd.w.type, T) == GemmNPath::Int8Dp4a;
+  op(act == GatedAct::Silu ? "silu_mul" : "gelu_tanh_mul", [&] {
+    GatedMulOp o;
+    o.q_layout = x_layout(wd);
+    o.act = act;
+    o.gate = a_.g;
+    o.gate_stride = n_ff;
+    o.b = a_.u;
+    o.b_stride = n_ff;
+    o.n_tokens = T;
+    o.n = n_ff;
+    o.out = a_.act;
+    o.out_q = down_q8 ? a_.act_q : nullptr;  // Q8_1 only for the integer path
+    gelu_tanh_mul_strided(o, stream_);
+  });
+  matmul(wd, a_.act, a_.act_q, T, y, ep);
 }
 
 void Engine::output_argmax(const Tensor& tied, int T, bool decode) {
