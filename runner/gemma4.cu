@@ -1,5 +1,6 @@
 // Gemma 4 on the GPU: one forward step for T tokens at positions d_pos[0..T), composed from
-// kiln's kernels. Read top to bottom; the CPU spec is reference/gemma4.cpp.
+// kiln's kernels. Read top to bottom (the pieces both families share are in runner/step_shared.cu);
+// the CPU spec is reference/gemma4.cpp.
 //
 // Kernels per decode token (T = 1; E4B: 551 at contexts up to 1024, counted from the captured
 // graph): 3 before the layers (embed + fused layer-0 attn norm, PLE projection, ple_proj_norm);

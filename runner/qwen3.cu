@@ -1,5 +1,6 @@
 // Qwen3 on the GPU: one forward step for T tokens at positions d_pos[0..T), composed from kiln's
-// kernels. Read top to bottom; the CPU spec is reference/qwen3.cpp.
+// kernels. Read top to bottom (the pieces both families share are in runner/step_shared.cu);
+// the CPU spec is reference/qwen3.cpp.
 //
 // Kernels per decode token (T = 1; 8B: 363, counted from the captured graph): embed (+ layer-0
 // norm), then per layer 10: Q/K/V matvecs in one launch, head_norm_dual (RoPE and the KV-cache

@@ -1,7 +1,7 @@
 // The pieces of a forward step both model families share: the token embedding fused with layer
 // 0's norm, a layer's attention up to the o-proj's input, its gated FFN, and the output
-// projection + argmax. The
-// families compose them with their own layer bodies (runner/gemma4.cu, runner/qwen3.cu).
+// projection + argmax. The families compose them with their own norms, residuals and (Gemma 4)
+// per-layer embeddings: runner/gemma4.cu, runner/qwen3.cu.
 #include "kernels/attention.cuh"
 #include "kernels/embed.cuh"
 #include "kernels/head_norm_dual.cuh"
