@@ -102,6 +102,41 @@ void encode_q6_k(const float* x, BlockQ6K& b) {
   }
 }
 
+// Row <-> blocks of E elements: each block copied through a local (rows are not aligned for
+// the block type), one decode / encode per block.
+template <class Block, int E, class Decode>
+void decode_blocks(const uint8_t* p, float* dst, int64_t n, Decode decode) {
+  for (int64_t b = 0; b < n / E; ++b) {
+    Block blk;
+    memcpy(&blk, p + b * sizeof blk, sizeof blk);
+    decode(blk, dst + b * E);
+  }
+}
+template <class Block, int E, class Encode>
+void encode_blocks(const float* src, uint8_t* p, int64_t n, Encode encode) {
+  for (int64_t b = 0; b < n / E; ++b) {
+    Block blk;
+    encode(src + b * E, blk);
+    memcpy(p + b * sizeof blk, &blk, sizeof blk);
+  }
+}
+// 16-bit floats, element by element.
+template <class Decode>
+void decode_halves(const uint8_t* p, float* dst, int64_t n, Decode decode) {
+  for (int64_t i = 0; i < n; ++i) {
+    uint16_t h;
+    memcpy(&h, p + 2 * i, 2);
+    dst[i] = decode(h);
+  }
+}
+template <class Encode>
+void encode_halves(const float* src, uint8_t* p, int64_t n, Encode encode) {
+  for (int64_t i = 0; i < n; ++i) {
+    const uint16_t h = encode(src[i]);
+    memcpy(p + 2 * i, &h, 2);
+  }
+}
+
 }  // namespace
 
 void decode_row(DType t, const void* src, float* dst, int64_t n) {
@@ -109,48 +144,12 @@ void decode_row(DType t, const void* src, float* dst, int64_t n) {
   const auto* p = static_cast<const uint8_t*>(src);
   switch (t) {
     case DType::F32: memcpy(dst, p, size_t(n) * 4); return;
-    case DType::F16:
-      for (int64_t i = 0; i < n; ++i) {
-        uint16_t h;
-        memcpy(&h, p + 2 * i, 2);
-        dst[i] = f16_to_f32(h);
-      }
-      return;
-    case DType::BF16:
-      for (int64_t i = 0; i < n; ++i) {
-        uint16_t h;
-        memcpy(&h, p + 2 * i, 2);
-        dst[i] = bf16_to_f32(h);
-      }
-      return;
-    case DType::Q8_0:
-      for (int64_t b = 0; b < n / QK8_0; ++b) {
-        BlockQ8_0 blk;
-        memcpy(&blk, p + b * sizeof blk, sizeof blk);
-        decode_q8_0(blk, dst + b * QK8_0);
-      }
-      return;
-    case DType::Q8_1:
-      for (int64_t b = 0; b < n / QK8_1; ++b) {
-        BlockQ8_1 blk;
-        memcpy(&blk, p + b * sizeof blk, sizeof blk);
-        decode_q8_1(blk, dst + b * QK8_1);
-      }
-      return;
-    case DType::Q4_K:
-      for (int64_t b = 0; b < n / QK_K; ++b) {
-        BlockQ4K blk;
-        memcpy(&blk, p + b * sizeof blk, sizeof blk);
-        decode_q4_k(blk, dst + b * QK_K);
-      }
-      return;
-    case DType::Q6_K:
-      for (int64_t b = 0; b < n / QK_K; ++b) {
-        BlockQ6K blk;
-        memcpy(&blk, p + b * sizeof blk, sizeof blk);
-        decode_q6_k(blk, dst + b * QK_K);
-      }
-      return;
+    case DType::F16: return decode_halves(p, dst, n, f16_to_f32);
+    case DType::BF16: return decode_halves(p, dst, n, bf16_to_f32);
+    case DType::Q8_0: return decode_blocks<BlockQ8_0, QK8_0>(p, dst, n, decode_q8_0);
+    case DType::Q8_1: return decode_blocks<BlockQ8_1, QK8_1>(p, dst, n, decode_q8_1);
+    case DType::Q4_K: return decode_blocks<BlockQ4K, QK_K>(p, dst, n, decode_q4_k);
+    case DType::Q6_K: return decode_blocks<BlockQ6K, QK_K>(p, dst, n, decode_q6_k);
   }
   fail("decode_row: unknown type id ", uint32_t(t));
 }
@@ -160,46 +159,12 @@ void encode_row(DType t, const float* src, void* dst, int64_t n) {
   auto* p = static_cast<uint8_t*>(dst);
   switch (t) {
     case DType::F32: memcpy(p, src, size_t(n) * 4); return;
-    case DType::F16:
-      for (int64_t i = 0; i < n; ++i) {
-        const uint16_t h = f32_to_f16(src[i]);
-        memcpy(p + 2 * i, &h, 2);
-      }
-      return;
-    case DType::BF16:
-      for (int64_t i = 0; i < n; ++i) {
-        const uint16_t h = f32_to_bf16(src[i]);
-        memcpy(p + 2 * i, &h, 2);
-      }
-      return;
-    case DType::Q8_0:
-      for (int64_t b = 0; b < n / QK8_0; ++b) {
-        BlockQ8_0 blk;
-        encode_q8_0(src + b * QK8_0, blk);
-        memcpy(p + b * sizeof blk, &blk, sizeof blk);
-      }
-      return;
-    case DType::Q8_1:
-      for (int64_t b = 0; b < n / QK8_1; ++b) {
-        BlockQ8_1 blk;
-        quantize_block_q8_1(src + b * QK8_1, blk);
-        memcpy(p + b * sizeof blk, &blk, sizeof blk);
-      }
-      return;
-    case DType::Q4_K:
-      for (int64_t b = 0; b < n / QK_K; ++b) {
-        BlockQ4K blk;
-        encode_q4_k(src + b * QK_K, blk);
-        memcpy(p + b * sizeof blk, &blk, sizeof blk);
-      }
-      return;
-    case DType::Q6_K:
-      for (int64_t b = 0; b < n / QK_K; ++b) {
-        BlockQ6K blk;
-        encode_q6_k(src + b * QK_K, blk);
-        memcpy(p + b * sizeof blk, &blk, sizeof blk);
-      }
-      return;
+    case DType::F16: return encode_halves(src, p, n, f32_to_f16);
+    case DType::BF16: return encode_halves(src, p, n, f32_to_bf16);
+    case DType::Q8_0: return encode_blocks<BlockQ8_0, QK8_0>(src, p, n, encode_q8_0);
+    case DType::Q8_1: return encode_blocks<BlockQ8_1, QK8_1>(src, p, n, quantize_block_q8_1);
+    case DType::Q4_K: return encode_blocks<BlockQ4K, QK_K>(src, p, n, encode_q4_k);
+    case DType::Q6_K: return encode_blocks<BlockQ6K, QK_K>(src, p, n, encode_q6_k);
   }
   fail("encode_row: unknown type id ", uint32_t(t));
 }
