@@ -14,13 +14,21 @@ with --show, the mean of further counters (e.g. pct_cublas, pct_copy).
 
 A build is `.` (this checkout as it is, built in its build-gpu) or a git revision, optionally
 LABEL=REVISION. A revision is exported by `git archive` into .snap/NAME (git-ignored), configured
-with the gpu preset and built there. The GPU machine gets the working tree without .git: export
-the snapshots here first (--snapshot-only) and carry ".snap"; a snapshot whose revision can not
-be resolved is used as it is (its commit is in .snap/NAME/.rev).
+with the gpu preset and built there. REVISION+PATCH exports the revision with a patch file applied
+(`git apply`; e.g. main+ci/candidates/gemm-n-wide6.patch, a candidate kept as a patch so that it
+survives until a GPU can measure it) into .snap/STEM, STEM being the patch's file name without
+.patch; a patch that no longer applies is an error. The GPU machine gets the working tree without
+.git: export the snapshots here first (--snapshot-only) and carry ".snap"; a snapshot whose
+revision can not be resolved is used as it is (its commit, and its patch's hash, are in
+.snap/NAME/.rev).
+
+    python3 ci/ab_bench.py --snapshot-only main main+ci/candidates/gemm-n-wide6.patch
+    # device, carrying .snap:  bash ci/gpu-ab.sh main gemm-n-wide6
 Exit status: 0; 1 when a build or a benchmark run fails (its last lines are printed); 2 on bad
 usage.
 """
 import argparse
+import hashlib
 import io
 import json
 import os
@@ -38,22 +46,45 @@ def git(root, *args):
     return p.stdout if p.returncode == 0 else None
 
 
+def split_patch(rev):
+    """REVISION+PATCH -> (REVISION, PATCH); a plain revision -> (rev, None)."""
+    base, sep, patch = rev.partition("+")
+    return (base, patch) if sep else (rev, None)
+
+
+def snapshot_name(rev):
+    base, patch = split_patch(rev)
+    if patch is not None:
+        stem = os.path.basename(patch)
+        return re.sub(r"[^A-Za-z0-9._-]", "_", stem[:-6] if stem.endswith(".patch") else stem)
+    return re.sub(r"[^A-Za-z0-9._-]", "_", rev)
+
+
 def snapshot(root, rev):
-    """The source tree of revision rev under root/.snap/NAME, exported if missing or stale."""
-    name = re.sub(r"[^A-Za-z0-9._-]", "_", rev)
+    """The source tree of revision rev (REVISION or REVISION+PATCH) under root/.snap/NAME,
+    exported if missing or stale (the stamp .snap/NAME/.rev holds the commit and the patch's
+    SHA-256)."""
+    base, patch = split_patch(rev)
+    name = snapshot_name(rev)
     dest = os.path.join(root, ".snap", name)
-    sha = git(root, "rev-parse", "--verify", "--quiet", rev + "^{commit}")
+    sha = git(root, "rev-parse", "--verify", "--quiet", base + "^{commit}")
     stamp = os.path.join(dest, ".rev")
     have = open(stamp).read().strip() if os.path.exists(stamp) else None
     if sha is None:
         if have is None:
-            raise RuntimeError(f"'{rev}' is not a git revision here and .snap/{name} holds no snapshot")
+            raise RuntimeError(f"'{base}' is not a git revision here and .snap/{name} holds no snapshot")
         return dest, have
-    sha = sha.decode().strip()
-    if have != sha:
-        data = git(root, "archive", "--format=tar", sha)
+    want = sha.decode().strip()
+    if patch is not None:
+        path = patch if os.path.isabs(patch) else os.path.join(root, patch)
+        if not os.path.isfile(path):
+            raise RuntimeError(f"patch '{patch}' is not a file")
+        with open(path, "rb") as f:
+            want += " patch " + hashlib.sha256(f.read()).hexdigest()
+    if have != want:
+        data = git(root, "archive", "--format=tar", want.split()[0])
         if data is None:
-            raise RuntimeError(f"git archive {rev} failed")
+            raise RuntimeError(f"git archive {base} failed")
         subprocess.run(["rm", "-rf", dest], check=True)
         os.makedirs(dest)
         with tarfile.open(fileobj=io.BytesIO(data)) as tar:
@@ -61,9 +92,15 @@ def snapshot(root, rev):
                 tar.extractall(dest, filter="data")
             else:
                 tar.extractall(dest)
+        if patch is not None:
+            p = subprocess.run(["git", "-C", root, "apply", "--directory=" + os.path.relpath(dest, root), path],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            if p.returncode != 0:
+                subprocess.run(["rm", "-rf", dest], check=True)  # never leave a half-patched tree
+                raise RuntimeError(f"patch '{patch}' does not apply to {base} ({want[:7]}):\n{tail(p.stdout)}")
         with open(stamp, "w") as f:
-            f.write(sha + "\n")
-    return dest, sha
+            f.write(want + "\n")
+    return dest, want
 
 
 def tail(text, n=12):
@@ -122,7 +159,7 @@ def main():
     ap.add_argument("--no-build", action="store_true", help="use the binaries as they are")
     ap.add_argument("--snapshot-only", action="store_true",
                     help="export the revisions' snapshots into .snap/ and stop (no build, no GPU)")
-    ap.add_argument("builds", nargs="+", metavar="[LABEL=]REVISION|.")
+    ap.add_argument("builds", nargs="+", metavar="[LABEL=]REVISION[+PATCH]|.")
     args = ap.parse_args()
     if args.reps < 1:
         ap.error("--reps must be at least 1")
@@ -135,8 +172,9 @@ def main():
         label, sep, rev = b.partition("=")
         if not sep:
             label, rev = b, b
-        if not label or not rev:
-            ap.error(f"build '{b}' is not [LABEL=]REVISION")
+        base, patch = split_patch(rev)
+        if not label or not base or patch == "":
+            ap.error(f"build '{b}' is not [LABEL=]REVISION[+PATCH]")
         builds.append((label, rev))
     if len({b[0] for b in builds}) != len(builds):
         ap.error("build labels must be distinct")
@@ -157,9 +195,10 @@ def main():
         except RuntimeError as e:
             print(f"ab_bench: {e}", file=sys.stderr)
             return 1
+        short = sha[:7] + (" + patch" if " patch " in sha else "")
         dirs.append(d)
-        commits.append(sha[:7])
-        exported.append(f"{rev} -> {d} ({sha[:7]})")
+        commits.append(short)
+        exported.append(f"{rev} -> {d} ({short})")
     if args.snapshot_only:
         print("ab_bench: snapshots " + ", ".join(exported))
         return 0

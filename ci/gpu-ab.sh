@@ -9,6 +9,7 @@
 #   4. runs `kiln run --json` per preset on this checkout (its per-kernel split of a decode step).
 #
 #   here:    python3 ci/ab_bench.py --snapshot-only main [REV ...]   # exports .snap/NAME
+#            (REV may be main+ci/candidates/NAME.patch: a prepared candidate, into .snap/NAME)
 #   device:  bash ci/gpu-ab.sh [--reps N] [--preset P ...] NAME [NAME ...]   # carry ".snap"
 #
 # Presets default to qwen3-8b and gemma4-e4b; --reps defaults to 5 (ci/ab.py: >= 5 to decide a

@@ -2,8 +2,10 @@
 # ab_bench (ctest, label cpu): ci/ab_bench.py, the interleaved A/B timer of a benchmark binary
 # across git revisions, on a throwaway repository whose "benchmark" is a script reporting a time
 # set in its source (100 us in the first commit, 110 in the second, 121 uncommitted): the table
-# has every build with the right difference, the filter and --show reach the rows, a snapshot is
-# used without .git, and failing builds, failing runs and bad usage exit 1 / 1 / 2.
+# has every build with the right difference, the filter and --show reach the rows, REVISION+PATCH
+# builds the revision with a patch applied (re-exported when the patch changes; one that does not
+# apply is an error), a snapshot is used without .git, and failing builds, failing runs and bad
+# usage exit 1 / 1 / 2.
 # usage: ab_bench_test.sh PYTHON SOURCE_DIR
 set -uo pipefail
 py=$(command -v "$1") || { echo "ab_bench: no python at $1"; exit 1; }
@@ -67,6 +69,38 @@ out=$("$py" "$ab" --root "$repo" --bench fake_bench --reps 1 --filter 'BM_b' a .
 grep -q "BM_a" <<<"$out" && fail "the filter did not reach the benchmark: $out"
 grep -q "^BM_b/2" <<<"$out" || fail "the filtered row is missing: $out"
 
+# REVISION+PATCH: a candidate kept as a patch file (text before its first diff is commentary).
+cat >"$tmp/slower.patch" <<'EOF'
+A candidate: the first commit, 30 % slower.
+
+diff --git a/fake_bench b/fake_bench
+--- a/fake_bench
++++ b/fake_bench
+@@ -1,4 +1,4 @@
+ #!PY
+ import json, os, re, sys
+-BASE = 100
++BASE = 130
+ args = dict(a.split("=", 1) for a in sys.argv[1:])
+EOF
+sed -i "s|#!PY|#!$py|" "$tmp/slower.patch"
+out=$("$py" "$ab" --root "$repo" --bench fake_bench --reps 1 a "a+$tmp/slower.patch" 2>&1) || fail "a patched build failed: $out"
+grep -qE "builds: a \([0-9a-f]{7}\), a\+.*slower\.patch \([0-9a-f]{7} \+ patch\)" <<<"$out" ||
+  fail "the header does not name the patched build: $out"
+grep -qE "^ +a\+.*slower\.patch +1300\.[0-9]+ .* \+(29\.99|30\.00)% " <<<"$out" || fail "the patch was not applied: $out"
+[ -f "$repo/.snap/slower/.rev" ] && grep -qE " patch [0-9a-f]{64}$" "$repo/.snap/slower/.rev" ||
+  fail "the patched snapshot is not .snap/slower with the patch's hash in its stamp"
+grep -q "BASE = 121" fake_bench || fail "the patch touched the checkout"
+sed -i "s/BASE = 130/BASE = 140/" "$tmp/slower.patch"  # an edited patch re-exports its snapshot
+out=$("$py" "$ab" --root "$repo" --bench fake_bench --reps 1 "a+$tmp/slower.patch" 2>&1) || fail "edited patch: $out"
+grep -qE "^BM_a/1 +a\+.*slower\.patch +1400\.[0-9]+ " <<<"$out" || fail "an edited patch did not re-export: $out"
+out=$("$py" "$ab" --root "$repo" --snapshot-only "main+$tmp/slower.patch" 2>&1)  # main has BASE = 110
+[ $? = 1 ] || fail "a patch that does not apply did not exit 1: $out"
+grep -q "does not apply to main" <<<"$out" || fail "no reason for the failed patch: $out"
+[ -e "$repo/.snap/slower" ] && fail "a failed patch left a half-patched snapshot"
+out=$("$py" "$ab" --root "$repo" --snapshot-only "a+$tmp/none.patch" 2>&1)
+[ $? = 1 ] && grep -q "is not a file" <<<"$out" || fail "a missing patch file is not reported: $out"
+
 # The GPU machine has no .git: snapshots exported beforehand are used as they are.
 "$py" "$ab" --root "$repo" --snapshot-only a >/dev/null 2>&1 || fail "--snapshot-only failed"
 [ -f "$repo/.snap/a/fake_bench" ] || fail "--snapshot-only left no .snap/a"
@@ -85,7 +119,7 @@ out=$(FAKE_BENCH_FAIL=1 "$py" "$ab" --root "$repo" --bench fake_bench --reps 1 a
 [ $? = 1 ] || fail "a failing run did not exit 1: $out"
 grep -q "exited 3" <<<"$out" && grep -q "asked to fail" <<<"$out" || fail "the run's failure is not shown: $out"
 
-for bad in "--reps 0 a" "a a" "x= a" "--bench 'a;b' a"; do
+for bad in "--reps 0 a" "a a" "x= a" "--bench 'a;b' a" "a+"; do
   out=$(eval "\"$py\" \"$ab\" --root \"$repo\" --bench fake_bench $bad" 2>&1)
   [ $? = 2 ] || fail "bad usage '$bad' did not exit 2: $out"
 done

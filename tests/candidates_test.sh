@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# candidates (ctest, label cpu): every patch in ci/candidates/ -- a change prepared without a GPU,
+# kept as a patch until a GPU measures it (ci/candidates/README.md) -- still applies to this tree
+# and says what it is before its diff. A change to main that breaks a candidate fails here, so the
+# candidate is refreshed or dropped in the same commit instead of rotting unseen.
+# usage: candidates_test.sh SOURCE_DIR
+set -uo pipefail
+cd "$1" || exit 1
+n=0
+bad=0
+for p in ci/candidates/*.patch; do
+  [ -e "$p" ] || continue
+  n=$((n + 1))
+  # The preamble: at least one non-empty line before the first diff (what, why, how to measure).
+  pre=$(sed -n '/^diff --git /q;p' "$p" | grep -c '[^[:space:]]')
+  grep -q '^diff --git ' "$p" || { echo "candidates: $p holds no diff"; bad=1; continue; }
+  [ "$pre" -gt 0 ] || { echo "candidates: $p has no preamble saying what it changes and how to measure it"; bad=1; }
+  grep -q 'ab_bench.py --snapshot-only main main+'"$p" "$p" ||
+    { echo "candidates: $p does not give its own export command (ab_bench.py --snapshot-only main main+$p)"; bad=1; }
+  out=$(git apply --check "$p" 2>&1) || { echo "candidates: $p no longer applies to this tree:"; echo "$out"; bad=1; }
+done
+[ "$bad" = 0 ] || exit 1
+echo "candidates: $n patch(es) apply"
