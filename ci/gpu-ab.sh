@@ -10,7 +10,10 @@
 #
 #   here:    python3 ci/ab_bench.py --snapshot-only main [REV ...]   # exports .snap/NAME
 #            (REV may be main+ci/candidates/NAME.patch: a prepared candidate, into .snap/NAME)
-#   device:  bash ci/gpu-ab.sh [--reps N] [--preset P ...] NAME [NAME ...]   # carry ".snap"
+#   device:  bash ci/gpu-ab.sh [--reps N] [--preset P ...] [--no-suite] NAME [NAME ...]   # carry ".snap"
+#
+# --no-suite skips step 2, for a further call on a warm machine whose checkout the suite has
+# already passed (the machine keeps build outputs between calls while it stays warm).
 #
 # Presets default to qwen3-8b and gemma4-e4b; --reps defaults to 5 (ci/ab.py: >= 5 to decide a
 # sub-1 % change). Logs and JSON go to $OUT (or /tmp/kiln-gpu). Exit status: 0; 1 when the suite,
@@ -21,17 +24,19 @@ cd "$(dirname "$0")/.."
 source ci/env.sh
 LOG="${OUT:-/tmp/kiln-gpu}"
 usage() {
-  echo "usage: bash ci/gpu-ab.sh [--reps N] [--preset P ...] NAME [NAME ...]  (.snap/NAME: python3 ci/ab_bench.py --snapshot-only REV)"
+  echo "usage: bash ci/gpu-ab.sh [--reps N] [--preset P ...] [--no-suite] NAME [NAME ...]  (.snap/NAME: python3 ci/ab_bench.py --snapshot-only REV)"
 }
 bad() { echo "gpu-ab: $*" >&2; usage >&2; exit 2; }
 
 reps=5
+suite=1
 presets=()
 names=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --reps) [ $# -ge 2 ] || bad "--reps wants a value"; reps=$2; shift 2 ;;
     --preset) [ $# -ge 2 ] || bad "--preset wants a value"; presets+=("$2"); shift 2 ;;
+    --no-suite) suite=0; shift ;;
     -h | --help) usage; exit 0 ;;
     -*) bad "unknown option '$1'" ;;
     *) names+=("$1"); shift ;;
@@ -55,7 +60,11 @@ for n in "${names[@]}"; do
   pids+=($!)
 done
 status=0
-bash ci/gpu-suite.sh --tests-only || status=1
+if [ "$suite" = 1 ]; then
+  bash ci/gpu-suite.sh --tests-only || status=1
+else
+  echo "gpu-ab: --no-suite: the GPU tests are not run in this call"
+fi
 for i in "${!names[@]}"; do
   if ! wait "${pids[$i]}"; then
     echo "gpu-ab: building .snap/${names[$i]} failed:"
@@ -64,7 +73,8 @@ for i in "${!names[@]}"; do
   fi
 done
 # A failed suite may have failed to build: never time a stale binary.
-cmake --build build-gpu --target kiln >"$LOG/ab-build-this.log" 2>&1 ||
+{ [ -f build-gpu/CMakeCache.txt ] || cmake --preset gpu "${KILN_LAUNCHER[@]}"; } >"$LOG/ab-build-this.log" 2>&1 &&
+  cmake --build build-gpu -j "$KILN_JOBS" --target kiln >>"$LOG/ab-build-this.log" 2>&1 ||
   { echo "gpu-ab: this checkout's kiln does not build:"; tail -n 20 "$LOG/ab-build-this.log"; exit 1; }
 echo "gpu-ab: builds and suite: $(( $(date +%s) - t0 )) s"
 

@@ -24,6 +24,7 @@ expect2 "--reps wants a value" "$missing" --reps
 expect2 "'this' is not a snapshot name" this
 expect2 "'a/b' is not a snapshot name" a/b
 expect2 "unknown option '--bogus'" --bogus "$missing"
+expect2 "\.snap/$missing holds no snapshot" --no-suite "$missing"  # --no-suite is an option, not a name
 out=$(bash "$script" --help 2>&1) || fail "--help failed: $out"
 grep -q "usage: bash ci/gpu-ab.sh" <<<"$out" || fail "--help printed no usage: $out"
 echo "gpu_ab: ok"
