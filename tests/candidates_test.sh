@@ -14,7 +14,10 @@ for p in ci/candidates/*.patch; do
   [ -e "$p" ] || continue
   n=$((n + 1))
   grep -q '^diff --git ' "$p" || { echo "candidates: $p holds no diff"; bad=1; continue; }
-  sed -n '/^diff --git /q;p' "$p" | grep -q '^Measure' ||
+  # The preamble into a variable first: `sed | grep -q` under pipefail fails when grep exits
+  # before sed has written everything (SIGPIPE), which made this check flaky.
+  pre=$(sed -n '/^diff --git /q;p' "$p")
+  grep -q '^Measure' <<<"$pre" ||
     { echo "candidates: $p has no preamble with a 'Measure' paragraph (what it is, how to measure it)"; bad=1; }
   if git apply --check -R "$p" >/dev/null 2>&1; then
     echo "candidates: $p is applied in this tree (delete it in the commit that lands it)"
