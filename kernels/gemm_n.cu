@@ -146,7 +146,7 @@ __device__ __forceinline__ void cp_async_wait() {
 // reserves all 16 hardware barriers per CTA, so 4 CTAs hold all 64 of an SM's barriers and no
 // other kernel's CTA (a __syncthreads needs one) becomes resident beside them until they exit.
 // The deep grids keep that reservation on purpose: with immediate ids (5 barriers per CTA)
-// qwen3-8b decode went 402 -> 358 tok/s (H200, same call otherwise). The wide grid (5 CTAs per
+// qwen3-8b decode went 402 -> 358 tok/s (H200, same call otherwise). The wide grid (6 CTAs per
 // SM) needs immediates: 16 per CTA would cap the SM at 4.
 __device__ __forceinline__ void named_barrier(int id, int threads) {
   asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory");
@@ -234,7 +234,7 @@ KILN_HD constexpr int row_buf_of(int tt) { return tt == kAnyType ? kMaxRowBuf : 
 // warps with a 3-deep ring at 95%) and enough bytes in flight (~100+ KB per SM). So: 4 CTAs
 // (16 warps) per SM, 3 above N = 4 (registers: ~128 per thread for N = 3..4, more above), and
 // the ring depth fills the shared memory left after the activation stage (below); small Q8_0
-// matvecs take a wide grid of 5 (ctas_per_sm).
+// matvecs take a wide grid of 6 (ctas_per_sm).
 //
 // Activation stage (Q4_K, N = 2): every lane reads its unit's 36-byte Q8_1 block; straight from
 // global memory those reads are strided 36 bytes across the warp, ~9 L1 wavefronts per 4-byte
@@ -266,15 +266,18 @@ KILN_HD constexpr bool x_stage_capable() {
   return N == 2 && TT == int(DType::Q4_K);
 }
 //
-// WIDE grids (Q8_0 at N = 1 only, chosen per launch by use_wide): 5 CTAs per SM with a 4-stage
+// WIDE grids (Q8_0 at N = 1 only, chosen per launch by use_wide): 6 CTAs per SM with a 4-stage
 // ring instead of 4 with a 6-stage one. More warps per SM finish a small matrix sooner; the
 // deeper ring streams a large one faster. H200, graph replays, 4 -> 5 CTAs per SM: Q8_0 2560x2048
 // 3.18 -> 2.93 us, 2560x10240 10.21 -> 9.04, 10240x2560 9.65 -> 9.28, 4096x4096 7.77 -> 6.72;
 // but 4096x12288 (53 MB) 14.82 -> 15.66 and the LM heads 164.5 -> 190.6 / 184.2 -> 203.1. The
 // K-quants lost at 5 CTAs on every K = 4096 / 12288 shape (Q4_K 4096x151936 91.9 -> 95.1 us,
-// qwen3-8b decode 402 -> 390 tok/s), so they keep 4.
+// qwen3-8b decode 402 -> 390 tok/s), so they keep 4. 5 -> 6 CTAs (the ring stays at 4 stages,
+// the wide kernels' 64-70 registers fit 6 x 128 threads): gemma4-e4b decode +1.10 % and +1.50 %
+// in two calls (95 % CIs [+0.82, +1.39], [+1.17, +1.83]; H100, session 42). Choosing the wide
+// grid by a launch's total bytes instead of each matrix's (use_wide) lost 1.8 % there.
 template <int TT, int N, bool Wide>
-KILN_HD constexpr int ctas_per_sm() { return Wide ? 5 : (N > 4 ? 3 : 4); }
+KILN_HD constexpr int ctas_per_sm() { return Wide ? 6 : (N > 4 ? 3 : 4); }
 template <int TT, int N, bool Wide>
 KILN_HD constexpr int ring_stages() {
   const int budget = kSmemPerSm - ctas_per_sm<TT, N, Wide>() * (x_stage_capable<TT, N>() ? kXStageMax : 0);
